@@ -1,0 +1,128 @@
+"""The one exception tree of omnihook.
+
+Everything omnihook raises on purpose derives from :class:`OmnihookError`. Foreign exceptions
+(sqlite3, asyncpg, httpx, pydantic) are translated where they enter our code, with
+``raise Ours(...) from exc``, so callers never have to know which library sat underneath.
+
+    OmnihookError
+    ├── ConfigurationError        a setting is missing or malformed
+    ├── InvalidRequest            a submission breaks the rules of the Omni Video API (422)
+    ├── NotFound                  no such task, video, webhook... (404)
+    ├── Conflict                  e.g. a duplicate ``external_task_id`` (409)
+    ├── StorageError              the database failed or is unreachable
+    ├── ProviderError             the provider answered with an error code
+    │   ├── ProviderAuthError         1000-1004: credentials refused
+    │   ├── ProviderRejected          the request was refused for good (1100-1304 but 1302/1303)
+    │   └── ProviderRetryable         worth trying again later (1302, 1303, 5000-5002)
+    ├── ProviderUnreachable       no answer at all: timeout, reset, DNS (the outcome is unknown)
+    ├── NotificationInvalid       a callback body we cannot read
+    └── DownloadError             a video could not be fetched or stored
+        └── DownloadRetryable         ...but trying again may work
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class OmnihookError(Exception):
+    """Base of every error omnihook raises on purpose."""
+
+
+class ConfigurationError(OmnihookError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule of a request: where (a dotted field path) and what."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class InvalidRequest(OmnihookError):
+    """A request breaks one or more rules; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        summary = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        super().__init__(f"invalid request: {summary}")
+
+
+class NotFound(OmnihookError):
+    """The named resource does not exist."""
+
+
+class Conflict(OmnihookError):
+    """The request conflicts with what is stored (e.g. a duplicate external_task_id)."""
+
+
+class StorageError(OmnihookError):
+    """The database failed; the operation did not happen (its transaction was rolled back)."""
+
+
+class ProviderError(OmnihookError):
+    """The provider answered, with an error code of kling-api.md §4."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code
+        self.provider_message = message
+        self.http_status = http_status
+        self.request_id = request_id
+        self.retry_after = retry_after
+        super().__init__(f"provider error {code}: {message}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "provider_code": self.code,
+            "provider_message": self.provider_message,
+            "provider_request_id": self.request_id,
+        }
+
+
+class ProviderAuthError(ProviderError):
+    """The provider refused our credentials (1000-1004)."""
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the request for good; sending it again will not help."""
+
+
+class ProviderRetryable(ProviderError):
+    """The provider is busy or failing (1302, 1303, 5000-5002): try again after a while."""
+
+
+class ProviderUnreachable(OmnihookError):
+    """No usable answer: timeout, connection reset, DNS failure, unreadable body.
+
+    The outcome is unknown: a create may or may not have been accepted.
+    """
+
+
+class NotificationInvalid(OmnihookError):
+    """A callback body that cannot be read as a task notification."""
+
+
+class DownloadError(OmnihookError):
+    """A video could not be downloaded or stored; trying again will not help."""
+
+
+class DownloadRetryable(DownloadError):
+    """A video could not be downloaded now; a later attempt may succeed."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

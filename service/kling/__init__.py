@@ -1,0 +1,1 @@
+"""Everything that speaks the provider's language: request rules, the client, notifications."""

@@ -1,0 +1,66 @@
+"""The provider's view of one task, normalised from any of its shapes.
+
+Callbacks (bare or wrapped, old or new generation) and query answers all become a
+:class:`ProviderTaskState`; the rest of omnihook never looks at provider JSON again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ProviderStatus(StrEnum):
+    """The four states a provider task moves through, in our words."""
+
+    SUBMITTED = "submitted"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+# kling-api.md §6: every word a provider or gateway uses for a state, lower-cased.
+_STATUS_WORDS: dict[str, ProviderStatus] = {
+    "submitted": ProviderStatus.SUBMITTED,
+    "queued": ProviderStatus.SUBMITTED,
+    "pending": ProviderStatus.SUBMITTED,
+    "processing": ProviderStatus.PROCESSING,
+    "in_progress": ProviderStatus.PROCESSING,
+    "succeed": ProviderStatus.SUCCEEDED,
+    "succeeded": ProviderStatus.SUCCEEDED,
+    "success": ProviderStatus.SUCCEEDED,
+    "completed": ProviderStatus.SUCCEEDED,
+    "failed": ProviderStatus.FAILED,
+    "failure": ProviderStatus.FAILED,
+    "error": ProviderStatus.FAILED,
+}
+
+
+def normalise_status(word: str) -> ProviderStatus | None:
+    """Map any provider status word to ours; ``None`` when the word is unknown."""
+    return _STATUS_WORDS.get(word.strip().lower())
+
+
+@dataclass(frozen=True)
+class ProviderVideo:
+    """One output video as the provider describes it."""
+
+    index: int
+    provider_video_id: str | None
+    url: str
+    duration: str | None = None  # a string on the wire ("6.041"); kept as given
+    watermark_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderTaskState:
+    """What the provider says about one task at one moment."""
+
+    task_id: str
+    status: ProviderStatus
+    status_message: str = ""
+    external_task_id: str | None = None
+    cost: str | None = None  # final_unit_deduction, a string on the wire
+    created_at_ms: int | None = None
+    updated_at_ms: int | None = None
+    videos: tuple[ProviderVideo, ...] = field(default_factory=tuple)

@@ -1,0 +1,93 @@
+"""Settings, read once from ``OMNIHOOK_*`` variables and a ``.env`` file into a typed object.
+
+Secrets are ``SecretStr``: their ``repr`` and ``str`` are masked, so a settings object can be
+logged. CLI flags are passed as keyword overrides and win over the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.errors import ConfigurationError
+from service.retry import RetrySchedule
+
+ProviderKind = Literal["kling", "newapi", "apimodels"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OMNIHOOK_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite:///omnihook.db"
+    media_dir: Path = Path("media")
+    public_url: str | None = None
+    api_token: SecretStr | None = None
+    provider: ProviderKind = "kling"
+    kling_base_url: str = "https://api-singapore.klingai.com"
+    kling_api_key: SecretStr | None = None
+    kling_access_key: SecretStr | None = None
+    kling_secret_key: SecretStr | None = None
+    kling_webhook_secret: SecretStr | None = None
+    handlers: str = ""
+    reconcile_after: float = Field(default=300.0, gt=0)
+    webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    handler_retry_schedule: str = "5,30,120,600,1800,3600"
+    download_retry_schedule: str = "5,30,120,600,1800,3600,7200"
+    allow_private_networks: bool = False
+    # Not in the contract's table, but useful to tune: the worker's lease and concurrency.
+    worker_concurrency: int = Field(default=8, ge=1)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    handler_timeout: float = Field(default=60.0, gt=0)
+    max_video_bytes: int = Field(default=2 * 1024**3, gt=0)
+
+    @field_validator("public_url", "kling_base_url")
+    @classmethod
+    def _url_without_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator(
+        "webhook_retry_schedule", "handler_retry_schedule", "download_retry_schedule"
+    )
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        RetrySchedule.parse(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def handler_specs(self) -> list[str]:
+        return [part.strip() for part in self.handlers.split(",") if part.strip()]
+
+    @property
+    def handler_retry(self) -> RetrySchedule:
+        return RetrySchedule.parse(self.handler_retry_schedule)
+
+    @property
+    def download_retry(self) -> RetrySchedule:
+        return RetrySchedule.parse(self.download_retry_schedule)
+
+    @property
+    def webhook_retry(self) -> RetrySchedule:
+        return RetrySchedule.parse(self.webhook_retry_schedule)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings; overrides (CLI flags) win. ConfigurationError names each bad value."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper()
+            lines.append(f"OMNIHOOK_{name}: {error['msg']}")
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,166 @@
+"""The one narrow interface every storage backend implements.
+
+Domain logic (``service/``) lives above it and never sees SQL. Backends: in-memory (fast tests,
+a real implementation), SQLite (the embedded default), PostgreSQL (several replicas).
+Backend errors are translated to :class:`service.errors.StorageError`; a duplicate
+``external_task_id`` raises :class:`service.errors.Conflict`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+from storage.records import (
+    EventRecord,
+    JobRecord,
+    NotificationRecord,
+    TaskChange,
+    TaskRecord,
+    TaskStatus,
+    VideoRecord,
+)
+
+
+class Storage(ABC):
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and apply pending schema migrations."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections; idempotent."""
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Raise StorageError unless the database answers (readiness)."""
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    @abstractmethod
+    async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
+        """Insert a new task (and jobs) in one transaction; Conflict on a duplicate external id."""
+
+    @abstractmethod
+    async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
+        """A task by its ``id``, or else by its ``external_task_id``."""
+
+    @abstractmethod
+    async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None: ...
+
+    @abstractmethod
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[TaskRecord]:
+        """Newest first (created_at, then id, descending); ``before`` is the keyset cursor
+        (created_at, id) of the last task of the previous page."""
+
+    @abstractmethod
+    async def list_stale_tasks(self, *, quiet_since: datetime, limit: int) -> list[TaskRecord]:
+        """Unfinished tasks (submitted/processing) with no news since ``quiet_since``
+        (``last_news_at``, or ``updated_at`` when never heard of), oldest news first."""
+
+    @abstractmethod
+    async def delete_task(self, task_id: str) -> None:
+        """Remove a task and everything that belongs to it (a submission the provider refused)."""
+
+    @abstractmethod
+    async def apply(self, change: TaskChange) -> bool:
+        """Write a task change atomically if ``change.task.version`` is still current.
+
+        On success the stored version becomes ``change.task.version + 1`` (and so does the
+        attribute of ``change.task``); answers False and writes nothing otherwise.
+        """
+
+    # -- videos and events -------------------------------------------------------------------
+
+    @abstractmethod
+    async def list_videos(self, task_id: str) -> list[VideoRecord]:
+        """By index."""
+
+    @abstractmethod
+    async def list_events(self, task_id: str) -> list[EventRecord]:
+        """Oldest first (timestamp, then insertion order)."""
+
+    @abstractmethod
+    async def get_event(self, event_id: str) -> EventRecord | None: ...
+
+    # -- the callback inbox ------------------------------------------------------------------
+
+    @abstractmethod
+    async def record_notification(self, notification: NotificationRecord, job: JobRecord) -> None:
+        """Store a received notification and the job that will process it, in one transaction."""
+
+    @abstractmethod
+    async def get_notification(self, notification_id: str) -> NotificationRecord | None: ...
+
+    @abstractmethod
+    async def list_notifications(self, task_id: str) -> list[NotificationRecord]:
+        """Oldest first."""
+
+    @abstractmethod
+    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None: ...
+
+    # -- durable jobs ------------------------------------------------------------------------
+
+    @abstractmethod
+    async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
+        """Insert jobs; one whose dedupe_key is already taken is skipped silently."""
+
+    @abstractmethod
+    async def lease_jobs(
+        self,
+        *,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        kinds: Collection[str] | None = None,
+    ) -> list[JobRecord]:
+        """Take up to ``limit`` due jobs: queued with ``run_at <= now``, or running with an
+        expired lease (its worker died). Each comes back running, with ``attempts + 1``, a new
+        ``lease_token`` and ``lease_expires_at = now + lease_seconds``; no two concurrent callers
+        get the same job. Oldest ``run_at`` first."""
+
+    @abstractmethod
+    async def renew_lease(
+        self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
+    ) -> bool:
+        """Extend a lease; False when the lease was lost (token changed or job finished)."""
+
+    @abstractmethod
+    async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
+        """Mark succeeded; False (and nothing written) when the lease token is stale."""
+
+    @abstractmethod
+    async def retry_job(
+        self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
+    ) -> bool:
+        """Back to queued until ``run_at``, recording the error; False when the token is stale."""
+
+    @abstractmethod
+    async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
+        """Give up: mark failed with the error; False when the token is stale."""
+
+    @abstractmethod
+    async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
+        """Run a finished (failed or succeeded) job again from now, attempts reset to 0;
+        False when the job does not exist or is queued/running."""
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> JobRecord | None: ...
+
+    @abstractmethod
+    async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
+        """A task's jobs, oldest first."""
+
+    @abstractmethod
+    async def next_job_due(self) -> datetime | None:
+        """The earliest run_at of a queued job (or lease expiry of a running one): how long a
+        worker may sleep."""
