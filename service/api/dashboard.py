@@ -1,0 +1,71 @@
+"""``GET /``: a plain dashboard page — tasks, their timelines, video previews.
+
+Server-rendered with escaped values and no scripts beyond a refresh, so it needs nothing to
+build and cannot be turned against its viewer by a crafted prompt or metadata.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from service.api.tasks import services_of
+from service.clock import isoformat
+from storage.records import DownloadStatus
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;background:#fafafa}
+h1{font-size:1.4rem}.task{background:#fff;border:1px solid #ddd;border-radius:6px;
+padding:1rem;margin:0 0 1rem}.status{font-weight:600;padding:.1rem .5rem;border-radius:4px}
+.succeeded{background:#d7f5dd}.failed{background:#fbd5d5}.processing,.submitted,.pending
+{background:#fdf1c7}ol{font-size:.85rem;color:#555}video{max-width:320px;margin:.3rem}
+table{border-collapse:collapse;font-size:.85rem}td,th{padding:.2rem .6rem;text-align:left}
+"""
+
+
+async def dashboard(request: Request) -> Response:
+    services = services_of(request)
+    tasks = await services.storage.list_tasks(limit=30)
+    sections = []
+    for task in tasks:
+        videos = await services.storage.list_videos(task.id)
+        events = await services.storage.list_events(task.id)
+        runs = await services.storage.list_jobs(task_id=task.id, kind="handler")
+        timeline = "".join(
+            f"<li>{escape(isoformat(e.timestamp) or '')} <b>{escape(e.type)}</b></li>"
+            for e in events
+        )
+        previews = "".join(
+            f'<video controls preload="metadata" src="/v1/tasks/{escape(task.id)}/videos/'
+            f'{v.index}"></video>'
+            if v.download_status == DownloadStatus.DOWNLOADED
+            else f"<p>video {v.index}: {escape(v.download_status.value)} "
+            f"{escape(v.error or '')}</p>"
+            for v in videos
+        )
+        run_rows = "".join(
+            f"<tr><td>{escape(str(j.payload.get('handler')))}</td>"
+            f"<td>{escape(str(j.payload.get('event_type')))}</td>"
+            f"<td>{escape(j.status.value)}</td><td>{j.attempts}</td>"
+            f"<td>{escape(j.last_error or '')}</td></tr>"
+            for j in runs
+        )
+        prompt = str(task.request.get("prompt") or "")
+        sections.append(
+            f'<div class="task"><div><span class="status {escape(task.status.value)}">'
+            f"{escape(task.status.value)}</span> <code>{escape(task.id)}</code> "
+            f"{escape(task.model_name)} — {escape(prompt[:160])}</div>"
+            f"<div>{escape(task.status_message)}</div>{previews}<ol>{timeline}</ol>"
+            + (f"<table><tr><th>handler</th><th>event</th><th>status</th><th>attempts</th>"
+               f"<th>error</th></tr>{run_rows}</table>" if run_rows else "")
+            + "</div>"
+        )
+    body = "".join(sections) or "<p>No tasks yet. Submit one with <code>omnihook submit</code>.</p>"
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>omnihook</title>'
+        '<meta http-equiv="refresh" content="5">'
+        f"<style>{_STYLE}</style></head><body><h1>omnihook</h1>{body}</body></html>"
+    )
+    return HTMLResponse(page)

@@ -1,0 +1,147 @@
+"""``/v1/tasks``: submit, list and inspect tasks, their events and their stored videos."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from service.api.errors import error_response
+from service.errors import NotFound
+from service.kling.request import parse_submission
+from service.services import Services
+from service.submission import submit
+from service.views import event_json, handler_run_json, task_json
+from storage.records import DownloadStatus, TaskRecord, TaskStatus
+
+MAX_SUBMIT_BODY = 16 * 1024 * 1024  # base64 images can be large (10 MB each, a few of them)
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.state.services
+    return services
+
+
+async def _task_view(services: Services, task: TaskRecord) -> dict[str, Any]:
+    videos = await services.storage.list_videos(task.id)
+    return task_json(task, videos, services.settings.media_dir)
+
+
+async def _find(services: Services, task_id: str) -> TaskRecord:
+    task = await services.storage.get_task(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id!r}")
+    return task
+
+
+async def create_task(request: Request) -> Response:
+    services = services_of(request)
+    raw = await request.body()
+    if len(raw) > MAX_SUBMIT_BODY:
+        return error_response(413, "body_too_large", "the request body is too large")
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return error_response(400, "invalid_json", f"the body is not JSON: {exc}")
+    task = await submit(services, parse_submission(body))
+    status = 202 if task.status == TaskStatus.PENDING else 201
+    return JSONResponse(await _task_view(services, task), status_code=status)
+
+
+def _encode_cursor(task: TaskRecord) -> str:
+    raw = f"{task.created_at.isoformat()}|{task.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, task_id = raw.split("|", 1)
+        return datetime.fromisoformat(moment), task_id
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("cursor is not one this service handed out") from None
+
+
+async def list_tasks(request: Request) -> Response:
+    services = services_of(request)
+    params = request.query_params
+    try:
+        status = TaskStatus(params["status"]) if "status" in params else None
+    except ValueError:
+        allowed = ", ".join(s.value for s in TaskStatus)
+        return error_response(400, "bad_request", f"status must be one of {allowed}")
+    try:
+        limit = int(params.get("limit", "50"))
+        if not 1 <= limit <= 200:
+            raise ValueError
+    except ValueError:
+        return error_response(400, "bad_request", "limit must be a whole number from 1 to 200")
+    try:
+        before = _decode_cursor(params["cursor"]) if "cursor" in params else None
+    except ValueError as exc:
+        return error_response(400, "bad_request", str(exc))
+    tasks = await services.storage.list_tasks(status=status, limit=limit + 1, before=before)
+    page = tasks[:limit]
+    next_cursor = _encode_cursor(page[-1]) if len(tasks) > limit else None
+    views = [await _task_view(services, task) for task in page]
+    return JSONResponse({"tasks": views, "next_cursor": next_cursor})
+
+
+async def get_task(request: Request) -> Response:
+    services = services_of(request)
+    task = await _find(services, request.path_params["task_id"])
+    view = await _task_view(services, task)
+    runs = await services.storage.list_jobs(task_id=task.id, kind="handler")
+    view["handler_runs"] = [handler_run_json(job) for job in runs]
+    return JSONResponse(view)
+
+
+async def task_events(request: Request) -> Response:
+    services = services_of(request)
+    task = await _find(services, request.path_params["task_id"])
+    events = await services.storage.list_events(task.id)
+    return JSONResponse({"events": [event_json(event) for event in events]})
+
+
+async def task_notifications(request: Request) -> Response:
+    """Every notification received for the task: raw body, headers, what it changed."""
+    services = services_of(request)
+    task = await _find(services, request.path_params["task_id"])
+    notifications = await services.storage.list_notifications(task.id)
+    return JSONResponse({
+        "notifications": [
+            {
+                "id": n.id,
+                "received_at": n.received_at.isoformat(),
+                "headers": n.headers,
+                "body": n.body.decode("utf-8", errors="replace"),
+                "outcome": n.outcome,
+            }
+            for n in notifications
+        ]
+    })
+
+
+async def task_video(request: Request) -> Response:
+    services = services_of(request)
+    task = await _find(services, request.path_params["task_id"])
+    index = request.path_params["index"]
+    videos = await services.storage.list_videos(task.id)
+    video = next((v for v in videos if v.index == index), None)
+    if video is None:
+        raise NotFound(f"task {task.id} has no video {index}")
+    if video.download_status != DownloadStatus.DOWNLOADED or not video.path:
+        return error_response(
+            409, "not_downloaded", f"video {index} is {video.download_status.value}, not stored yet"
+        )
+    path = services.settings.media_dir / video.path
+    if not path.is_file():
+        raise NotFound(f"the file of video {index} is missing from the media directory")
+    # FileResponse answers Range requests (206/416) and sends ETag and Last-Modified.
+    return FileResponse(path, media_type="video/mp4", filename=f"{task.id}-{index}.mp4",
+                        content_disposition_type="inline")

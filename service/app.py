@@ -1,0 +1,80 @@
+"""The web application, built by a factory from a declarative list of routes.
+
+Shared resources (storage, HTTP clients, the handler registry) are opened once in the
+lifespan and reach request handlers through ``request.state``. With ``with_worker`` the
+background worker runs inside the same process (``omnihook serve`` without ``--no-worker``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from handlers.registry import HandlerRegistry
+from service.api import callbacks, dashboard, health, openapi, tasks
+from service.api.access import ApiAccessMiddleware
+from service.api.errors import EXCEPTION_HANDLERS
+from service.bootstrap import open_services
+from service.metrics import Metrics, MetricsMiddleware
+from service.settings import Settings
+from service.worker import Worker
+from storage.base import Storage
+
+ROUTES = [
+    Route("/", dashboard.dashboard, methods=["GET"]),
+    Route("/healthz", health.healthz, methods=["GET"]),
+    Route("/readyz", health.readyz, methods=["GET"]),
+    Route("/metrics", health.metrics, methods=["GET"]),
+    Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+    Route("/callbacks/kling/{token}", callbacks.receive_notification, methods=["POST"]),
+    Route("/v1/tasks", tasks.create_task, methods=["POST"]),
+    Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
+    Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/events", tasks.task_events, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/notifications", tasks.task_notifications, methods=["GET"]),
+    Route("/v1/tasks/{task_id}/videos/{index:int}", tasks.task_video, methods=["GET", "HEAD"]),
+]
+
+
+def create_app(
+    settings: Settings,
+    *,
+    with_worker: bool = False,
+    storage: Storage | None = None,
+    registry: HandlerRegistry | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> Starlette:
+    """``storage``, ``registry`` and ``transport`` replace the configured ones (tests)."""
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        async with open_services(
+            settings, storage=storage, registry=registry, transport=transport
+        ) as services:
+            worker = asyncio.create_task(Worker(services).run()) if with_worker else None
+            try:
+                yield {"services": services, "metrics": metrics}
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    return Starlette(
+        routes=ROUTES,
+        middleware=[
+            Middleware(MetricsMiddleware, metrics=metrics),
+            Middleware(ApiAccessMiddleware, token=token),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

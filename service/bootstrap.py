@@ -1,0 +1,58 @@
+"""Opening and closing the shared resources of a process (``Services``), once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from handlers.registry import HandlerRegistry, build_registry
+from service.events import EventEmitter
+from service.kling.auth import auth_from_settings
+from service.kling.client import KlingClient
+from service.services import Services
+from service.settings import Settings
+from storage import Storage, create_storage
+
+log = logging.getLogger(__name__)
+
+PROVIDER_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+# Video files can be large: a long read timeout per chunk, no overall limit here.
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    *,
+    storage: Storage | None = None,
+    registry: HandlerRegistry | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Services]:
+    """Everything a web process or a worker needs. ``storage``, ``registry`` and ``transport``
+    replace the configured ones (tests)."""
+    registry = registry or build_registry(settings.handler_specs)
+    store = storage or create_storage(settings.database_url)
+    settings.media_dir.mkdir(parents=True, exist_ok=True)
+    await store.open()
+    try:
+        async with (
+            httpx.AsyncClient(timeout=PROVIDER_TIMEOUT, transport=transport) as http,
+            httpx.AsyncClient(
+                timeout=DOWNLOAD_TIMEOUT, transport=transport, follow_redirects=False
+            ) as downloads,
+        ):
+            kling = KlingClient(http, settings.kling_base_url, auth=auth_from_settings(settings))
+            yield Services(
+                settings=settings,
+                storage=store,
+                http=http,
+                downloads=downloads,
+                kling=kling,
+                registry=registry,
+                emitter=EventEmitter(registry, settings.media_dir),
+            )
+    finally:
+        await store.close()

@@ -1,0 +1,1 @@
+"""Durable background jobs: their kinds and what the worker does for each."""

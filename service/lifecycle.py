@@ -1,0 +1,217 @@
+"""The task state machine: what a piece of news from the provider changes, and what it causes.
+
+Pure functions: they read records and return a :class:`TaskChange` (or nothing), so the rules
+are tested without a database. Status only moves forward::
+
+    pending < submitted < processing < succeeded | failed
+
+News that does not move a task forward (a repeat, a stale or reordered notification) changes
+nothing but ``last_news_at``. Each state's event is emitted once per task; a state that was
+skipped on the way (a task seen succeeded before it was seen processing) is announced too, in
+order, so subscribers always see a consistent story.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from service import events as ev
+from service.events import EventEmitter
+from service.jobs.kinds import DOWNLOAD, SYNC, new_job
+from service.kling.state import ProviderStatus, ProviderTaskState
+from storage.records import (
+    DownloadStatus,
+    EventRecord,
+    JobRecord,
+    TaskChange,
+    TaskRecord,
+    TaskStatus,
+    VideoRecord,
+)
+
+RANK = {
+    TaskStatus.PENDING: 0,
+    TaskStatus.SUBMITTED: 1,
+    TaskStatus.PROCESSING: 2,
+    TaskStatus.SUCCEEDED: 3,
+    TaskStatus.FAILED: 3,
+}
+FINAL = frozenset({TaskStatus.SUCCEEDED, TaskStatus.FAILED})
+
+_FROM_PROVIDER = {
+    ProviderStatus.SUBMITTED: TaskStatus.SUBMITTED,
+    ProviderStatus.PROCESSING: TaskStatus.PROCESSING,
+    ProviderStatus.SUCCEEDED: TaskStatus.SUCCEEDED,
+    ProviderStatus.FAILED: TaskStatus.FAILED,
+}
+
+
+@dataclass
+class Plan:
+    """What to write (``change`` may be None: nothing at all) and a one-line account of why."""
+
+    change: TaskChange | None
+    summary: str
+
+
+def _events_on_the_way(old: TaskStatus, new: TaskStatus) -> list[str]:
+    types = []
+    if RANK[old] < RANK[TaskStatus.SUBMITTED]:
+        types.append(ev.TASK_SUBMITTED)
+    if new in (TaskStatus.PROCESSING, TaskStatus.SUCCEEDED) and RANK[old] < RANK[
+        TaskStatus.PROCESSING
+    ]:
+        types.append(ev.TASK_PROCESSING)
+    if new == TaskStatus.SUCCEEDED:
+        types.append(ev.TASK_SUCCEEDED)
+    elif new == TaskStatus.FAILED:
+        types.append(ev.TASK_FAILED)
+    return types
+
+
+def names_another_task(task: TaskRecord, state: ProviderTaskState) -> bool:
+    """True when the news is about a different provider task than the stored one."""
+    if state.external_task_id and state.external_task_id != task.external_task_id:
+        return True
+    return bool(task.provider_task_id) and state.task_id != task.provider_task_id
+
+
+def plan_provider_state(
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    state: ProviderTaskState,
+    *,
+    now: datetime,
+    emitter: EventEmitter,
+    confirmed: bool = False,
+) -> Plan:
+    """Apply what the provider says. ``confirmed`` means the news comes from our own query of
+    the provider (not a notification), so a final state without videos is taken as it is."""
+    if names_another_task(task, state):
+        return Plan(None, f"ignored: names provider task {state.task_id!r}, not this task")
+    target = _FROM_PROVIDER[state.status]
+    new_task = replace(task, last_news_at=now)
+    if new_task.provider_task_id is None and state.task_id:
+        new_task.provider_task_id = state.task_id
+    if RANK[target] <= RANK[task.status]:
+        return Plan(TaskChange(task=new_task), f"no change: {target} after {task.status}")
+
+    jobs: list[JobRecord] = []
+    new_videos: list[VideoRecord] = []
+    if target == TaskStatus.SUCCEEDED and not state.videos and not confirmed:
+        # Some notifications carry no result: ask the provider rather than finish empty.
+        jobs.append(new_job(SYNC, {"task_id": task.id}, now=now, task_id=task.id))
+        target = TaskStatus.PROCESSING
+        if RANK[target] <= RANK[task.status]:
+            return Plan(TaskChange(task=new_task, jobs=jobs), "succeeded without videos: querying")
+
+    new_task.status = target
+    new_task.updated_at = now
+    if state.status_message or target == TaskStatus.FAILED:
+        new_task.status_message = state.status_message
+    if state.cost is not None:
+        new_task.cost = state.cost
+    if target == TaskStatus.SUCCEEDED:
+        for video in state.videos:
+            new_videos.append(
+                VideoRecord(
+                    task_id=task.id,
+                    index=video.index,
+                    url=video.url,
+                    updated_at=now,
+                    provider_video_id=video.provider_video_id,
+                    duration=video.duration,
+                )
+            )
+            jobs.append(
+                new_job(
+                    DOWNLOAD,
+                    {"task_id": task.id, "index": video.index},
+                    now=now,
+                    task_id=task.id,
+                    dedupe_key=f"download:{task.id}:{video.index}",
+                )
+            )
+    all_videos = new_videos or videos
+    events: list[EventRecord] = []
+    types = _events_on_the_way(task.status, target)
+    if target == TaskStatus.SUCCEEDED and not new_videos:
+        types.append(ev.TASK_COMPLETED)  # confirmed by a query: nothing to download
+    for event_type in types:
+        event, handler_jobs = emitter.emit(event_type, task=new_task, videos=all_videos, now=now)
+        events.append(event)
+        jobs.extend(handler_jobs)
+    change = TaskChange(task=new_task, videos=new_videos, events=events, jobs=jobs)
+    return Plan(change, f"{task.status} -> {target}")
+
+
+def _with_video(videos: list[VideoRecord], updated: VideoRecord) -> list[VideoRecord]:
+    return [updated if video.index == updated.index else video for video in videos]
+
+
+def plan_video_stored(
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    video: VideoRecord,
+    *,
+    path: str,
+    size: int,
+    sha256: str,
+    now: datetime,
+    emitter: EventEmitter,
+) -> Plan:
+    """A video is in the media directory: announce it, and the task's completion if it was
+    the last one."""
+    if video.download_status == DownloadStatus.DOWNLOADED:
+        return Plan(None, "already downloaded")
+    stored = replace(
+        video,
+        download_status=DownloadStatus.DOWNLOADED,
+        path=path,
+        size=size,
+        sha256=sha256,
+        error=None,
+        updated_at=now,
+    )
+    all_videos = _with_video(videos, stored)
+    new_task = replace(task, updated_at=now)
+    event, jobs = emitter.emit(
+        ev.VIDEO_DOWNLOADED, task=new_task, videos=all_videos, now=now, video=stored
+    )
+    events = [event]
+    if all(v.download_status == DownloadStatus.DOWNLOADED for v in all_videos):
+        done, done_jobs = emitter.emit(ev.TASK_COMPLETED, task=new_task, videos=all_videos, now=now)
+        events.append(done)
+        jobs = jobs + done_jobs
+    change = TaskChange(task=new_task, videos=[stored], events=events, jobs=jobs)
+    return Plan(change, f"video {video.index} stored")
+
+
+def plan_video_status(
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    video: VideoRecord,
+    status: DownloadStatus,
+    *,
+    error: str | None,
+    now: datetime,
+    emitter: EventEmitter,
+) -> Plan:
+    """A download started, paused for a retry, or failed for good (announced)."""
+    if video.download_status in (DownloadStatus.DOWNLOADED, DownloadStatus.FAILED):
+        return Plan(None, f"video {video.index} already {video.download_status}")
+    updated = replace(video, download_status=status, error=error, updated_at=now)
+    new_task = replace(task, updated_at=now)
+    change = TaskChange(task=new_task, videos=[updated])
+    if status == DownloadStatus.FAILED:
+        event, jobs = emitter.emit(
+            ev.VIDEO_DOWNLOAD_FAILED,
+            task=new_task,
+            videos=_with_video(videos, updated),
+            now=now,
+            video=updated,
+        )
+        change.events.append(event)
+        change.jobs.extend(jobs)
+    return Plan(change, f"video {video.index} {status}")

@@ -1,0 +1,53 @@
+"""The shared resources of one omnihook process, opened once in the app's lifespan (or by a
+standalone worker) and handed to request handlers through ``request.state``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from handlers.registry import HandlerRegistry
+from service.clock import Clock, utcnow
+from service.errors import StorageError
+from service.events import EventEmitter
+from service.kling.client import KlingClient
+from service.lifecycle import Plan
+from service.settings import Settings
+from storage.base import Storage
+from storage.records import TaskRecord, VideoRecord
+
+Planner = Callable[[TaskRecord, list[VideoRecord]], Plan]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    storage: Storage
+    http: httpx.AsyncClient  # for the provider's API
+    downloads: httpx.AsyncClient  # for video files: other timeouts, no auth
+    kling: KlingClient
+    registry: HandlerRegistry
+    emitter: EventEmitter
+    clock: Clock = utcnow
+    # Set whenever this process enqueues jobs, so an in-process worker wakes at once.
+    jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def change_task(self, task_id: str, planner: Planner, *, attempts: int = 20) -> str:
+        """Read a task, plan a change, write it with compare-and-set; on a concurrent change,
+        read again and plan again. Answers the plan's summary."""
+        for _ in range(attempts):
+            task = await self.storage.get_task(task_id)
+            if task is None:
+                return f"task {task_id} no longer exists"
+            videos = await self.storage.list_videos(task_id)
+            plan = planner(task, videos)
+            if plan.change is None:
+                return plan.summary
+            if await self.storage.apply(plan.change):
+                if plan.change.jobs:
+                    self.jobs_ready.set()
+                return plan.summary
+        raise StorageError(f"task {task_id} kept changing; gave up after {attempts} attempts")

@@ -1,0 +1,137 @@
+"""Submitting a task: store it first, then ask the provider.
+
+The task (with its callback token's hash) is stored before the provider is called, so a
+notification that arrives before the create answer is still matched. A create whose answer is
+lost is never sent again blindly: the client looks the task up by ``external_task_id`` first,
+and when even that is impossible the task stays ``pending`` and a ``submit`` job finishes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import replace
+from datetime import timedelta
+from functools import partial
+
+from service.errors import (
+    ConfigurationError,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRejected,
+    ProviderUnreachable,
+)
+from service.ids import new_id
+from service.jobs.kinds import SUBMIT, new_job
+from service.kling.request import SubmitRequest
+from service.kling.state import ProviderStatus, ProviderTaskState
+from service.lifecycle import plan_provider_state
+from service.services import Services
+from storage.records import TaskChange, TaskRecord, TaskStatus
+
+log = logging.getLogger(__name__)
+
+RESUME_DELAY = timedelta(seconds=10)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def callback_url(services: Services, token: str) -> str:
+    public_url = services.settings.public_url
+    if not public_url:
+        raise ConfigurationError(
+            "OMNIHOOK_PUBLIC_URL is not set: the provider needs a public URL to call back; "
+            "set it to this service's public base URL (e.g. https://hooks.example.com)"
+        )
+    return f"{public_url}/callbacks/kling/{token}"
+
+
+async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
+    """Store and submit one task; answers the stored task (``pending`` when the outcome is
+    unknown and a job will finish it). Raises Conflict, ConfigurationError, ProviderError."""
+    token = secrets.token_urlsafe(32)
+    url = callback_url(services, token)  # before storing: a misconfiguration stores nothing
+    now = services.clock()
+    task_id = new_id("task")
+    task = TaskRecord(
+        id=task_id,
+        external_task_id=request.external_task_id or task_id,
+        callback_token_hash=hash_token(token),
+        status=TaskStatus.PENDING,
+        model_name=request.model_name,
+        request=request.provider_body(),
+        metadata=request.metadata,
+        created_at=now,
+        updated_at=now,
+    )
+    await services.storage.create_task(task)
+    log.info("task stored", extra={"action": "task.stored", "task_id": task.id})
+    try:
+        state = await services.kling.create_task(_create_body(task, url))
+    except ProviderUnreachable as exc:
+        log.warning(
+            "create answer lost for %s; a job will finish the submission: %s",
+            task.id,
+            exc,
+            extra={"action": "task.submit_unknown", "task_id": task.id},
+        )
+        job = new_job(
+            SUBMIT,
+            {"task_id": task.id},
+            now=now,
+            task_id=task.id,
+            dedupe_key=f"submit:{task.id}",
+            run_at=now + RESUME_DELAY,
+        )
+        await services.storage.enqueue([job])
+        services.jobs_ready.set()
+        return task
+    except ProviderError:
+        # Refused for sure: nothing was created at the provider, nothing was paid. Forget the
+        # task so the same external_task_id can be submitted again once the cause is fixed.
+        await services.storage.delete_task(task.id)
+        raise
+    await accept(services, task.id, state)
+    stored = await services.storage.get_task(task.id)
+    return stored or task
+
+
+async def accept(services: Services, task_id: str, state: ProviderTaskState) -> str:
+    """Record the provider's answer to a create (or a lookup that found the task)."""
+    planner = partial(
+        plan_provider_state, state=state, now=services.clock(), emitter=services.emitter
+    )
+    return await services.change_task(task_id, lambda t, v: planner(t, v))
+
+
+async def resume(services: Services, task: TaskRecord) -> str:
+    """Finish a submission whose create answer was lost (the ``submit`` job).
+
+    Ask the provider first; only when it does not know the task is the create sent again, with a
+    fresh callback token (the old one was never registered anywhere)."""
+    if task.status != TaskStatus.PENDING:
+        return f"already {task.status}"
+    found = await services.kling.query_task(task.external_task_id)
+    if found is not None:
+        return await accept(services, task.id, found)
+    token = secrets.token_urlsafe(32)
+    url = callback_url(services, token)
+    rotated = replace(task, callback_token_hash=hash_token(token))
+    if not await services.storage.apply(TaskChange(task=rotated)):
+        return "task changed meanwhile; looking again later"
+    try:
+        state = await services.kling.create_task(_create_body(task, url))
+    except (ProviderRejected, ProviderAuthError) as exc:
+        # The user was told "pending"; now the provider refused for good: the task failed.
+        refused = ProviderTaskState(
+            task_id="", status=ProviderStatus.FAILED, status_message=f"provider refused: {exc}"
+        )
+        return await accept(services, task.id, refused)
+    return await accept(services, task.id, state)
+
+
+def _create_body(task: TaskRecord, url: str) -> dict[str, object]:
+    return {**task.request, "external_task_id": task.external_task_id, "callback_url": url}

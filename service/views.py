@@ -1,0 +1,64 @@
+"""The public JSON of tasks, videos, events and handler runs (CONTRACT.md "HTTP API").
+
+One place decides what users see, so the API, the events and the CLI always agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from service.clock import isoformat
+from storage.records import EventRecord, JobRecord, TaskRecord, VideoRecord
+
+
+def video_json(video: VideoRecord, media_dir: Path) -> dict[str, Any]:
+    return {
+        "index": video.index,
+        "provider_video_id": video.provider_video_id,
+        "duration": video.duration,
+        "download_status": video.download_status.value,
+        "size": video.size,
+        "sha256": video.sha256,
+        "path": str((media_dir / video.path).resolve()) if video.path else None,
+        "error": video.error,
+    }
+
+
+def task_json(task: TaskRecord, videos: list[VideoRecord], media_dir: Path) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "external_task_id": task.external_task_id,
+        "provider_task_id": task.provider_task_id,
+        "status": task.status.value,
+        "status_message": task.status_message,
+        "model_name": task.model_name,
+        "request": task.request,
+        "metadata": task.metadata,
+        "cost": task.cost,
+        "created_at": isoformat(task.created_at),
+        "updated_at": isoformat(task.updated_at),
+        "videos": [video_json(video, media_dir) for video in videos],
+    }
+
+
+def event_json(event: EventRecord) -> dict[str, Any]:
+    return {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": isoformat(event.timestamp),
+        "data": event.data,
+    }
+
+
+def handler_run_json(job: JobRecord) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "handler": job.payload.get("handler"),
+        "event_id": job.payload.get("event_id"),
+        "event_type": job.payload.get("event_type"),
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "last_error": job.last_error,
+        "updated_at": isoformat(job.updated_at),
+    }

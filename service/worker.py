@@ -1,0 +1,173 @@
+"""The background worker: leases durable jobs and runs them, a bounded number at a time.
+
+A job is leased for ``job_lease_seconds`` and the lease is renewed while it runs; when a worker
+dies (even by SIGKILL) its leases expire and another worker (or the same one, restarted) takes
+the jobs up again. Every result is recorded with the lease's fencing token, so a worker whose
+lease was taken over cannot overwrite the new holder's outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import timedelta
+
+from service.bootstrap import open_services
+from service.download import clean_partial_downloads
+from service.errors import StorageError
+from service.jobs.outcome import GiveUp, RetryLater
+from service.jobs.runners import RUNNERS, JobRunner
+from service.services import Services
+from service.settings import Settings
+from storage.records import JobRecord
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, services: Services, *, poll_interval: float = 0.5) -> None:
+        self._services = services
+        self._concurrency = services.settings.worker_concurrency
+        self._lease_seconds = services.settings.job_lease_seconds
+        self._poll_interval = poll_interval
+        self._running: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled; on cancellation, running jobs are handed back at once."""
+        removed = clean_partial_downloads(self._services.settings.media_dir)
+        if removed:
+            log.info("removed %d partial downloads left by a crash", removed,
+                     extra={"action": "worker.cleaned"})
+        log.info("worker started", extra={"action": "worker.started"})
+        try:
+            while True:
+                leased = await self._lease_some()
+                if not leased:
+                    await self._wait_for_work()
+        finally:
+            for task in list(self._running):
+                task.cancel()
+            await asyncio.gather(*self._running, return_exceptions=True)
+            log.info("worker stopped", extra={"action": "worker.stopped"})
+
+    async def _lease_some(self) -> int:
+        free = self._concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        try:
+            jobs = await self._services.storage.lease_jobs(
+                now=self._services.clock(),
+                lease_seconds=self._lease_seconds,
+                limit=free,
+                kinds=list(RUNNERS),
+            )
+        except StorageError as exc:
+            log.warning("could not lease jobs: %s", exc, extra={"action": "worker.lease_failed"})
+            return 0
+        for job in jobs:
+            task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._slot_freed.set()
+
+    async def _wait_for_work(self) -> None:
+        ready = self._services.jobs_ready
+        ready.clear()
+        self._slot_freed.clear()
+        waiters = [asyncio.create_task(ready.wait()), asyncio.create_task(self._slot_freed.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self._poll_interval,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _execute(self, job: JobRecord) -> None:
+        runner = RUNNERS[job.kind]
+        heartbeat = asyncio.create_task(self._keep_lease(job))
+        try:
+            await runner.run(self._services, job)
+        except asyncio.CancelledError:
+            # Shutting down: hand the job back so another worker can take it at once.
+            with contextlib.suppress(Exception):
+                now = self._services.clock()
+                await asyncio.shield(self._services.storage.retry_job(
+                    job.id, job.lease_token, now=now, run_at=now, error="worker stopped"
+                ))
+            raise
+        except GiveUp as exc:
+            await self._give_up(job, runner, str(exc))
+        except RetryLater as exc:
+            await self._retry(job, runner, str(exc), exc.delay)
+        except Exception as exc:  # an unforeseen failure must not lose the job
+            log.exception("job %s (%s) failed", job.id, job.kind,
+                          extra={"action": "job.error", "job_id": job.id})
+            await self._retry(job, runner, f"{type(exc).__name__}: {exc}", None)
+        else:
+            await self._services.storage.complete_job(
+                job.id, job.lease_token, now=self._services.clock()
+            )
+        finally:
+            heartbeat.cancel()
+
+    async def _retry(self, job: JobRecord, runner: JobRunner, error: str,
+                     delay: float | None) -> None:
+        schedule = runner.schedule(self._services, job)
+        planned = schedule.delay_after(job.attempts)
+        if planned is None:
+            await self._give_up(job, runner, error)
+            return
+        wait = max(planned, delay or 0.0)
+        now = self._services.clock()
+        log.info("job %s (%s) will retry in %.1fs: %s", job.id, job.kind, wait, error,
+                 extra={"action": "job.retry", "job_id": job.id})
+        await self._services.storage.retry_job(
+            job.id, job.lease_token, now=now, run_at=now + timedelta(seconds=wait), error=error
+        )
+
+    async def _give_up(self, job: JobRecord, runner: JobRunner, error: str) -> None:
+        log.warning("job %s (%s) failed for good: %s", job.id, job.kind, error,
+                    extra={"action": "job.failed", "job_id": job.id})
+        # Consequences first (idempotent), then the job's state: a crash in between leaves a job
+        # that gives up again, never a job marked failed whose consequence was not recorded.
+        if runner.on_give_up is not None:
+            await runner.on_give_up(self._services, job, error)
+        await self._services.storage.fail_job(
+            job.id, job.lease_token, now=self._services.clock(), error=error
+        )
+
+    async def _keep_lease(self, job: JobRecord) -> None:
+        interval = self._lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                kept = await self._services.storage.renew_lease(
+                    job.id, job.lease_token, now=self._services.clock(),
+                    lease_seconds=self._lease_seconds,
+                )
+            except StorageError as exc:
+                log.warning("could not renew the lease of %s: %s", job.id, exc)
+                continue
+            if not kept:
+                log.warning("lost the lease of job %s", job.id,
+                            extra={"action": "job.lease_lost", "job_id": job.id})
+                return
+
+
+async def run_worker(settings: Settings) -> None:
+    """The standalone worker (``omnihook worker``): runs until cancelled or SIGTERM/SIGINT."""
+    async with open_services(settings) as services:
+        worker = asyncio.create_task(Worker(services).run())
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, worker.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
