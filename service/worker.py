@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
 from datetime import timedelta
 
 from service.bootstrap import open_services
@@ -27,8 +28,15 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, services: Services, *, poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        poll_interval: float = 0.5,
+        runners: Mapping[str, JobRunner] = RUNNERS,
+    ) -> None:
         self._services = services
+        self._runners = runners
         self._concurrency = services.settings.worker_concurrency
         self._lease_seconds = services.settings.job_lease_seconds
         self._poll_interval = poll_interval
@@ -62,7 +70,7 @@ class Worker:
                 now=self._services.clock(),
                 lease_seconds=self._lease_seconds,
                 limit=free,
-                kinds=list(RUNNERS),
+                kinds=list(self._runners),
             )
         except StorageError as exc:
             log.warning("could not lease jobs: %s", exc, extra={"action": "worker.lease_failed"})
@@ -90,7 +98,7 @@ class Worker:
                 waiter.cancel()
 
     async def _execute(self, job: JobRecord) -> None:
-        runner = RUNNERS[job.kind]
+        runner = self._runners[job.kind]
         heartbeat = asyncio.create_task(self._keep_lease(job))
         try:
             await runner.run(self._services, job)
