@@ -114,5 +114,6 @@ class TaskChange:
 
     task: TaskRecord
     videos: list[VideoRecord] = field(default_factory=list)  # upserted by (task_id, index)
-    events: list[EventRecord] = field(default_factory=list)  # a (task_id, key) already there is skipped
+    # an event whose (task_id, key) is already there is skipped
+    events: list[EventRecord] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)  # a dedupe_key already there is skipped

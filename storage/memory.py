@@ -1,0 +1,424 @@
+"""The in-memory backend: a complete :class:`Storage` that lives as long as the object.
+
+Used by fast unit tests of the domain logic, so it keeps every promise the SQL backends keep:
+operations are atomic (validated first, then written, all under one lock), foreign keys and
+unique constraints are enforced, JSON fields must be JSON-serialisable, and records go in and
+come out as copies so a caller can never change stored state by keeping a reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
+
+from service.errors import Conflict, StorageError
+from storage.base import Storage
+from storage.records import (
+    EventRecord,
+    JobRecord,
+    JobStatus,
+    NotificationRecord,
+    TaskChange,
+    TaskRecord,
+    TaskStatus,
+    VideoRecord,
+)
+
+_R = TypeVar("_R")
+
+_UNFINISHED = (TaskStatus.SUBMITTED, TaskStatus.PROCESSING)
+_FINISHED_JOBS = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+
+
+def _json_copy(value: _R) -> _R:
+    # A round trip through JSON, as the SQL backends do: a value they could not store
+    # fails here too instead of passing the fast tests and breaking in production.
+    try:
+        copied: _R = json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"value is not JSON-serialisable: {exc}") from exc
+    return copied
+
+
+def _stored(record: _R, *json_fields: str) -> _R:
+    """A private copy of ``record`` to keep, its JSON fields normalised."""
+    fresh = copy.deepcopy(record)
+    for name in json_fields:
+        setattr(fresh, name, _json_copy(getattr(fresh, name)))
+    return fresh
+
+
+def _out(records: Iterable[_R]) -> list[_R]:
+    return [copy.deepcopy(record) for record in records]
+
+
+class MemoryStorage(Storage):
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._open = False
+        self._tasks: dict[str, TaskRecord] = {}
+        self._videos: dict[tuple[str, int], VideoRecord] = {}
+        # dicts keep insertion order: the tie-breaker the SQL backends get from a sequence
+        self._events: dict[str, EventRecord] = {}
+        self._notifications: dict[str, NotificationRecord] = {}
+        self._jobs: dict[str, JobRecord] = {}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._open = True
+
+    async def close(self) -> None:
+        self._open = False
+
+    async def ping(self) -> None:
+        self._check_open()
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StorageError("storage is not open")
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
+        async with self._lock:
+            self._check_open()
+            for other in self._tasks.values():
+                if other.external_task_id == task.external_task_id:
+                    raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
+            if task.id in self._tasks:
+                raise StorageError(f"task {task.id!r} already exists")
+            if any(t.callback_token_hash == task.callback_token_hash for t in self._tasks.values()):
+                raise StorageError("callback_token_hash already exists")
+            stored = _stored(task, "request", "metadata")
+            new_jobs = self._jobs_to_insert(jobs, extra_task_ids={task.id})
+            self._tasks[task.id] = stored
+            self._insert_jobs(new_jobs)
+
+    async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
+        async with self._lock:
+            self._check_open()
+            task = self._tasks.get(id_or_external_id)
+            if task is None:
+                task = next(
+                    (t for t in self._tasks.values() if t.external_task_id == id_or_external_id),
+                    None,
+                )
+            return copy.deepcopy(task)
+
+    async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None:
+        async with self._lock:
+            self._check_open()
+            found = (t for t in self._tasks.values() if t.callback_token_hash == token_hash)
+            return copy.deepcopy(next(found, None))
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[TaskRecord]:
+        async with self._lock:
+            self._check_open()
+            tasks = [
+                t
+                for t in self._tasks.values()
+                if (status is None or t.status == status)
+                and (before is None or (t.created_at, t.id) < before)
+            ]
+            tasks.sort(key=lambda t: (t.created_at, t.id), reverse=True)
+            return _out(tasks[: max(limit, 0)])
+
+    async def list_stale_tasks(self, *, quiet_since: datetime, limit: int) -> list[TaskRecord]:
+        def news(task: TaskRecord) -> datetime:
+            return task.last_news_at or task.updated_at
+
+        async with self._lock:
+            self._check_open()
+            stale = [
+                t for t in self._tasks.values() if t.status in _UNFINISHED and news(t) < quiet_since
+            ]
+            stale.sort(key=lambda t: (news(t), t.id))
+            return _out(stale[: max(limit, 0)])
+
+    async def delete_task(self, task_id: str) -> None:
+        async with self._lock:
+            self._check_open()
+            self._tasks.pop(task_id, None)
+            # the cascade of the SQL backends' foreign keys
+            self._videos = {k: v for k, v in self._videos.items() if v.task_id != task_id}
+            self._events = {k: e for k, e in self._events.items() if e.task_id != task_id}
+            self._notifications = {
+                k: n for k, n in self._notifications.items() if n.task_id != task_id
+            }
+            self._jobs = {k: j for k, j in self._jobs.items() if j.task_id != task_id}
+
+    async def apply(self, change: TaskChange) -> bool:
+        async with self._lock:
+            self._check_open()
+            current = self._tasks.get(change.task.id)
+            if current is None or current.version != change.task.version:
+                return False
+            task = _stored(change.task, "request", "metadata")
+            task.version += 1
+            for other in self._tasks.values():
+                if other.id == task.id:
+                    continue
+                if other.external_task_id == task.external_task_id:
+                    raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
+                if other.callback_token_hash == task.callback_token_hash:
+                    raise StorageError("callback_token_hash already exists")
+            videos = [_stored(v) for v in change.videos]
+            self._check_task_refs((v.task_id for v in videos), extra_task_ids={task.id})
+            events = self._events_to_insert(change.events, extra_task_ids={task.id})
+            jobs = self._jobs_to_insert(change.jobs, extra_task_ids={task.id})
+            # everything is valid: write it all
+            self._tasks[task.id] = task
+            for video in videos:
+                self._videos[(video.task_id, video.index)] = video
+            for event in events:
+                self._events[event.id] = event
+            self._insert_jobs(jobs)
+            change.task.version = task.version
+            return True
+
+    # -- videos and events -------------------------------------------------------------------
+
+    async def list_videos(self, task_id: str) -> list[VideoRecord]:
+        async with self._lock:
+            self._check_open()
+            videos = [v for v in self._videos.values() if v.task_id == task_id]
+            return _out(sorted(videos, key=lambda v: v.index))
+
+    async def list_events(self, task_id: str) -> list[EventRecord]:
+        async with self._lock:
+            self._check_open()
+            events = [e for e in self._events.values() if e.task_id == task_id]
+            return _out(sorted(events, key=lambda e: e.timestamp))  # stable: insertion order
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        async with self._lock:
+            self._check_open()
+            return copy.deepcopy(self._events.get(event_id))
+
+    # -- the callback inbox ------------------------------------------------------------------
+
+    async def record_notification(self, notification: NotificationRecord, job: JobRecord) -> None:
+        async with self._lock:
+            self._check_open()
+            if notification.id in self._notifications:
+                raise StorageError(f"notification {notification.id!r} already exists")
+            self._check_task_refs([notification.task_id])
+            stored = _stored(notification, "headers")
+            jobs = self._jobs_to_insert([job])
+            self._notifications[stored.id] = stored
+            self._insert_jobs(jobs)
+
+    async def get_notification(self, notification_id: str) -> NotificationRecord | None:
+        async with self._lock:
+            self._check_open()
+            return copy.deepcopy(self._notifications.get(notification_id))
+
+    async def list_notifications(self, task_id: str) -> list[NotificationRecord]:
+        async with self._lock:
+            self._check_open()
+            found = [n for n in self._notifications.values() if n.task_id == task_id]
+            return _out(sorted(found, key=lambda n: n.received_at))
+
+    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
+        async with self._lock:
+            self._check_open()
+            notification = self._notifications.get(notification_id)
+            if notification is not None:  # gone with its task: nothing left to annotate
+                notification.outcome = outcome
+
+    # -- durable jobs ------------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
+        async with self._lock:
+            self._check_open()
+            self._insert_jobs(self._jobs_to_insert(jobs))
+
+    async def lease_jobs(
+        self,
+        *,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        kinds: Collection[str] | None = None,
+    ) -> list[JobRecord]:
+        async with self._lock:
+            self._check_open()
+            due = [
+                (seq, job)
+                for seq, job in enumerate(self._jobs.values())
+                if (kinds is None or job.kind in kinds) and _is_due(job, now)
+            ]
+            due.sort(key=lambda pair: (pair[1].run_at, pair[0]))
+            expires = now + timedelta(seconds=lease_seconds)
+            leased = []
+            for _, job in due[: max(limit, 0)]:
+                job.status = JobStatus.RUNNING
+                job.attempts += 1
+                job.lease_token += 1
+                job.lease_expires_at = expires
+                job.updated_at = now
+                leased.append(job)
+            return _out(leased)
+
+    async def renew_lease(
+        self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
+    ) -> bool:
+        async with self._lock:
+            job = self._held_job(job_id, lease_token)
+            if job is None:
+                return False
+            job.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            job.updated_at = now
+            return True
+
+    async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
+        async with self._lock:
+            job = self._held_job(job_id, lease_token)
+            if job is None:
+                return False
+            job.status = JobStatus.SUCCEEDED
+            job.lease_expires_at = None
+            job.updated_at = now
+            return True
+
+    async def retry_job(
+        self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
+    ) -> bool:
+        async with self._lock:
+            job = self._held_job(job_id, lease_token)
+            if job is None:
+                return False
+            job.status = JobStatus.QUEUED
+            job.run_at = run_at
+            job.last_error = error
+            job.lease_expires_at = None
+            job.updated_at = now
+            return True
+
+    async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
+        async with self._lock:
+            job = self._held_job(job_id, lease_token)
+            if job is None:
+                return False
+            job.status = JobStatus.FAILED
+            job.last_error = error
+            job.lease_expires_at = None
+            job.updated_at = now
+            return True
+
+    async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
+        async with self._lock:
+            self._check_open()
+            job = self._jobs.get(job_id)
+            if job is None or job.status not in _FINISHED_JOBS:
+                return False
+            # lease_token is kept: it must only ever grow, or an old holder could come back
+            job.status = JobStatus.QUEUED
+            job.run_at = now
+            job.attempts = 0
+            job.lease_expires_at = None
+            job.updated_at = now
+            return True
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async with self._lock:
+            self._check_open()
+            return copy.deepcopy(self._jobs.get(job_id))
+
+    async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
+        async with self._lock:
+            self._check_open()
+            found = [
+                j
+                for j in self._jobs.values()
+                if j.task_id == task_id and (kind is None or j.kind == kind)
+            ]
+            return _out(sorted(found, key=lambda j: j.created_at))
+
+    async def next_job_due(self) -> datetime | None:
+        async with self._lock:
+            self._check_open()
+            times = [
+                job.run_at if job.status == JobStatus.QUEUED else job.lease_expires_at
+                for job in self._jobs.values()
+                if job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
+            ]
+            return min((t for t in times if t is not None), default=None)
+
+    # -- validation shared by the writes -----------------------------------------------------
+
+    def _held_job(self, job_id: str, lease_token: int) -> JobRecord | None:
+        """The job if ``lease_token`` still holds it (fencing), else None."""
+        self._check_open()
+        job = self._jobs.get(job_id)
+        if job is None or job.status != JobStatus.RUNNING or job.lease_token != lease_token:
+            return None
+        return job
+
+    def _check_task_refs(
+        self, task_ids: Iterable[str], extra_task_ids: Collection[str] = ()
+    ) -> None:
+        for task_id in task_ids:
+            if task_id not in self._tasks and task_id not in extra_task_ids:
+                raise StorageError(f"FOREIGN KEY constraint failed: no task {task_id!r}")
+
+    def _events_to_insert(
+        self, events: Sequence[EventRecord], extra_task_ids: Collection[str]
+    ) -> list[EventRecord]:
+        """The events that are new; one whose (task_id, key) is already there is skipped."""
+        keys = {(e.task_id, e.key) for e in self._events.values()}
+        ids = set(self._events)
+        fresh = []
+        for event in events:
+            if (event.task_id, event.key) in keys:
+                continue
+            if event.id in ids:
+                raise StorageError(f"event {event.id!r} already exists")
+            self._check_task_refs([event.task_id], extra_task_ids)
+            keys.add((event.task_id, event.key))
+            ids.add(event.id)
+            fresh.append(_stored(event, "data"))
+        return fresh
+
+    def _jobs_to_insert(
+        self, jobs: Sequence[JobRecord], extra_task_ids: Collection[str] = ()
+    ) -> list[JobRecord]:
+        """The jobs that are new; one whose dedupe_key is already taken is skipped."""
+        keys = {j.dedupe_key for j in self._jobs.values() if j.dedupe_key is not None}
+        ids = set(self._jobs)
+        fresh = []
+        for job in jobs:
+            if job.dedupe_key is not None and job.dedupe_key in keys:
+                continue
+            if job.id in ids:
+                raise StorageError(f"job {job.id!r} already exists")
+            if job.task_id is not None:
+                self._check_task_refs([job.task_id], extra_task_ids)
+            if job.dedupe_key is not None:
+                keys.add(job.dedupe_key)
+            ids.add(job.id)
+            fresh.append(_stored(job, "payload"))
+        return fresh
+
+    def _insert_jobs(self, jobs: Iterable[JobRecord]) -> None:
+        for job in jobs:
+            self._jobs[job.id] = job
+
+
+def _is_due(job: JobRecord, now: datetime) -> bool:
+    if job.status == JobStatus.QUEUED:
+        return job.run_at <= now
+    if job.status == JobStatus.RUNNING:  # an expired lease: its worker died
+        return job.lease_expires_at is not None and job.lease_expires_at <= now
+    return False

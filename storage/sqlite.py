@@ -1,0 +1,459 @@
+"""The SQLite backend (the embedded default), on aiosqlite.
+
+One connection per instance, guarded by an ``asyncio.Lock``: statements of concurrent coroutines
+would otherwise land inside each other's transactions. Every write is one ``BEGIN IMMEDIATE``
+transaction, which takes the database's write lock up front: another process (a second worker,
+``serve``) waits for it (busy timeout) instead of failing halfway, and a job selected as due is
+still due when it is marked leased. Row mapping lives in :mod:`storage.sqlite_rows`, opening and
+migrations in :mod:`storage.sqlite_schema`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from service.errors import Conflict, StorageError
+from storage import sqlite_schema
+from storage.base import Storage
+from storage.records import (
+    EventRecord,
+    JobRecord,
+    NotificationRecord,
+    TaskChange,
+    TaskRecord,
+    TaskStatus,
+    VideoRecord,
+)
+from storage.sqlite_rows import (
+    EVENT_COLUMNS,
+    JOB_COLUMNS,
+    NOTIFICATION_COLUMNS,
+    TASK_COLUMNS,
+    VIDEO_COLUMNS,
+    encode_time,
+    event_from_row,
+    event_params,
+    job_from_row,
+    job_params,
+    notification_from_row,
+    notification_params,
+    placeholders,
+    task_from_row,
+    task_params,
+    video_from_row,
+    video_params,
+)
+
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
+    "ON CONFLICT (dedupe_key) DO NOTHING"
+)
+_INSERT_EVENT = (
+    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)}) "
+    "ON CONFLICT (task_id, event_key) DO NOTHING"
+)
+_UPSERT_VIDEO = (
+    f"INSERT INTO videos ({VIDEO_COLUMNS}) VALUES ({placeholders(VIDEO_COLUMNS)}) "
+    "ON CONFLICT (task_id, video_index) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = excluded.{c}"
+        for c in (n.strip() for n in VIDEO_COLUMNS.split(","))
+        if c not in ("task_id", "video_index")
+    )
+)
+_UPDATE_TASK = (
+    "UPDATE tasks SET "
+    + ", ".join(
+        f"{c} = :{c}"
+        for c in (n.strip() for n in TASK_COLUMNS.split(","))
+        if c not in ("id", "version")
+    )
+    + ", version = version + 1 WHERE id = :id AND version = :version"
+)
+# a job is due when queued and its time has come, or running on a lease its worker let expire
+_DUE = (
+    "((status = 'queued' AND run_at <= :now) OR (status = 'running' AND lease_expires_at <= :now))"
+)
+_R = TypeVar("_R")
+
+_HELD = "id = :id AND status = 'running' AND lease_token = :token"  # fencing
+
+
+class SQLiteStorage(Storage):
+    def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._conn: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({self.path!r})"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async with self._lock:
+            if self._conn is not None:
+                return
+            try:
+                conn = await sqlite_schema.connect(self.path, busy_timeout=self._busy_timeout)
+            except (OSError, sqlite3.Error) as exc:
+                raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+            try:
+                await sqlite_schema.migrate(conn)
+            except BaseException as exc:
+                await conn.close()
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(f"migrating {self.path!r} failed: {exc}") from exc
+                raise
+            self._conn = conn
+
+    async def close(self) -> None:
+        async with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None:
+                try:
+                    await conn.close()
+                except sqlite3.Error as exc:
+                    raise StorageError(f"closing {self.path!r} failed: {exc}") from exc
+
+    async def ping(self) -> None:
+        async with self._read() as conn:
+            await conn.execute_fetchall("SELECT 1")
+
+    # -- transactions ------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, for autocommit reads (each statement sees one snapshot)."""
+        async with self._lock:
+            conn = self._require_open()
+            try:
+                yield conn
+            except (sqlite3.Error, ValueError) as exc:  # aiosqlite: ValueError once closed
+                raise StorageError(f"SQLite read failed: {exc}") from exc
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction: committed on success, rolled back on any error."""
+        async with self._lock:
+            conn = self._require_open()
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    await conn.execute("ROLLBACK")
+                    raise
+                await conn.execute("COMMIT")
+            except sqlite3.IntegrityError as exc:
+                raise _integrity_error(exc) from exc
+            except (sqlite3.Error, ValueError) as exc:
+                raise StorageError(f"SQLite write failed: {exc}") from exc
+
+    def _require_open(self) -> aiosqlite.Connection:
+        if self._conn is None:
+            raise StorageError(f"{self!r} is not open")
+        return self._conn
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
+        params = task_params(task)
+        job_rows = [job_params(job) for job in jobs]
+        try:
+            async with self._write() as conn:
+                await conn.execute(
+                    f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({placeholders(TASK_COLUMNS)})",
+                    params,
+                )
+                await conn.executemany(_INSERT_JOB, job_rows)
+        except Conflict as exc:
+            raise Conflict(f"external_task_id {task.external_task_id!r} already exists") from exc
+
+    async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :key OR external_task_id = :key "
+                "ORDER BY id = :key DESC LIMIT 1",
+                {"key": id_or_external_id},
+            )
+        return _first(rows, task_from_row)
+
+    async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE callback_token_hash = ?", (token_hash,)
+            )
+        return _first(rows, task_from_row)
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[TaskRecord]:
+        where = ["1"]
+        params: dict[str, Any] = {"limit": max(limit, 0)}
+        if status is not None:
+            where.append("status = :status")
+            params["status"] = str(status)
+        if before is not None:
+            where.append("(created_at, id) < (:before_at, :before_id)")
+            params["before_at"], params["before_id"] = encode_time(before[0]), before[1]
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
+                "ORDER BY created_at DESC, id DESC LIMIT :limit",
+                params,
+            )
+        return [task_from_row(row) for row in rows]
+
+    async def list_stale_tasks(self, *, quiet_since: datetime, limit: int) -> list[TaskRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {TASK_COLUMNS} FROM tasks "
+                "WHERE status IN ('submitted', 'processing') "
+                "AND coalesce(last_news_at, updated_at) < :quiet_since "
+                "ORDER BY coalesce(last_news_at, updated_at), id LIMIT :limit",
+                {"quiet_since": encode_time(quiet_since), "limit": max(limit, 0)},
+            )
+        return [task_from_row(row) for row in rows]
+
+    async def delete_task(self, task_id: str) -> None:
+        async with self._write() as conn:  # videos, events, notifications, jobs: ON DELETE CASCADE
+            await conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+
+    async def apply(self, change: TaskChange) -> bool:
+        params = task_params(change.task)
+        videos = [video_params(video) for video in change.videos]
+        events = [event_params(event) for event in change.events]
+        jobs = [job_params(job) for job in change.jobs]
+        try:
+            async with self._write() as conn:
+                async with conn.execute(_UPDATE_TASK, params) as cursor:
+                    if cursor.rowcount != 1:
+                        return False  # someone else changed the task: nothing written
+                await conn.executemany(_UPSERT_VIDEO, videos)
+                await conn.executemany(_INSERT_EVENT, events)
+                await conn.executemany(_INSERT_JOB, jobs)
+        except Conflict as exc:
+            ext = change.task.external_task_id
+            raise Conflict(f"external_task_id {ext!r} already exists") from exc
+        change.task.version += 1
+        return True
+
+    # -- videos and events -------------------------------------------------------------------
+
+    async def list_videos(self, task_id: str) -> list[VideoRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {VIDEO_COLUMNS} FROM videos WHERE task_id = ? ORDER BY video_index",
+                (task_id,),
+            )
+        return [video_from_row(row) for row in rows]
+
+    async def list_events(self, task_id: str) -> list[EventRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY timestamp, seq",
+                (task_id,),
+            )
+        return [event_from_row(row) for row in rows]
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
+            )
+        return _first(rows, event_from_row)
+
+    # -- the callback inbox ------------------------------------------------------------------
+
+    async def record_notification(self, notification: NotificationRecord, job: JobRecord) -> None:
+        params = notification_params(notification)
+        job_row = job_params(job)
+        async with self._write() as conn:
+            await conn.execute(
+                f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) "
+                f"VALUES ({placeholders(NOTIFICATION_COLUMNS)})",
+                params,
+            )
+            await conn.execute(_INSERT_JOB, job_row)
+
+    async def get_notification(self, notification_id: str) -> NotificationRecord | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?",
+                (notification_id,),
+            )
+        return _first(rows, notification_from_row)
+
+    async def list_notifications(self, task_id: str) -> list[NotificationRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE task_id = ? "
+                "ORDER BY received_at, seq",
+                (task_id,),
+            )
+        return [notification_from_row(row) for row in rows]
+
+    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
+        async with self._write() as conn:  # gone with its task: nothing left to annotate
+            await conn.execute(
+                "UPDATE notifications SET outcome = ? WHERE id = ?", (outcome, notification_id)
+            )
+
+    # -- durable jobs ------------------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
+        rows = [job_params(job) for job in jobs]
+        async with self._write() as conn:
+            await conn.executemany(_INSERT_JOB, rows)
+
+    async def lease_jobs(
+        self,
+        *,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        kinds: Collection[str] | None = None,
+    ) -> list[JobRecord]:
+        params: dict[str, Any] = {
+            "now": encode_time(now),
+            "expires": encode_time(now + timedelta(seconds=lease_seconds)),
+            "limit": max(limit, 0),
+        }
+        kind_filter = ""
+        if kinds is not None:
+            names = {f"kind{i}": kind for i, kind in enumerate(kinds)}
+            if not names:
+                return []
+            params.update(names)
+            kind_filter = f"AND kind IN ({', '.join(':' + name for name in names)})"
+        # BEGIN IMMEDIATE (in _write) holds the write lock from the select to the update:
+        # no other process can lease the same rows in between
+        async with self._write() as conn:
+            rows = await conn.execute_fetchall(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
+                "lease_token = lease_token + 1, lease_expires_at = :expires, updated_at = :now "
+                "WHERE seq IN (SELECT seq FROM jobs "
+                f"  WHERE {_DUE} {kind_filter} ORDER BY run_at, seq LIMIT :limit) "
+                f"RETURNING seq, {JOB_COLUMNS}",
+                params,
+            )
+        ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
+        return [job_from_row(row) for row in ordered]
+
+    async def renew_lease(
+        self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
+    ) -> bool:
+        expires = encode_time(now + timedelta(seconds=lease_seconds))
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "lease_expires_at = :expires, updated_at = :now",
+            now=encode_time(now),
+            expires=expires,
+        )
+
+    async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'succeeded', lease_expires_at = NULL, updated_at = :now",
+            now=encode_time(now),
+        )
+
+    async def retry_job(
+        self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
+    ) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'queued', run_at = :run_at, last_error = :error, "
+            "lease_expires_at = NULL, updated_at = :now",
+            now=encode_time(now),
+            run_at=encode_time(run_at),
+            error=error,
+        )
+
+    async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'failed', last_error = :error, lease_expires_at = NULL, updated_at = :now",
+            now=encode_time(now),
+            error=error,
+        )
+
+    async def _fenced_update(self, job_id: str, lease_token: int, sets: str, **values: Any) -> bool:
+        """Run ``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
+        async with (
+            self._write() as conn,
+            conn.execute(
+                f"UPDATE jobs SET {sets} WHERE {_HELD}",
+                {"id": job_id, "token": lease_token, **values},
+            ) as cursor,
+        ):
+            return cursor.rowcount == 1
+
+    async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
+        # lease_token is kept: it must only ever grow, or an old holder could come back
+        async with (
+            self._write() as conn,
+            conn.execute(
+                "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
+                "lease_expires_at = NULL, updated_at = :now "
+                "WHERE id = :id AND status IN ('succeeded', 'failed')",
+                {"id": job_id, "now": encode_time(now)},
+            ) as cursor,
+        ):
+            return cursor.rowcount == 1
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            )
+        return _first(rows, job_from_row)
+
+    async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_id = :task_id "
+                "AND (:kind IS NULL OR kind = :kind) ORDER BY created_at, seq",
+                {"task_id": task_id, "kind": kind},
+            )
+        return [job_from_row(row) for row in rows]
+
+    async def next_job_due(self) -> datetime | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT min(due) FROM ("
+                " SELECT min(run_at) AS due FROM jobs WHERE status = 'queued'"
+                " UNION ALL"
+                " SELECT min(lease_expires_at) FROM jobs WHERE status = 'running')"
+            )
+        value = next(iter(rows))[0]
+        return None if value is None else datetime.fromisoformat(value)
+
+
+def _first(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:
+    row = next(iter(rows), None)
+    return None if row is None else decode(row)
+
+
+def _integrity_error(exc: sqlite3.IntegrityError) -> Exception:
+    """Conflict for a duplicate external_task_id (the one the API answers 409 for)."""
+    if "tasks.external_task_id" in str(exc):
+        return Conflict("external_task_id already exists")
+    return StorageError(f"SQLite constraint failed: {exc}")

@@ -1,0 +1,246 @@
+"""Records ↔ SQLite rows.
+
+Datetimes are stored as fixed-width ISO-8601 UTC text (``2025-01-01T12:00:00.000000Z``): it
+sorts and compares as text exactly as the instants do, and stays readable in ``sqlite3``.
+JSON fields are compact JSON text, notification bodies are BLOBs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from typing import Any
+
+from service.errors import StorageError
+from storage.records import (
+    DownloadStatus,
+    EventRecord,
+    JobRecord,
+    JobStatus,
+    NotificationRecord,
+    TaskRecord,
+    TaskStatus,
+    VideoRecord,
+)
+
+Params = dict[str, Any]
+
+
+def encode_time(value: datetime) -> str:
+    if value.tzinfo is None:  # records promise aware datetimes; a naive one is taken as UTC
+        value = value.replace(tzinfo=UTC)
+    naive_utc = value.astimezone(UTC).replace(tzinfo=None)
+    return naive_utc.isoformat(timespec="microseconds") + "Z"
+
+
+def encode_optional_time(value: datetime | None) -> str | None:
+    return None if value is None else encode_time(value)
+
+
+def decode_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)  # 3.11 reads the trailing "Z" as UTC
+
+
+def decode_optional_time(text: str | None) -> datetime | None:
+    return None if text is None else decode_time(text)
+
+
+def encode_json(value: Any) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise StorageError(f"value is not JSON-serialisable: {exc}") from exc
+
+
+def decode_json(text: str) -> Any:
+    return json.loads(text)
+
+
+# -- tasks -----------------------------------------------------------------------------------
+
+TASK_COLUMNS = (
+    "id, external_task_id, callback_token_hash, status, model_name, request, metadata, "
+    "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, version"
+)
+
+
+def task_params(task: TaskRecord) -> Params:
+    return {
+        "id": task.id,
+        "external_task_id": task.external_task_id,
+        "callback_token_hash": task.callback_token_hash,
+        "status": str(task.status),
+        "model_name": task.model_name,
+        "request": encode_json(task.request),
+        "metadata": encode_json(task.metadata),
+        "created_at": encode_time(task.created_at),
+        "updated_at": encode_time(task.updated_at),
+        "provider_task_id": task.provider_task_id,
+        "status_message": task.status_message,
+        "cost": task.cost,
+        "last_news_at": encode_optional_time(task.last_news_at),
+        "version": task.version,
+    }
+
+
+def task_from_row(row: sqlite3.Row) -> TaskRecord:
+    return TaskRecord(
+        id=row["id"],
+        external_task_id=row["external_task_id"],
+        callback_token_hash=row["callback_token_hash"],
+        status=TaskStatus(row["status"]),
+        model_name=row["model_name"],
+        request=decode_json(row["request"]),
+        metadata=decode_json(row["metadata"]),
+        created_at=decode_time(row["created_at"]),
+        updated_at=decode_time(row["updated_at"]),
+        provider_task_id=row["provider_task_id"],
+        status_message=row["status_message"],
+        cost=row["cost"],
+        last_news_at=decode_optional_time(row["last_news_at"]),
+        version=row["version"],
+    )
+
+
+# -- videos ----------------------------------------------------------------------------------
+
+VIDEO_COLUMNS = (
+    "task_id, video_index, url, updated_at, provider_video_id, duration, download_status, "
+    "size, sha256, path, error"
+)
+
+
+def video_params(video: VideoRecord) -> Params:
+    return {
+        "task_id": video.task_id,
+        "video_index": video.index,
+        "url": video.url,
+        "updated_at": encode_time(video.updated_at),
+        "provider_video_id": video.provider_video_id,
+        "duration": video.duration,
+        "download_status": str(video.download_status),
+        "size": video.size,
+        "sha256": video.sha256,
+        "path": video.path,
+        "error": video.error,
+    }
+
+
+def video_from_row(row: sqlite3.Row) -> VideoRecord:
+    return VideoRecord(
+        task_id=row["task_id"],
+        index=row["video_index"],
+        url=row["url"],
+        updated_at=decode_time(row["updated_at"]),
+        provider_video_id=row["provider_video_id"],
+        duration=row["duration"],
+        download_status=DownloadStatus(row["download_status"]),
+        size=row["size"],
+        sha256=row["sha256"],
+        path=row["path"],
+        error=row["error"],
+    )
+
+
+# -- events ----------------------------------------------------------------------------------
+
+EVENT_COLUMNS = "id, task_id, type, event_key, timestamp, data"
+
+
+def event_params(event: EventRecord) -> Params:
+    return {
+        "id": event.id,
+        "task_id": event.task_id,
+        "type": event.type,
+        "event_key": event.key,
+        "timestamp": encode_time(event.timestamp),
+        "data": encode_json(event.data),
+    }
+
+
+def event_from_row(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(
+        id=row["id"],
+        task_id=row["task_id"],
+        type=row["type"],
+        key=row["event_key"],
+        timestamp=decode_time(row["timestamp"]),
+        data=decode_json(row["data"]),
+    )
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+NOTIFICATION_COLUMNS = "id, task_id, received_at, headers, body, outcome"
+
+
+def notification_params(notification: NotificationRecord) -> Params:
+    return {
+        "id": notification.id,
+        "task_id": notification.task_id,
+        "received_at": encode_time(notification.received_at),
+        "headers": encode_json(notification.headers),
+        "body": bytes(notification.body),
+        "outcome": notification.outcome,
+    }
+
+
+def notification_from_row(row: sqlite3.Row) -> NotificationRecord:
+    return NotificationRecord(
+        id=row["id"],
+        task_id=row["task_id"],
+        received_at=decode_time(row["received_at"]),
+        headers=decode_json(row["headers"]),
+        body=bytes(row["body"]),
+        outcome=row["outcome"],
+    )
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+JOB_COLUMNS = (
+    "id, kind, payload, run_at, created_at, updated_at, task_id, dedupe_key, status, "
+    "attempts, lease_token, lease_expires_at, last_error"
+)
+
+
+def job_params(job: JobRecord) -> Params:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "payload": encode_json(job.payload),
+        "run_at": encode_time(job.run_at),
+        "created_at": encode_time(job.created_at),
+        "updated_at": encode_time(job.updated_at),
+        "task_id": job.task_id,
+        "dedupe_key": job.dedupe_key,
+        "status": str(job.status),
+        "attempts": job.attempts,
+        "lease_token": job.lease_token,
+        "lease_expires_at": encode_optional_time(job.lease_expires_at),
+        "last_error": job.last_error,
+    }
+
+
+def job_from_row(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        kind=row["kind"],
+        payload=decode_json(row["payload"]),
+        run_at=decode_time(row["run_at"]),
+        created_at=decode_time(row["created_at"]),
+        updated_at=decode_time(row["updated_at"]),
+        task_id=row["task_id"],
+        dedupe_key=row["dedupe_key"],
+        status=JobStatus(row["status"]),
+        attempts=row["attempts"],
+        lease_token=row["lease_token"],
+        lease_expires_at=decode_optional_time(row["lease_expires_at"]),
+        last_error=row["last_error"],
+    )
+
+
+def placeholders(columns: str) -> str:
+    """``:a, :b`` for the column list ``a, b``: named parameters matching ``*_params``."""
+    return ", ".join(f":{name.strip()}" for name in columns.split(","))

@@ -1,0 +1,126 @@
+"""apply(): compare-and-set task changes with their videos, events and jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+from storage.base import Storage
+from storage.records import DownloadStatus, TaskChange, TaskRecord, TaskStatus
+from tests.factories import at, make_event, make_job, make_task, make_video
+
+
+async def _stored(storage: Storage) -> TaskRecord:
+    task = make_task()
+    await storage.create_task(task)
+    return task
+
+
+async def test_success_writes_everything_and_bumps_version(storage: Storage) -> None:
+    task = await _stored(storage)
+    task.status = TaskStatus.SUCCEEDED
+    task.last_news_at = at(5)
+    event = make_event(task.id, type="task.succeeded", key="task.succeeded", data={"n": 1})
+    job = make_job(task_id=task.id, kind="download", dedupe_key=f"download:{task.id}:0")
+    video = make_video(task.id, 0, duration="5")
+
+    assert await storage.apply(TaskChange(task, videos=[video], events=[event], jobs=[job]))
+
+    assert task.version == 1
+    stored = await storage.get_task(task.id)
+    assert stored == task
+    assert await storage.list_videos(task.id) == [video]
+    assert await storage.list_events(task.id) == [event]
+    assert await storage.get_event(event.id) == event
+    assert await storage.get_job(job.id) == job
+
+
+async def test_stale_version_returns_false_and_writes_nothing(storage: Storage) -> None:
+    task = await _stored(storage)
+    stale = dataclasses.replace(task)
+    task.status = TaskStatus.PROCESSING
+    assert await storage.apply(TaskChange(task))
+
+    stale.status = TaskStatus.FAILED
+    change = TaskChange(
+        stale,
+        videos=[make_video(task.id)],
+        events=[make_event(task.id)],
+        jobs=[make_job(task_id=task.id)],
+    )
+    assert not await storage.apply(change)
+
+    assert stale.version == 0
+    stored = await storage.get_task(task.id)
+    assert stored is not None
+    assert (stored.status, stored.version) == (TaskStatus.PROCESSING, 1)
+    assert await storage.list_videos(task.id) == []
+    assert await storage.list_events(task.id) == []
+    assert await storage.list_jobs(task_id=task.id) == []
+
+
+async def test_unknown_task_returns_false(storage: Storage) -> None:
+    assert not await storage.apply(TaskChange(make_task()))
+
+
+async def test_event_key_already_there_is_skipped(storage: Storage) -> None:
+    task = await _stored(storage)
+    first = make_event(task.id, key="task.succeeded", timestamp=at(1))
+    assert await storage.apply(TaskChange(task, events=[first]))
+    again = make_event(task.id, key="task.succeeded", timestamp=at(2))
+    fresh = make_event(task.id, key="video.downloaded:0", timestamp=at(2))
+    assert await storage.apply(TaskChange(task, events=[again, fresh]))
+
+    assert await storage.list_events(task.id) == [first, fresh]
+    assert await storage.get_event(again.id) is None
+
+
+async def test_job_dedupe_key_already_there_is_skipped(storage: Storage) -> None:
+    task = await _stored(storage)
+    first = make_job(task_id=task.id, dedupe_key="poll")
+    assert await storage.apply(TaskChange(task, jobs=[first]))
+    twin = make_job(task_id=task.id, dedupe_key="poll")
+    assert await storage.apply(TaskChange(task, jobs=[twin]))
+
+    assert [j.id for j in await storage.list_jobs(task_id=task.id)] == [first.id]
+
+
+async def test_videos_are_upserted_by_index(storage: Storage) -> None:
+    task = await _stored(storage)
+    assert await storage.apply(
+        TaskChange(task, videos=[make_video(task.id, 1), make_video(task.id, 0)])
+    )
+    done = make_video(
+        task.id, 0, download_status=DownloadStatus.DOWNLOADED, size=10, sha256="ab", path="a.mp4"
+    )
+    assert await storage.apply(TaskChange(task, videos=[done]))
+
+    videos = await storage.list_videos(task.id)
+    assert [v.index for v in videos] == [0, 1]
+    assert videos[0] == done
+
+
+async def test_events_oldest_first_then_insertion_order(storage: Storage) -> None:
+    task = await _stored(storage)
+    late = make_event(task.id, timestamp=at(9))
+    tie_a = make_event(task.id, timestamp=at(1))
+    tie_b = make_event(task.id, timestamp=at(1))
+    assert await storage.apply(TaskChange(task, events=[late, tie_a, tie_b]))
+
+    assert [e.id for e in await storage.list_events(task.id)] == [tie_a.id, tie_b.id, late.id]
+
+
+async def test_concurrent_changes_of_one_version_only_one_wins(storage: Storage) -> None:
+    task = await _stored(storage)
+    changes = [
+        TaskChange(dataclasses.replace(task, status_message=f"writer {i}"), jobs=[make_job()])
+        for i in range(8)
+    ]
+    results = await asyncio.gather(*(storage.apply(c) for c in changes))
+
+    assert sum(results) == 1
+    stored = await storage.get_task(task.id)
+    assert stored is not None
+    assert stored.version == 1
+    winner = changes[results.index(True)]
+    assert stored.status_message == winner.task.status_message

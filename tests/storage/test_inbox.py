@@ -1,0 +1,69 @@
+"""The callback inbox: a notification is stored together with the job that processes it."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.errors import StorageError
+from storage.base import Storage
+from storage.records import TaskRecord
+from tests.factories import at, make_job, make_notification, make_task
+
+
+@pytest.fixture
+async def task(storage: Storage) -> TaskRecord:
+    task = make_task()
+    await storage.create_task(task)
+    return task
+
+
+async def test_record_notification_with_its_job(storage: Storage, task: TaskRecord) -> None:
+    notification = make_notification(
+        task.id, headers={"x-signature": "abc"}, body=b"\x00\xff{binary}"
+    )
+    job = make_job(task_id=task.id, kind="inbox", payload={"notification_id": notification.id})
+
+    await storage.record_notification(notification, job)
+
+    assert await storage.get_notification(notification.id) == notification
+    assert await storage.get_job(job.id) == job
+    leased = await storage.lease_jobs(now=at(1), lease_seconds=30, limit=5, kinds=["inbox"])
+    assert [j.payload for j in leased] == [{"notification_id": notification.id}]
+
+
+async def test_a_failed_job_insert_stores_no_notification(
+    storage: Storage, task: TaskRecord
+) -> None:
+    taken = make_job()
+    await storage.enqueue([taken])
+    notification = make_notification(task.id)
+
+    with pytest.raises(StorageError):
+        await storage.record_notification(notification, make_job(id=taken.id))  # duplicate id
+
+    assert await storage.get_notification(notification.id) is None
+
+
+async def test_list_notifications_oldest_first(storage: Storage, task: TaskRecord) -> None:
+    late = make_notification(task.id, received_at=at(9))
+    early = make_notification(task.id, received_at=at(1))
+    tie = make_notification(task.id, received_at=at(1))
+    for notification in (late, early, tie):
+        await storage.record_notification(notification, make_job(task_id=task.id))
+
+    found = await storage.list_notifications(task.id)
+    assert [n.id for n in found] == [early.id, tie.id, late.id]
+    assert await storage.list_notifications("task_other") == []
+
+
+async def test_set_notification_outcome(storage: Storage, task: TaskRecord) -> None:
+    notification = make_notification(task.id)
+    await storage.record_notification(notification, make_job(task_id=task.id))
+
+    await storage.set_notification_outcome(notification.id, "status: processing -> succeeded")
+
+    stored = await storage.get_notification(notification.id)
+    assert stored is not None
+    assert stored.outcome == "status: processing -> succeeded"
+    await storage.set_notification_outcome("ntf_missing", "x")  # gone with its task: no error
+    assert await storage.get_notification("ntf_missing") is None
