@@ -1,0 +1,49 @@
+"""``GET /_sim/tasks``: what the simulator did, for tests and the demo. Simulator-only.
+
+The real provider has nothing like it. It lists every task with its state, the directives it
+ran under and each callback attempt (time, state, HTTP status or error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from .simulator import Simulator
+from .store import SimTask
+
+
+def describe(task: SimTask) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "external_task_id": task.external_task_id,
+        "model_name": task.model_name,
+        "task_status": task.status.value,
+        "task_status_msg": task.status_msg,
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+        "scenario": asdict(task.scenario),
+        "callback_url": task.callback_url,
+        "videos": [asdict(video) for video in task.videos],
+        "callbacks": [
+            {
+                "sent_at": record.sent_at_ms,
+                "state": record.state,
+                "webhook_id": record.webhook_id,
+                "status_code": record.status_code,
+                "error": record.error,
+            }
+            for record in task.callbacks
+        ],
+    }
+
+
+class IntrospectionEndpoint:
+    def __init__(self, simulator: Simulator) -> None:
+        self._simulator = simulator
+
+    async def tasks(self, request: Request) -> Response:
+        return JSONResponse({"tasks": [describe(task) for task in self._simulator.store.all()]})

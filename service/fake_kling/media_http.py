@@ -1,0 +1,98 @@
+"""Serving a video over HTTP like a CDN: ETag, ``Range`` (single ranges), ``If-Range``, HEAD."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from .errors import KlingError
+from .media import MediaFile, MediaLibrary
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+class Unsatisfiable(Exception):
+    """The requested range lies outside the file."""
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """The inclusive ``(start, end)`` asked for by a ``Range`` header.
+
+    ``None`` means "serve the whole file": the header is malformed or asks for several ranges,
+    which a server may ignore (RFC 9110 §14.2). Raises :class:`Unsatisfiable` for a range that
+    starts beyond the end of the file.
+    """
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix range: the last N bytes
+        length = int(last)
+        if length == 0:
+            raise Unsatisfiable
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = int(last) if last else size - 1
+    if last and end < start:
+        return None  # malformed: ignore the header
+    if start >= size:
+        raise Unsatisfiable
+    return start, min(end, size - 1)
+
+
+def _if_range_matches(if_range: str | None, media: MediaFile) -> bool:
+    if if_range is None:
+        return True
+    value = if_range.strip()
+    if value.startswith('"'):
+        return value == media.etag  # strong comparison: no weak validators here
+    return value == media.last_modified
+
+
+class MediaEndpoint:
+    """``GET``/``HEAD /media/{video_id}.mp4``; public, like a CDN URL."""
+
+    def __init__(self, library: MediaLibrary) -> None:
+        self._library = library
+
+    async def serve(self, request: Request) -> Response:
+        media = self._library.get(request.path_params["video_id"])
+        if media is None:
+            raise KlingError(1203, "video does not exist")
+        headers = {
+            "Accept-Ranges": "bytes",
+            "ETag": media.etag,
+            "Last-Modified": media.last_modified,
+            "Cache-Control": "public, max-age=2592000",
+        }
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match is not None and _etag_listed(media.etag, if_none_match):
+            return Response(status_code=304, headers=headers)
+
+        status, body = 200, media.data
+        range_header = request.headers.get("range")
+        if range_header is not None and _if_range_matches(request.headers.get("if-range"), media):
+            try:
+                byte_range = parse_range(range_header, media.size)
+            except Unsatisfiable:
+                headers["Content-Range"] = f"bytes */{media.size}"
+                return Response(status_code=416, headers=headers)
+            if byte_range is not None:
+                start, end = byte_range
+                status, body = 206, media.data[start : end + 1]
+                headers["Content-Range"] = f"bytes {start}-{end}/{media.size}"
+
+        headers["Content-Length"] = str(len(body))
+        if request.method == "HEAD":
+            body = b""
+        return Response(body, status_code=status, headers=headers, media_type="video/mp4")
+
+
+def _etag_listed(etag: str, if_none_match: str) -> bool:
+    # If-None-Match uses weak comparison (RFC 9110 §13.1.2)
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in tags or etag in tags

@@ -1,0 +1,128 @@
+"""The official Kling shape (also PowerTokens and CometAPI): kling-api.md §1, §4 and §5."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from ..auth import Authenticator
+from ..errors import KlingError, invalid
+from ..simulator import Simulator
+from ..store import SimTask, TaskStatus
+from ..submission import parse_create_body
+
+PATH = "/v1/videos/omni-video"
+PAGE_NUM_RANGE = (1, 1000)
+PAGE_SIZE_RANGE = (1, 500)
+
+
+def task_object(task: SimTask) -> dict[str, Any]:
+    """The task as Kling describes it in queries and callbacks (no envelope)."""
+    body: dict[str, Any] = {
+        "task_id": task.task_id,
+        "task_status": task.status.value,
+        "task_status_msg": task.status_msg,
+        "task_info": _task_info(task),
+        "created_at": task.created_at,
+        "updated_at": task.updated_at,
+    }
+    if task.status is TaskStatus.SUCCEED:
+        body["final_unit_deduction"] = task.unit_deduction
+        body["task_result"] = {
+            "videos": [
+                {"id": video.id, "url": video.url, "duration": video.duration}
+                for video in task.videos
+            ]
+        }
+    elif task.status is TaskStatus.FAILED:
+        body["final_unit_deduction"] = task.unit_deduction
+        body["task_result"] = {}
+    return body
+
+
+def _task_info(task: SimTask) -> dict[str, str]:
+    if task.external_task_id is None:
+        return {}
+    return {"external_task_id": task.external_task_id}
+
+
+def _envelope(data: Any) -> JSONResponse:
+    return JSONResponse(
+        {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
+    )
+
+
+class KlingProfile:
+    """Bearer-authenticated JSON API with Kling's ``{code, message, request_id, data}``."""
+
+    name = "kling"
+
+    def api_routes(self, simulator: Simulator, auth: Authenticator) -> list[BaseRoute]:
+        api = _KlingEndpoints(simulator, auth)
+        return [
+            Route(PATH, api.create, methods=["POST"]),
+            Route(PATH, api.list_tasks, methods=["GET"]),
+            Route(PATH + "/{ref}", api.query, methods=["GET"]),
+        ]
+
+    def callback_body(self, task: SimTask) -> dict[str, Any] | None:
+        return task_object(task)
+
+    def error_response(self, error: KlingError) -> Response:
+        return JSONResponse(
+            {"code": error.code, "message": error.message, "request_id": str(uuid.uuid4())},
+            status_code=error.http_status,
+        )
+
+
+class _KlingEndpoints:
+    def __init__(self, simulator: Simulator, auth: Authenticator) -> None:
+        self._simulator = simulator
+        self._auth = auth
+
+    async def create(self, request: Request) -> Response:
+        self._auth.check(request.headers.get("authorization"))
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            raise KlingError(1200, "Invalid request body: not valid JSON") from None
+        task = await self._simulator.create(parse_create_body(body), base_url=str(request.base_url))
+        return _envelope(
+            {
+                "task_id": task.task_id,
+                "task_status": TaskStatus.SUBMITTED.value,
+                "task_info": _task_info(task),
+                "created_at": task.created_at,
+                "updated_at": task.created_at,
+            }
+        )
+
+    async def query(self, request: Request) -> Response:
+        self._auth.check(request.headers.get("authorization"))
+        return _envelope(task_object(self._simulator.get(request.path_params["ref"])))
+
+    async def list_tasks(self, request: Request) -> Response:
+        self._auth.check(request.headers.get("authorization"))
+        page_num = _int_param(request, "pageNum", 1, PAGE_NUM_RANGE)
+        page_size = _int_param(request, "pageSize", 30, PAGE_SIZE_RANGE)
+        tasks = self._simulator.page(page_num, page_size)
+        return _envelope([task_object(task) for task in tasks])
+
+
+def _int_param(request: Request, name: str, default: int, bounds: tuple[int, int]) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    low, high = bounds
+    try:
+        value = int(raw)
+    except ValueError:
+        raise invalid(name, f"must be an integer {low}..{high}") from None
+    if not low <= value <= high:
+        raise invalid(name, f"must be {low}..{high}")
+    return value

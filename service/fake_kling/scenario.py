@@ -1,0 +1,105 @@
+"""Scenario directives: how a test or demo steers one simulated task from its prompt.
+
+Directives are ``[sim:NAME]`` or ``[sim:NAME=VALUE]`` tokens anywhere in the prompt (and, for
+multi-shot requests, in any ``multi_prompt[*].prompt``). Names are case-insensitive; several may
+be combined (``"a cat [sim:duplicate][sim:delay=0.2]"``). An unknown name or a bad value makes
+the create fail with 1201, so a typo never passes silently.
+
+=========================  ============================================================
+directive                  effect
+=========================  ============================================================
+``[sim:fail]``             the task ends ``failed`` with "Image pixel is invalid"
+``[sim:fail=MESSAGE]``     ...with ``MESSAGE`` as ``task_status_msg``
+``[sim:reject=CODE]``      the create itself is refused with that §4 code (e.g. 1301)
+``[sim:duplicate]``        every callback is sent twice (same ``webhook-id``)
+``[sim:reorder]``          the final callback is sent before the ``processing`` one
+``[sim:drop]``             no callbacks at all; queries still work
+``[sim:early]``            the first callback (``submitted``) is delivered before the
+                           create response is returned
+``[sim:videos=N]``         N output videos (1..10, default 1)
+``[sim:delay=SECONDS]``    extra delay before each callback (0..60)
+=========================  ============================================================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+from .errors import ERROR_CODES
+
+DEFAULT_FAILURE_MESSAGE = "Image pixel is invalid"
+MAX_VIDEOS = 10
+MAX_DELAY_SECONDS = 60.0
+
+_DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
+_N = TypeVar("_N", int, float)
+_FLAGS = frozenset({"duplicate", "reorder", "drop", "early"})
+
+
+class ScenarioError(ValueError):
+    """A directive is unknown or has a bad value; the message names it."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the directives of one request ask for; the default is a plain, successful task."""
+
+    fail_message: str | None = None
+    reject_code: int | None = None
+    duplicate: bool = False
+    reorder: bool = False
+    drop: bool = False
+    early: bool = False
+    videos: int = 1
+    delay: float = 0.0
+
+    @property
+    def fails(self) -> bool:
+        return self.fail_message is not None
+
+
+def parse_scenario(texts: Iterable[str]) -> Scenario:
+    """Read every ``[sim:...]`` directive of ``texts`` into one :class:`Scenario`."""
+    scenario = Scenario()
+    for text in texts:
+        for match in _DIRECTIVE.finditer(text):
+            scenario = replace(scenario, **_parse_one(match.group(1).lower(), match.group(2)))
+    return scenario
+
+
+def _parse_one(name: str, raw: str | None) -> dict[str, Any]:
+    if name in _FLAGS:
+        if raw is not None:
+            raise ScenarioError(f"[sim:{name}] takes no value")
+        return {name: True}
+    if name == "fail":
+        message = raw.strip() if raw is not None else ""
+        return {"fail_message": message or DEFAULT_FAILURE_MESSAGE}
+    if raw is None:
+        raise ScenarioError(f"[sim:{name}] needs a value")
+    if name == "reject":
+        code = _number(name, raw, int)
+        if code not in ERROR_CODES:
+            raise ScenarioError(f"[sim:reject={raw}] is not an error code of the API")
+        return {"reject_code": code}
+    if name == "videos":
+        count = _number(name, raw, int)
+        if not 1 <= count <= MAX_VIDEOS:
+            raise ScenarioError(f"[sim:videos] must be 1..{MAX_VIDEOS}")
+        return {"videos": count}
+    if name == "delay":
+        delay = _number(name, raw, float)
+        if not 0 <= delay <= MAX_DELAY_SECONDS:
+            raise ScenarioError(f"[sim:delay] must be 0..{MAX_DELAY_SECONDS:g} seconds")
+        return {"delay": delay}
+    raise ScenarioError(f"unknown directive [sim:{name}]")
+
+
+def _number(name: str, raw: str, kind: type[_N]) -> _N:
+    try:
+        return kind(raw.strip())
+    except ValueError:
+        raise ScenarioError(f"[sim:{name}={raw}] is not a {kind.__name__}") from None

@@ -1,0 +1,134 @@
+"""The simulated provider itself, independent of any wire shape.
+
+:class:`Simulator` accepts tasks, refuses them the way Kling does, owns the background
+coroutines that move tasks along and send callbacks, and cancels them all when it stops.
+Profiles (:mod:`service.fake_kling.profiles`) put an API shape in front of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from .callbacks import USER_AGENT, CallbackSender
+from .config import FakeKlingConfig
+from .errors import KlingError, invalid
+from .media import MediaLibrary
+from .progression import CallbackRenderer, TaskRun
+from .scenario import ScenarioError, parse_scenario
+from .store import SimTask, TaskStore, new_numeric_id
+from .submission import CreateRequest
+
+logger = logging.getLogger(__name__)
+
+
+class Simulator:
+    """Tasks, media and callbacks of one simulated Kling account."""
+
+    def __init__(
+        self, config: FakeKlingConfig, *, render_callback: CallbackRenderer, media: MediaLibrary
+    ) -> None:
+        self.config = config
+        self.store = TaskStore()
+        self.media = media
+        self._render_callback = render_callback
+        self._sender: CallbackSender | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Open the callback client; on exit cancel every task run and close the client."""
+        async with httpx.AsyncClient(
+            timeout=self.config.callback_timeout,
+            follow_redirects=False,
+            trust_env=False,  # callbacks go where they are told, never through a proxy
+            headers={"User-Agent": USER_AGENT},
+        ) as client:
+            self._sender = CallbackSender(client, self.config.webhook_secret)
+            try:
+                yield
+            finally:
+                self._sender = None
+                await self._cancel_background()
+
+    async def create(self, request: CreateRequest, *, base_url: str) -> SimTask:
+        """Accept a task (and start its run) or raise :class:`KlingError`."""
+        if self._sender is None:
+            raise KlingError(5001, "simulator is not running (was the app's lifespan started?)")
+        try:
+            scenario = parse_scenario(request.prompts)
+        except ScenarioError as exc:
+            raise invalid("prompt", str(exc)) from None
+        if scenario.reject_code is not None:
+            raise KlingError(scenario.reject_code)
+        external_id = request.external_task_id
+        if external_id is not None and self.store.has_external_id(external_id):
+            raise invalid("external_task_id", f"{external_id} already exists")
+        limit = self.config.max_concurrent
+        if limit is not None and self.store.running_count() >= limit:
+            raise KlingError(1303)
+
+        task = SimTask(
+            task_id=new_numeric_id(),
+            model_name=request.model_name,
+            scenario=scenario,
+            base_url=base_url.rstrip("/"),
+            external_task_id=external_id,
+            callback_url=request.callback_url,
+            requested_duration=request.duration,
+            mode=request.mode,
+        )
+        self.store.add(task)
+        run = TaskRun(
+            task,
+            step_seconds=self.config.step_seconds,
+            sender=self._sender,
+            render=self._render_callback,
+            media=self.media,
+        )
+        if scenario.early:
+            await run.announce_submitted_now()
+        self._spawn(run.advance(), task)
+        self._spawn(run.deliver(), task)
+        logger.info(
+            "task %s created (external id %s)",
+            task.task_id,
+            external_id,
+            extra={"action": "fake_kling.task.created"},
+        )
+        return task
+
+    def get(self, ref: str) -> SimTask:
+        task = self.store.find(ref)
+        if task is None:
+            raise KlingError(1203, f"task {ref} does not exist")
+        return task
+
+    def page(self, page_num: int, page_size: int) -> list[SimTask]:
+        return self.store.page(page_num, page_size)
+
+    def _spawn(self, work: Coroutine[Any, Any, None], task: SimTask) -> None:
+        job = asyncio.create_task(work, name=f"fake-kling-{task.task_id}")
+        self._background.add(job)
+        job.add_done_callback(self._finished)
+
+    def _finished(self, job: asyncio.Task[None]) -> None:
+        self._background.discard(job)
+        if not job.cancelled() and job.exception() is not None:
+            logger.error(
+                "background job %s crashed",
+                job.get_name(),
+                exc_info=job.exception(),
+                extra={"action": "fake_kling.task.crashed"},
+            )
+
+    async def _cancel_background(self) -> None:
+        jobs = list(self._background)
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)

@@ -1,0 +1,123 @@
+"""The simulator's memory: tasks, their videos and the callbacks sent for them.
+
+Plain in-memory records owned by one app instance; nothing survives a restart, as befits a fake.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from .scenario import Scenario
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_numeric_id() -> str:
+    """An 18-digit numeric string, like Kling's task and video ids."""
+    return str(8 * 10**17 + secrets.randbelow(10**17))
+
+
+class TaskStatus(StrEnum):
+    """Kling's own status words (note ``succeed``)."""
+
+    SUBMITTED = "submitted"
+    PROCESSING = "processing"
+    SUCCEED = "succeed"
+    FAILED = "failed"
+
+    @property
+    def running(self) -> bool:
+        return self in (TaskStatus.SUBMITTED, TaskStatus.PROCESSING)
+
+
+@dataclass(frozen=True)
+class SimVideo:
+    id: str
+    url: str
+    duration: str
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    """One delivery attempt of one callback."""
+
+    sent_at_ms: int
+    state: str
+    url: str
+    webhook_id: str
+    status_code: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class SimTask:
+    """One task as the simulated provider sees it; mutated only by the simulator."""
+
+    task_id: str
+    model_name: str
+    scenario: Scenario
+    base_url: str
+    external_task_id: str | None = None
+    callback_url: str | None = None
+    requested_duration: str = "5"
+    mode: str = "pro"
+    status: TaskStatus = TaskStatus.SUBMITTED
+    status_msg: str = ""
+    created_at: int = field(default_factory=now_ms)
+    updated_at: int = 0
+    unit_deduction: str | None = None
+    videos: list[SimVideo] = field(default_factory=list)
+    callbacks: list[CallbackRecord] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.updated_at:
+            self.updated_at = self.created_at
+
+    def move_to(self, status: TaskStatus, message: str = "") -> None:
+        self.status = status
+        self.status_msg = message
+        self.updated_at = max(now_ms(), self.updated_at)
+
+
+class DuplicateExternalId(Exception):
+    """Another task of the account already uses this ``external_task_id``."""
+
+
+class TaskStore:
+    """Tasks by Kling id and by external id, newest first when listed."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, SimTask] = {}
+        self._by_external: dict[str, SimTask] = {}
+
+    def add(self, task: SimTask) -> None:
+        if task.external_task_id is not None and task.external_task_id in self._by_external:
+            raise DuplicateExternalId(task.external_task_id)
+        while task.task_id in self._by_id:
+            task.task_id = new_numeric_id()
+        self._by_id[task.task_id] = task
+        if task.external_task_id is not None:
+            self._by_external[task.external_task_id] = task
+
+    def has_external_id(self, external_task_id: str) -> bool:
+        return external_task_id in self._by_external
+
+    def find(self, ref: str) -> SimTask | None:
+        """A task by its ``task_id`` or, failing that, its ``external_task_id``."""
+        return self._by_id.get(ref) or self._by_external.get(ref)
+
+    def running_count(self) -> int:
+        return sum(1 for task in self._by_id.values() if task.status.running)
+
+    def page(self, page_num: int, page_size: int) -> list[SimTask]:
+        newest_first = list(reversed(self._by_id.values()))
+        start = (page_num - 1) * page_size
+        return newest_first[start : start + page_size]
+
+    def all(self) -> list[SimTask]:
+        return list(self._by_id.values())

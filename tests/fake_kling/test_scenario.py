@@ -1,0 +1,42 @@
+"""The directive parser, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.fake_kling.scenario import Scenario, ScenarioError, parse_scenario
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (["a cat on a skateboard"], Scenario()),
+        (["[sim:fail]"], Scenario(fail_message="Image pixel is invalid")),
+        (["x [SIM:Fail=Prompt Was Odd] y"], Scenario(fail_message="Prompt Was Odd")),
+        (["[sim:reject=1301]"], Scenario(reject_code=1301)),
+        (["[sim:duplicate][sim:reorder]"], Scenario(duplicate=True, reorder=True)),
+        (["[sim:drop] [sim:early]"], Scenario(drop=True, early=True)),
+        (["[sim:videos=4]", "[sim:delay=0.25]"], Scenario(videos=4, delay=0.25)),
+        ([], Scenario()),
+    ],
+)
+def test_parse(texts: list[str], expected: Scenario) -> None:
+    assert parse_scenario(texts) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[sim:teleport]",
+        "[sim:videos=0]",
+        "[sim:videos=11]",
+        "[sim:videos=two]",
+        "[sim:delay=-1]",
+        "[sim:reject=42]",
+        "[sim:reject]",
+        "[sim:drop=yes]",
+    ],
+)
+def test_bad_directives_are_refused(text: str) -> None:
+    with pytest.raises(ScenarioError):
+        parse_scenario([text])
