@@ -1,0 +1,164 @@
+"""Read one provider task object, whatever its shape, into a :class:`ProviderTaskState`.
+
+Three shapes exist (kling-api.md §4-§6) and are told apart by their keys:
+
+- Kling's task object: ``task_id``, ``task_status``, ``task_result.videos[]`` (query and create
+  answers' ``data``, and the bare callback body);
+- Kling's newer generation (and the console's test callback): ``id``, ``status``, ``outputs[]``;
+- apimodels' task: ``taskId``, ``state``, ``resultUrls[]``, ``failMsg``.
+
+Every field but the id and the status is optional; a value of the wrong type is treated as
+missing rather than failing the whole notification, because a callback we refuse is lost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from service.errors import NotificationInvalid
+from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo, normalise_status
+
+
+def looks_like_task(data: Mapping[str, Any]) -> bool:
+    """Whether ``data`` carries a task id or status key of one of the known shapes."""
+    return bool(
+        {"task_id", "task_status", "taskId", "state"} & data.keys()
+        or ("id" in data and ("status" in data or "outputs" in data))
+    )
+
+
+def parse_task_data(data: Mapping[str, Any]) -> ProviderTaskState:
+    """One task object (any shape) -> our state; ``NotificationInvalid`` when unusable."""
+    if not isinstance(data, Mapping):
+        raise NotificationInvalid(f"a task must be a JSON object, not {type(data).__name__}")
+    if "task_status" in data:
+        return _parse_kling(data)
+    if "taskId" in data or "state" in data:
+        return _parse_apimodels(data)
+    if "status" in data:
+        return _parse_generation(data)
+    if "task_id" in data or "id" in data:
+        raise NotificationInvalid("the task has an id but no status")
+    raise NotificationInvalid("no task found: neither task_id/task_status nor id/status present")
+
+
+def _parse_kling(data: Mapping[str, Any]) -> ProviderTaskState:
+    task_info = _mapping(data.get("task_info"))
+    task_result = _mapping(data.get("task_result"))
+    videos = _list(task_result.get("videos"))
+    return ProviderTaskState(
+        task_id=_task_id(data, "task_id"),
+        status=_status(data.get("task_status")),
+        status_message=_text(data.get("task_status_msg")) or "",
+        external_task_id=_text(task_info.get("external_task_id"))
+        or _text(data.get("external_task_id")),
+        cost=_number_text(data.get("final_unit_deduction")),
+        created_at_ms=_millis(data.get("created_at")),
+        updated_at_ms=_millis(data.get("updated_at")),
+        videos=_videos(videos),
+    )
+
+
+def _parse_generation(data: Mapping[str, Any]) -> ProviderTaskState:
+    # A gateway wrapper (new-api: task_id + status) may land here when it holds no inner task.
+    outputs = [
+        item
+        for item in _list(data.get("outputs"))
+        if isinstance(item, Mapping) and item.get("type", "video") == "video"
+    ]
+    return ProviderTaskState(
+        task_id=_task_id(data, "id", "task_id"),
+        status=_status(data.get("status")),
+        status_message=_text(data.get("message")) or "",
+        external_task_id=_text(data.get("external_id")) or _text(data.get("external_task_id")),
+        created_at_ms=_millis(data.get("create_time")),
+        updated_at_ms=_millis(data.get("update_time")),
+        videos=_videos(outputs),
+    )
+
+
+def _parse_apimodels(data: Mapping[str, Any]) -> ProviderTaskState:
+    urls = [{"url": url} for url in _list(data.get("resultUrls"))]
+    return ProviderTaskState(
+        task_id=_task_id(data, "taskId", "task_id"),
+        status=_status(data.get("state")),
+        status_message=_text(data.get("failMsg")) or "",
+        created_at_ms=_millis(data.get("createTime")),
+        updated_at_ms=_millis(data.get("completeTime")),
+        videos=_videos(urls),
+    )
+
+
+def _videos(items: list[Any]) -> tuple[ProviderVideo, ...]:
+    """Videos in the provider's order; ``index`` is the position in the provider's list.
+
+    An entry without a URL is skipped but keeps its position, so an index always names the
+    same video in every notification of the task.
+    """
+    videos = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            continue
+        url = _text(item.get("url"))
+        if not url:
+            continue
+        videos.append(
+            ProviderVideo(
+                index=index,
+                provider_video_id=_number_text(item.get("id")),
+                url=url,
+                duration=_number_text(item.get("duration")),
+                watermark_url=_text(item.get("watermark_url")),
+            )
+        )
+    return tuple(videos)
+
+
+def _task_id(data: Mapping[str, Any], *keys: str) -> str:
+    for key in keys:
+        value = _number_text(data.get(key))
+        if value and value.strip():
+            return value.strip()
+    raise NotificationInvalid(f"the task has no {' / '.join(keys)}")
+
+
+def _status(value: Any) -> ProviderStatus:
+    if not isinstance(value, str) or not value.strip():
+        raise NotificationInvalid("the task has no status")
+    status = normalise_status(value)
+    if status is None:
+        raise NotificationInvalid(f"unknown task status {value[:40]!r}")
+    return status
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _number_text(value: Any) -> str | None:
+    """A string field that some senders write as a number ("7.2" or 7.2): always a string."""
+    if isinstance(value, bool):  # bool is an int; never a valid id, cost or duration
+        return None
+    if isinstance(value, int | float):
+        return str(value)
+    return _text(value)
+
+
+def _millis(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value) if math.isfinite(value) else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
