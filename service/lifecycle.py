@@ -59,9 +59,10 @@ def _events_on_the_way(old: TaskStatus, new: TaskStatus) -> list[str]:
     types = []
     if RANK[old] < RANK[TaskStatus.SUBMITTED]:
         types.append(ev.TASK_SUBMITTED)
-    if new in (TaskStatus.PROCESSING, TaskStatus.SUCCEEDED) and RANK[old] < RANK[
-        TaskStatus.PROCESSING
-    ]:
+    if (
+        new in (TaskStatus.PROCESSING, TaskStatus.SUCCEEDED)
+        and RANK[old] < RANK[TaskStatus.PROCESSING]
+    ):
         types.append(ev.TASK_PROCESSING)
     if new == TaskStatus.SUCCEEDED:
         types.append(ev.TASK_SUCCEEDED)

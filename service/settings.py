@@ -55,9 +55,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
-    @field_validator(
-        "webhook_retry_schedule", "handler_retry_schedule", "download_retry_schedule"
-    )
+    @field_validator("webhook_retry_schedule", "handler_retry_schedule", "download_retry_schedule")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         RetrySchedule.parse(value)  # raises ValueError with the reason

@@ -47,8 +47,11 @@ class Worker:
         """Run until cancelled; on cancellation, running jobs are handed back at once."""
         removed = clean_partial_downloads(self._services.settings.media_dir)
         if removed:
-            log.info("removed %d partial downloads left by a crash", removed,
-                     extra={"action": "worker.cleaned"})
+            log.info(
+                "removed %d partial downloads left by a crash",
+                removed,
+                extra={"action": "worker.cleaned"},
+            )
         log.info("worker started", extra={"action": "worker.started"})
         try:
             while True:
@@ -91,8 +94,9 @@ class Worker:
         self._slot_freed.clear()
         waiters = [asyncio.create_task(ready.wait()), asyncio.create_task(self._slot_freed.wait())]
         try:
-            await asyncio.wait(waiters, timeout=self._poll_interval,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -106,17 +110,23 @@ class Worker:
             # Shutting down: hand the job back so another worker can take it at once.
             with contextlib.suppress(Exception):
                 now = self._services.clock()
-                await asyncio.shield(self._services.storage.retry_job(
-                    job.id, job.lease_token, now=now, run_at=now, error="worker stopped"
-                ))
+                await asyncio.shield(
+                    self._services.storage.retry_job(
+                        job.id, job.lease_token, now=now, run_at=now, error="worker stopped"
+                    )
+                )
             raise
         except GiveUp as exc:
             await self._give_up(job, runner, str(exc))
         except RetryLater as exc:
             await self._retry(job, runner, str(exc), exc.delay)
         except Exception as exc:  # an unforeseen failure must not lose the job
-            log.exception("job %s (%s) failed", job.id, job.kind,
-                          extra={"action": "job.error", "job_id": job.id})
+            log.exception(
+                "job %s (%s) failed",
+                job.id,
+                job.kind,
+                extra={"action": "job.error", "job_id": job.id},
+            )
             await self._retry(job, runner, f"{type(exc).__name__}: {exc}", None)
         else:
             await self._services.storage.complete_job(
@@ -125,8 +135,9 @@ class Worker:
         finally:
             heartbeat.cancel()
 
-    async def _retry(self, job: JobRecord, runner: JobRunner, error: str,
-                     delay: float | None) -> None:
+    async def _retry(
+        self, job: JobRecord, runner: JobRunner, error: str, delay: float | None
+    ) -> None:
         schedule = runner.schedule(self._services, job)
         planned = schedule.delay_after(job.attempts)
         if planned is None:
@@ -134,15 +145,26 @@ class Worker:
             return
         wait = max(planned, delay or 0.0)
         now = self._services.clock()
-        log.info("job %s (%s) will retry in %.1fs: %s", job.id, job.kind, wait, error,
-                 extra={"action": "job.retry", "job_id": job.id})
+        log.info(
+            "job %s (%s) will retry in %.1fs: %s",
+            job.id,
+            job.kind,
+            wait,
+            error,
+            extra={"action": "job.retry", "job_id": job.id},
+        )
         await self._services.storage.retry_job(
             job.id, job.lease_token, now=now, run_at=now + timedelta(seconds=wait), error=error
         )
 
     async def _give_up(self, job: JobRecord, runner: JobRunner, error: str) -> None:
-        log.warning("job %s (%s) failed for good: %s", job.id, job.kind, error,
-                    extra={"action": "job.failed", "job_id": job.id})
+        log.warning(
+            "job %s (%s) failed for good: %s",
+            job.id,
+            job.kind,
+            error,
+            extra={"action": "job.failed", "job_id": job.id},
+        )
         # Consequences first (idempotent), then the job's state: a crash in between leaves a job
         # that gives up again, never a job marked failed whose consequence was not recorded.
         if runner.on_give_up is not None:
@@ -157,15 +179,20 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 kept = await self._services.storage.renew_lease(
-                    job.id, job.lease_token, now=self._services.clock(),
+                    job.id,
+                    job.lease_token,
+                    now=self._services.clock(),
                     lease_seconds=self._lease_seconds,
                 )
             except StorageError as exc:
                 log.warning("could not renew the lease of %s: %s", job.id, exc)
                 continue
             if not kept:
-                log.warning("lost the lease of job %s", job.id,
-                            extra={"action": "job.lease_lost", "job_id": job.id})
+                log.warning(
+                    "lost the lease of job %s",
+                    job.id,
+                    extra={"action": "job.lease_lost", "job_id": job.id},
+                )
                 return
 
 

@@ -38,16 +38,32 @@ VIDEO = ProviderVideo(index=0, provider_video_id="v1", url="http://cdn/v1.mp4", 
     ("before", "news", "after", "events"),
     [
         (TaskStatus.PENDING, ProviderStatus.SUBMITTED, TaskStatus.SUBMITTED, ["task.submitted"]),
-        (TaskStatus.SUBMITTED, ProviderStatus.PROCESSING, TaskStatus.PROCESSING,
-         ["task.processing"]),
-        (TaskStatus.PENDING, ProviderStatus.PROCESSING, TaskStatus.PROCESSING,
-         ["task.submitted", "task.processing"]),
-        (TaskStatus.SUBMITTED, ProviderStatus.SUCCEEDED, TaskStatus.SUCCEEDED,
-         ["task.processing", "task.succeeded"]),
+        (
+            TaskStatus.SUBMITTED,
+            ProviderStatus.PROCESSING,
+            TaskStatus.PROCESSING,
+            ["task.processing"],
+        ),
+        (
+            TaskStatus.PENDING,
+            ProviderStatus.PROCESSING,
+            TaskStatus.PROCESSING,
+            ["task.submitted", "task.processing"],
+        ),
+        (
+            TaskStatus.SUBMITTED,
+            ProviderStatus.SUCCEEDED,
+            TaskStatus.SUCCEEDED,
+            ["task.processing", "task.succeeded"],
+        ),
         (TaskStatus.PROCESSING, ProviderStatus.SUCCEEDED, TaskStatus.SUCCEEDED, ["task.succeeded"]),
         (TaskStatus.SUBMITTED, ProviderStatus.FAILED, TaskStatus.FAILED, ["task.failed"]),
-        (TaskStatus.PENDING, ProviderStatus.FAILED, TaskStatus.FAILED,
-         ["task.submitted", "task.failed"]),
+        (
+            TaskStatus.PENDING,
+            ProviderStatus.FAILED,
+            TaskStatus.FAILED,
+            ["task.submitted", "task.failed"],
+        ),
     ],
 )
 def test_news_moves_forward_and_announces_each_state_once(
@@ -158,7 +174,13 @@ def test_last_video_stored_completes_the_task(emitter: EventEmitter) -> None:
     first = make_video(task.id, 0, download_status=DownloadStatus.DOWNLOADED)
     second = make_video(task.id, 1, download_status=DownloadStatus.DOWNLOADING)
     plan = plan_video_stored(
-        task, [first, second], second, path="x/1.mp4", size=10, sha256="ab", now=at(3),
+        task,
+        [first, second],
+        second,
+        path="x/1.mp4",
+        size=10,
+        sha256="ab",
+        now=at(3),
         emitter=emitter,
     )
     assert plan.change is not None
@@ -175,7 +197,13 @@ def test_a_video_stored_while_others_are_pending_does_not_complete(
     task = make_task(status=TaskStatus.SUCCEEDED)
     first, second = make_video(task.id, 0), make_video(task.id, 1)
     plan = plan_video_stored(
-        task, [first, second], first, path="x/0.mp4", size=1, sha256="cd", now=at(3),
+        task,
+        [first, second],
+        first,
+        path="x/0.mp4",
+        size=1,
+        sha256="cd",
+        now=at(3),
         emitter=emitter,
     )
     assert plan.change is not None

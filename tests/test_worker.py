@@ -83,7 +83,7 @@ async def test_a_failing_job_is_retried_until_it_succeeds(services: Services) ->
     worker = Worker(services, poll_interval=0.01, runners={"t": runner_failing(2, calls)})
     job = new_job("t", {}, now=services.clock())
     await services.storage.enqueue([job])
-    done = (wait_status(services, job.id, JobStatus.SUCCEEDED))
+    done = wait_status(services, job.id, JobStatus.SUCCEEDED)
     await run_until(worker, done)
     assert calls == [1, 2, 3]
 
@@ -102,7 +102,7 @@ async def test_a_job_gives_up_after_its_schedule_and_calls_on_give_up(
     worker = Worker(services, poll_interval=0.01, runners={"t": runner})
     job = new_job("t", {}, now=services.clock())
     await services.storage.enqueue([job])
-    done = (wait_status(services, job.id, JobStatus.FAILED))
+    done = wait_status(services, job.id, JobStatus.FAILED)
     await run_until(worker, done)
     assert calls == [1, 2, 3]
     assert given_up == ["ValueError: not yet"]
@@ -115,7 +115,7 @@ async def test_give_up_is_not_retried(services: Services) -> None:
     worker = Worker(services, poll_interval=0.01, runners={"t": runner_failing(1, calls, GiveUp)})
     job = new_job("t", {}, now=services.clock())
     await services.storage.enqueue([job])
-    done = (wait_status(services, job.id, JobStatus.FAILED))
+    done = wait_status(services, job.id, JobStatus.FAILED)
     await run_until(worker, done)
     assert calls == [1]
 

@@ -40,7 +40,10 @@ class ApiAccessMiddleware:
             return
         status, code, message = refusal
         body = json.dumps({"error": code, "message": message}).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         if status == 401:
             headers.append((b"www-authenticate", b"Bearer"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -51,8 +54,11 @@ class ApiAccessMiddleware:
             client = scope.get("client")
             if _is_loopback(client[0] if client else None):
                 return None
-            return (403, "forbidden",
-                    "OMNIHOOK_API_TOKEN is not set, so /v1/* answers loopback clients only")
+            return (
+                403,
+                "forbidden",
+                "OMNIHOOK_API_TOKEN is not set, so /v1/* answers loopback clients only",
+            )
         for name, value in scope["headers"]:
             if name == b"authorization":
                 scheme, _, credentials = value.partition(b" ")
@@ -60,4 +66,8 @@ class ApiAccessMiddleware:
                     credentials.strip(), self._token
                 ):
                     return None
-        return (401, "unauthorized", "a valid 'Authorization: Bearer <OMNIHOOK_API_TOKEN>' is required")
+        return (
+            401,
+            "unauthorized",
+            "a valid 'Authorization: Bearer <OMNIHOOK_API_TOKEN>' is required",
+        )

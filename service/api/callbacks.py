@@ -26,8 +26,14 @@ from storage.records import NotificationRecord
 log = logging.getLogger(__name__)
 
 MAX_NOTIFICATION_BYTES = 1024 * 1024  # real ones are a few KB
-_KEPT_HEADERS = ("content-type", "user-agent", "webhook-id", "webhook-timestamp",
-                 "webhook-signature", "x-forwarded-for")
+_KEPT_HEADERS = (
+    "content-type",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "x-forwarded-for",
+)
 
 
 class _TooLarge(Exception):
@@ -62,8 +68,9 @@ async def receive_notification(request: Request) -> Response:
     try:
         body = await _read_capped(request)
     except _TooLarge:
-        return error_response(413, "body_too_large",
-                              f"notifications are limited to {MAX_NOTIFICATION_BYTES} bytes")
+        return error_response(
+            413, "body_too_large", f"notifications are limited to {MAX_NOTIFICATION_BYTES} bytes"
+        )
     except ClientDisconnect:
         return Response(status_code=400)
     token_hash = hashlib.sha256(request.path_params["token"].encode()).hexdigest()
@@ -75,8 +82,11 @@ async def receive_notification(request: Request) -> Response:
     if secret_setting is not None:
         secrets = [s.strip() for s in secret_setting.get_secret_value().split(",") if s.strip()]
         if not _signature_ok(secrets, body, headers):
-            log.warning("refused a notification with a bad signature for %s", task.id,
-                        extra={"action": "callback.bad_signature", "task_id": task.id})
+            log.warning(
+                "refused a notification with a bad signature for %s",
+                task.id,
+                extra={"action": "callback.bad_signature", "task_id": task.id},
+            )
             return error_response(401, "bad_signature", "missing or invalid webhook signature")
     try:
         parse_notification(body)

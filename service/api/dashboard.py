@@ -58,8 +58,12 @@ async def dashboard(request: Request) -> Response:
             f"{escape(task.status.value)}</span> <code>{escape(task.id)}</code> "
             f"{escape(task.model_name)} — {escape(prompt[:160])}</div>"
             f"<div>{escape(task.status_message)}</div>{previews}<ol>{timeline}</ol>"
-            + (f"<table><tr><th>handler</th><th>event</th><th>status</th><th>attempts</th>"
-               f"<th>error</th></tr>{run_rows}</table>" if run_rows else "")
+            + (
+                f"<table><tr><th>handler</th><th>event</th><th>status</th><th>attempts</th>"
+                f"<th>error</th></tr>{run_rows}</table>"
+                if run_rows
+                else ""
+            )
             + "</div>"
         )
     body = "".join(sections) or "<p>No tasks yet. Submit one with <code>omnihook submit</code>.</p>"

@@ -20,41 +20,84 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _task_id_param() -> dict[str, Any]:
-    return {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"},
-            "description": "the task's id or its external_task_id"}
+    return {
+        "name": "task_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "the task's id or its external_task_id",
+    }
 
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
-    "info": {"title": "omnihook", "version": "0.1.0",
-             "description": "Webhook-driven event service for Kling Omni Video"},
+    "info": {
+        "title": "omnihook",
+        "version": "0.1.0",
+        "description": "Webhook-driven event service for Kling Omni Video",
+    },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         "schemas": {
-            "Error": {"type": "object", "required": ["error", "message"], "properties": {
-                "error": {"type": "string"}, "message": {"type": "string"},
-                "problems": {"type": "array", "items": {"type": "object", "properties": {
-                    "field": {"type": "string"}, "message": {"type": "string"}}}}}},
-            "Video": {"type": "object", "properties": {
-                "index": {"type": "integer"}, "provider_video_id": {"type": ["string", "null"]},
-                "duration": {"type": ["string", "null"]},
-                "download_status": {"enum": ["pending", "downloading", "downloaded", "failed"]},
-                "size": {"type": ["integer", "null"]}, "sha256": {"type": ["string", "null"]},
-                "path": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]}}},
-            "Task": {"type": "object", "properties": {
-                "id": {"type": "string"}, "external_task_id": {"type": "string"},
-                "provider_task_id": {"type": ["string", "null"]},
-                "status": {"enum": ["pending", "submitted", "processing", "succeeded", "failed"]},
-                "status_message": {"type": "string"}, "model_name": {"type": "string"},
-                "request": {"type": "object"}, "metadata": {"type": "object"},
-                "cost": {"type": ["string", "null"]},
-                "created_at": {"type": "string", "format": "date-time"},
-                "updated_at": {"type": "string", "format": "date-time"},
-                "videos": {"type": "array", "items": {"$ref": "#/components/schemas/Video"}}}},
-            "Event": {"type": "object", "properties": {
-                "id": {"type": "string"}, "type": {"type": "string"},
-                "timestamp": {"type": "string", "format": "date-time"},
-                "data": {"type": "object"}}},
+            "Error": {
+                "type": "object",
+                "required": ["error", "message"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "message": {"type": "string"},
+                    "problems": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "field": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        },
+                    },
+                },
+            },
+            "Video": {
+                "type": "object",
+                "properties": {
+                    "index": {"type": "integer"},
+                    "provider_video_id": {"type": ["string", "null"]},
+                    "duration": {"type": ["string", "null"]},
+                    "download_status": {"enum": ["pending", "downloading", "downloaded", "failed"]},
+                    "size": {"type": ["integer", "null"]},
+                    "sha256": {"type": ["string", "null"]},
+                    "path": {"type": ["string", "null"]},
+                    "error": {"type": ["string", "null"]},
+                },
+            },
+            "Task": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "external_task_id": {"type": "string"},
+                    "provider_task_id": {"type": ["string", "null"]},
+                    "status": {
+                        "enum": ["pending", "submitted", "processing", "succeeded", "failed"]
+                    },
+                    "status_message": {"type": "string"},
+                    "model_name": {"type": "string"},
+                    "request": {"type": "object"},
+                    "metadata": {"type": "object"},
+                    "cost": {"type": ["string", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                    "videos": {"type": "array", "items": {"$ref": "#/components/schemas/Video"}},
+                },
+            },
+            "Event": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string"},
+                    "type": {"type": "string"},
+                    "timestamp": {"type": "string", "format": "date-time"},
+                    "data": {"type": "object"},
+                },
+            },
         },
     },
     "security": [{"bearer": []}],
@@ -62,9 +105,11 @@ SPEC: dict[str, Any] = {
         "/v1/tasks": {
             "post": {
                 "summary": "Submit a task (Kling Omni Video request fields, external_task_id, "
-                           "metadata)",
-                "requestBody": {"required": True,
-                                "content": {"application/json": {"schema": {"type": "object"}}}},
+                "metadata)",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
                 "responses": {
                     "201": _json(_TASK, "the provider accepted the task"),
                     "202": _json(_TASK, "stored; the provider's answer was lost, a job finishes"),
@@ -78,51 +123,120 @@ SPEC: dict[str, Any] = {
                 "summary": "List tasks, newest first",
                 "parameters": [
                     {"name": "status", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
-                "responses": {"200": _json({"type": "object", "properties": {
-                    "tasks": {"type": "array", "items": _TASK},
-                    "next_cursor": {"type": ["string", "null"]}}}, "a page of tasks")},
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "tasks": {"type": "array", "items": _TASK},
+                                "next_cursor": {"type": ["string", "null"]},
+                            },
+                        },
+                        "a page of tasks",
+                    )
+                },
             },
         },
-        "/v1/tasks/{task_id}": {"get": {
-            "summary": "One task, with its handler runs", "parameters": [_task_id_param()],
-            "responses": {"200": _json(_TASK, "the task"), "404": _json(_ERROR, "unknown")}}},
-        "/v1/tasks/{task_id}/events": {"get": {
-            "summary": "The task's events, oldest first", "parameters": [_task_id_param()],
-            "responses": {"200": _json({"type": "object", "properties": {"events": {
-                "type": "array", "items": {"$ref": "#/components/schemas/Event"}}}}, "events")}}},
-        "/v1/tasks/{task_id}/notifications": {"get": {
-            "summary": "Every notification received for the task and what it changed",
-            "parameters": [_task_id_param()],
-            "responses": {"200": {"description": "notifications"}}}},
-        "/v1/tasks/{task_id}/videos/{index}": {"get": {
-            "summary": "A stored video file (Range supported)",
-            "parameters": [_task_id_param(), {"name": "index", "in": "path", "required": True,
-                                              "schema": {"type": "integer"}}],
-            "responses": {"200": {"description": "the MP4 file",
-                                  "content": {"video/mp4": {}}},
-                          "206": {"description": "a byte range of it"},
-                          "409": _json(_ERROR, "not downloaded yet")}}},
-        "/callbacks/kling/{token}": {"post": {
-            "summary": "The provider's status notifications (one unguessable token per task)",
-            "security": [],
-            "parameters": [{"name": "token", "in": "path", "required": True,
-                            "schema": {"type": "string"}}],
-            "responses": {"200": {"description": "durably stored"},
-                          "400": _json(_ERROR, "unreadable body"),
-                          "401": _json(_ERROR, "bad signature"),
-                          "404": _json(_ERROR, "unknown token"),
-                          "413": _json(_ERROR, "body too large")}}},
-        "/healthz": {"get": {"summary": "Liveness", "security": [],
-                             "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness (database reachable)", "security": [],
-                            "responses": {"200": {"description": "ready"},
-                                          "503": {"description": "database unreachable"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
-                             "responses": {"200": {"description": "text exposition"}}}},
+        "/v1/tasks/{task_id}": {
+            "get": {
+                "summary": "One task, with its handler runs",
+                "parameters": [_task_id_param()],
+                "responses": {"200": _json(_TASK, "the task"), "404": _json(_ERROR, "unknown")},
+            }
+        },
+        "/v1/tasks/{task_id}/events": {
+            "get": {
+                "summary": "The task's events, oldest first",
+                "parameters": [_task_id_param()],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "events": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Event"},
+                                }
+                            },
+                        },
+                        "events",
+                    )
+                },
+            }
+        },
+        "/v1/tasks/{task_id}/notifications": {
+            "get": {
+                "summary": "Every notification received for the task and what it changed",
+                "parameters": [_task_id_param()],
+                "responses": {"200": {"description": "notifications"}},
+            }
+        },
+        "/v1/tasks/{task_id}/videos/{index}": {
+            "get": {
+                "summary": "A stored video file (Range supported)",
+                "parameters": [
+                    _task_id_param(),
+                    {
+                        "name": "index",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "the MP4 file", "content": {"video/mp4": {}}},
+                    "206": {"description": "a byte range of it"},
+                    "409": _json(_ERROR, "not downloaded yet"),
+                },
+            }
+        },
+        "/callbacks/kling/{token}": {
+            "post": {
+                "summary": "The provider's status notifications (one unguessable token per task)",
+                "security": [],
+                "parameters": [
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "durably stored"},
+                    "400": _json(_ERROR, "unreadable body"),
+                    "401": _json(_ERROR, "bad signature"),
+                    "404": _json(_ERROR, "unknown token"),
+                    "413": _json(_ERROR, "body too large"),
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness",
+                "security": [],
+                "responses": {"200": {"description": "alive"}},
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness (database reachable)",
+                "security": [],
+                "responses": {
+                    "200": {"description": "ready"},
+                    "503": {"description": "database unreachable"},
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "security": [],
+                "responses": {"200": {"description": "text exposition"}},
+            }
+        },
     },
 }
 

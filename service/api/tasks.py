@@ -113,18 +113,20 @@ async def task_notifications(request: Request) -> Response:
     services = services_of(request)
     task = await _find(services, request.path_params["task_id"])
     notifications = await services.storage.list_notifications(task.id)
-    return JSONResponse({
-        "notifications": [
-            {
-                "id": n.id,
-                "received_at": n.received_at.isoformat(),
-                "headers": n.headers,
-                "body": n.body.decode("utf-8", errors="replace"),
-                "outcome": n.outcome,
-            }
-            for n in notifications
-        ]
-    })
+    return JSONResponse(
+        {
+            "notifications": [
+                {
+                    "id": n.id,
+                    "received_at": n.received_at.isoformat(),
+                    "headers": n.headers,
+                    "body": n.body.decode("utf-8", errors="replace"),
+                    "outcome": n.outcome,
+                }
+                for n in notifications
+            ]
+        }
+    )
 
 
 async def task_video(request: Request) -> Response:
@@ -143,5 +145,9 @@ async def task_video(request: Request) -> Response:
     if not path.is_file():
         raise NotFound(f"the file of video {index} is missing from the media directory")
     # FileResponse answers Range requests (206/416) and sends ETag and Last-Modified.
-    return FileResponse(path, media_type="video/mp4", filename=f"{task.id}-{index}.mp4",
-                        content_disposition_type="inline")
+    return FileResponse(
+        path,
+        media_type="video/mp4",
+        filename=f"{task.id}-{index}.mp4",
+        content_disposition_type="inline",
+    )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from handlers.api import Event
-from handlers.runner import HandlerGaveUp, run_handler
+from handlers.errors import HandlerGaveUp
+from handlers.runner import run_handler
 from service.jobs.outcome import GiveUp, RetryLater
 from service.retry import RetrySchedule
 from service.services import Services

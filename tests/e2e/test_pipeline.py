@@ -36,8 +36,9 @@ async def provider_video_bytes(pipeline: Pipeline, provider_task_id: str) -> lis
 async def test_success_stores_the_provider_video_and_announces_each_event_once(
     pipeline: Pipeline,
 ) -> None:
-    answer = await pipeline.submit(prompt="a red fox in snow", external_task_id="job-0001",
-                                   metadata={"order": 42})
+    answer = await pipeline.submit(
+        prompt="a red fox in snow", external_task_id="job-0001", metadata={"order": 42}
+    )
     assert answer.status_code == 201, answer.text
     created = answer.json()
     assert created["status"] == "submitted"
@@ -65,8 +66,9 @@ async def test_success_stores_the_provider_video_and_announces_each_event_once(
     # by external id too, and the file with Range
     by_external = await pipeline.api.get("/v1/tasks/job-0001")
     assert by_external.json()["id"] == task["id"]
-    ranged = await pipeline.api.get(f"/v1/tasks/{task['id']}/videos/0",
-                                    headers={"Range": "bytes=0-99"})
+    ranged = await pipeline.api.get(
+        f"/v1/tasks/{task['id']}/videos/0", headers={"Range": "bytes=0-99"}
+    )
     assert ranged.status_code == 206
     assert ranged.content == stored[:100]
     assert ranged.headers["content-type"] == "video/mp4"
@@ -79,13 +81,12 @@ async def test_provider_failure_is_announced_with_its_reason(pipeline: Pipeline)
     assert task["status"] == "failed"
     assert task["status_message"] == "Image pixel is invalid"
     assert task["videos"] == []
-    assert await pipeline.events(task["id"]) == [
-        "task.submitted", "task.processing", "task.failed"
-    ]
+    assert await pipeline.events(task["id"]) == ["task.submitted", "task.processing", "task.failed"]
 
 
-@pytest.mark.parametrize("directive", ["[sim:duplicate]", "[sim:reorder]",
-                                       "[sim:duplicate] [sim:reorder]"])
+@pytest.mark.parametrize(
+    "directive", ["[sim:duplicate]", "[sim:reorder]", "[sim:duplicate] [sim:reorder]"]
+)
 async def test_duplicated_and_reordered_notifications_change_nothing_twice(
     pipeline: Pipeline, directive: str
 ) -> None:
