@@ -20,6 +20,7 @@ from service.download import clean_partial_downloads
 from service.errors import StorageError
 from service.jobs.outcome import GiveUp, RetryLater
 from service.jobs.runners import RUNNERS, JobRunner
+from service.reconcile import enqueue_overdue_syncs
 from service.services import Services
 from service.settings import Settings
 from storage.records import JobRecord
@@ -53,16 +54,27 @@ class Worker:
                 extra={"action": "worker.cleaned"},
             )
         log.info("worker started", extra={"action": "worker.started"})
+        reconciler = asyncio.create_task(self._reconcile_forever())
         try:
             while True:
                 leased = await self._lease_some()
                 if not leased:
                     await self._wait_for_work()
         finally:
+            reconciler.cancel()
             for task in list(self._running):
                 task.cancel()
             await asyncio.gather(*self._running, return_exceptions=True)
             log.info("worker stopped", extra={"action": "worker.stopped"})
+
+    async def _reconcile_forever(self) -> None:
+        interval = min(self._services.settings.reconcile_after / 4, 60.0)
+        while True:
+            try:
+                await enqueue_overdue_syncs(self._services)
+            except StorageError as exc:
+                log.warning("reconciliation pass failed: %s", exc)
+            await asyncio.sleep(interval)
 
     async def _lease_some(self) -> int:
         free = self._concurrency - len(self._running)

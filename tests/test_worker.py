@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 from datetime import datetime, timedelta
-from pathlib import Path
 
-import httpx
-import pytest
-
-from handlers.registry import HandlerRegistry
-from service.bootstrap import open_services
 from service.jobs.kinds import new_job
 from service.jobs.outcome import GiveUp, RetryLater
 from service.jobs.runners import JobRunner
 from service.retry import RetrySchedule
 from service.services import Services
-from service.settings import load_settings
 from service.worker import Worker
-from storage.memory import MemoryStorage
 from storage.records import JobRecord, JobStatus
 
 
@@ -34,21 +26,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-async def services(tmp_path: Path) -> AsyncIterator[Services]:
-    settings = load_settings(
-        database_url="memory://",
-        media_dir=tmp_path / "media",
-        kling_api_key="k",
-        job_lease_seconds=30,
-    )
-    transport = httpx.MockTransport(lambda request: httpx.Response(500))
-    async with open_services(
-        settings, storage=MemoryStorage(), registry=HandlerRegistry(), transport=transport
-    ) as opened:
-        yield opened
 
 
 async def run_until(worker: Worker, condition: Awaitable[object], timeout: float = 5) -> None:

@@ -126,6 +126,7 @@ async def pipeline(
         handlers=str(plugin),
         handler_retry_schedule="0.2,0.4",
         download_retry_schedule="0.2,0.4",
+        reconcile_after=1.0,
     )
     app = create_app(settings, with_worker=True)
     async with (

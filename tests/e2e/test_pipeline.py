@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,6 +32,12 @@ async def provider_video_bytes(pipeline: Pipeline, provider_task_id: str) -> lis
         )
         videos = answer.json()["data"]["task_result"]["videos"]
         return [(await fake.get(video["url"])).content for video in videos]
+
+
+async def simulated_tasks(pipeline: Pipeline) -> list[dict[str, Any]]:
+    async with httpx.AsyncClient(base_url=pipeline.fake_url) as fake:
+        tasks: list[dict[str, Any]] = (await fake.get("/_sim/tasks")).json()["tasks"]
+        return tasks
 
 
 async def test_success_stores_the_provider_video_and_announces_each_event_once(
@@ -107,9 +114,23 @@ async def test_notification_before_the_create_answer_is_matched(pipeline: Pipeli
     assert answer.status_code == 201, answer.text
     task = await pipeline.wait_finished(answer.json()["id"])
     assert task["status"] == "succeeded"
-    notifications = (await pipeline.api.get(f"/v1/tasks/{task['id']}/notifications")).json()
-    first = notifications["notifications"][0]
-    assert first["received_at"] < answer.json()["updated_at"] or first["outcome"]
+    [simulated] = [
+        t for t in await simulated_tasks(pipeline) if t["external_task_id"] == task["id"]
+    ]
+    first = simulated["callbacks"][0]
+    # sent (and answered) before the create response left the provider, and matched: 200
+    assert first["state"] == "submitted" and first["status_code"] == 200
+    assert first["sent_at"] <= simulated["created_at"] + 1000
+    assert await pipeline.events(task["id"]) == SUCCESS_EVENTS
+
+
+async def test_lost_notifications_are_made_up_for_by_reconciliation(pipeline: Pipeline) -> None:
+    answer = await pipeline.submit(prompt="a quiet forest [sim:drop]")
+    task = await pipeline.wait_finished(answer.json()["id"])
+    assert task["status"] == "succeeded"
+    assert [v["download_status"] for v in task["videos"]] == ["downloaded"]
+    notifications = await pipeline.api.get(f"/v1/tasks/{task['id']}/notifications")
+    assert notifications.json()["notifications"] == []
     assert await pipeline.events(task["id"]) == SUCCESS_EVENTS
 
 
@@ -144,8 +165,7 @@ async def test_invalid_submissions_never_reach_the_provider(pipeline: Pipeline) 
     assert answer.status_code == 422
     fields = {p["field"] for p in answer.json()["problems"]}
     assert {"prompt", "duration"} <= fields
-    async with httpx.AsyncClient(base_url=pipeline.fake_url) as fake:
-        assert (await fake.get("/_sim/tasks")).json()["tasks"] == [] or True
+    assert await simulated_tasks(pipeline) == []
     assert (await pipeline.api.get("/v1/tasks")).json()["tasks"] == []
 
 

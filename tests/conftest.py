@@ -1,0 +1,30 @@
+"""Fixtures shared by the unit tests: the services of one process on the in-memory backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from handlers.registry import HandlerRegistry
+from service.bootstrap import open_services
+from service.services import Services
+from service.settings import load_settings
+from storage.memory import MemoryStorage
+
+
+@pytest.fixture
+async def services(tmp_path: Path) -> AsyncIterator[Services]:
+    settings = load_settings(
+        database_url="memory://",
+        media_dir=tmp_path / "media",
+        kling_api_key="k",
+        job_lease_seconds=30,
+    )
+    transport = httpx.MockTransport(lambda request: httpx.Response(500))
+    async with open_services(
+        settings, storage=MemoryStorage(), registry=HandlerRegistry(), transport=transport
+    ) as opened:
+        yield opened
