@@ -30,5 +30,5 @@ async def test_quiet_unfinished_tasks_get_one_sync_job_each(services: Services) 
         assert len(jobs) == 1
     for task in (recent, finished):
         assert await services.storage.list_jobs(task_id=task.id) == []
-    run_ats = sorted((await services.storage.list_jobs(task_id=t.id))[0].run_at for t in quiet)
+    run_ats = sorted([(await services.storage.list_jobs(task_id=t.id))[0].run_at for t in quiet])
     assert run_ats[0] < run_ats[-1]  # spread, not a burst
