@@ -1,0 +1,55 @@
+"""``omnihook serve`` and ``omnihook worker``: the service's long-running processes."""
+
+from __future__ import annotations
+
+import click
+import uvicorn
+
+from service.settings import load_settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Serve HTTP only; run `omnihook worker` separately (the Procfile's way).",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    metavar="IPS",
+    default=None,
+    help="Proxies trusted for X-Forwarded-* headers  [default: $FORWARDED_ALLOW_IPS, "
+    "else 127.0.0.1; '*' behind a platform router]",
+)
+def serve(host: str, port: int, no_worker: bool, forwarded_allow_ips: str | None) -> None:
+    """Run the HTTP service and, unless --no-worker, the background worker."""
+    settings = load_settings()  # first: a configuration error is reported before anything runs
+
+    from service.app import create_app  # imported late: `omnihook --help` stays fast
+
+    app = create_app(settings, with_worker=not no_worker)
+    # Proxy headers on: behind a PaaS router or a reverse proxy, the client address and the
+    # scheme (for public URLs and the loopback-only rule) come from X-Forwarded-*.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        log_level="info",
+    )
+
+
+@click.command()
+def worker() -> None:
+    """Run the background worker alone: downloads, handlers, webhooks, reconciliation."""
+    settings = load_settings()
+
+    from service.worker import run_worker
+
+    from .common import run_until_stopped
+
+    click.echo("omnihook worker running; Ctrl+C to stop", err=True)
+    run_until_stopped(run_worker(settings))
