@@ -22,6 +22,7 @@ from service.api import callbacks, dashboard, health, openapi, tasks
 from service.api.access import ApiAccessMiddleware
 from service.api.errors import EXCEPTION_HANDLERS
 from service.bootstrap import open_services
+from service.logs import install_redaction
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
 from service.worker import Worker
@@ -56,6 +57,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        # Here rather than at import: the server has configured its loggers by now.
+        install_redaction("uvicorn.access", "uvicorn.error")
         async with open_services(
             settings, storage=storage, registry=registry, transport=transport
         ) as services:

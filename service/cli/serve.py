@@ -28,7 +28,9 @@ def serve(host: str, port: int, no_worker: bool, forwarded_allow_ips: str | None
     settings = load_settings()  # first: a configuration error is reported before anything runs
 
     from service.app import create_app  # imported late: `omnihook --help` stays fast
+    from service.logs import configure_logging
 
+    configure_logging()
     app = create_app(settings, with_worker=not no_worker)
     # Proxy headers on: behind a PaaS router or a reverse proxy, the client address and the
     # scheme (for public URLs and the loopback-only rule) come from X-Forwarded-*.
@@ -47,8 +49,10 @@ def worker() -> None:
     """Run the background worker alone: downloads, handlers, webhooks, reconciliation."""
     settings = load_settings()
 
+    from service.logs import configure_logging
     from service.worker import run_worker
 
+    configure_logging()
     from .common import run_until_stopped
 
     click.echo("omnihook worker running; Ctrl+C to stop", err=True)
