@@ -14,16 +14,13 @@ CDN URLs carry signed parameters.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import errno
 import hashlib
 import ipaddress
 import logging
-import math
 import os
 import socket
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +29,7 @@ from typing import BinaryIO
 import httpx
 
 from service.errors import DownloadError, DownloadRetryable
+from service.retry_after import parse_retry_after
 
 try:
     import fcntl
@@ -309,18 +307,3 @@ def _display(url: httpx.URL | str) -> str:
         return "<invalid URL>"
     port = f":{parsed.port}" if parsed.port else ""
     return f"{parsed.scheme}://{parsed.host}{port}{parsed.path}"
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    if not value or not value.strip():
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value.strip())
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - time.time()
-    return max(0.0, seconds) if math.isfinite(seconds) else None

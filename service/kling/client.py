@@ -16,10 +16,7 @@ not a missing task, so it stays a :class:`ProviderRejected`.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
-import math
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -38,6 +35,7 @@ from service.kling.auth import RenewableAuth
 from service.kling.notification import task_from_document
 from service.kling.state import ProviderTaskState
 from service.retry import RetrySchedule
+from service.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
@@ -248,23 +246,6 @@ def _task_state(data: Any) -> ProviderTaskState:
         return task_from_document(data)
     except NotificationInvalid as exc:
         raise _AnswerLost(f"unreadable task in the answer: {exc}") from exc
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
-    if not value or not value.strip():
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _gateway_message(document: Any) -> str:

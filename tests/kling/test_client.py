@@ -20,9 +20,10 @@ from service.errors import (
     ProviderUnreachable,
 )
 from service.kling.auth import ApiKeyAuth, JwtAuth, auth_from_settings
-from service.kling.client import KlingClient, parse_retry_after
+from service.kling.client import KlingClient
 from service.kling.state import ProviderStatus
 from service.retry import RetrySchedule
+from service.retry_after import parse_retry_after
 from service.settings import Settings
 
 BASE = "https://api-singapore.klingai.com"
