@@ -114,8 +114,23 @@ class Worker:
                 waiter.cancel()
 
     async def _execute(self, job: JobRecord) -> None:
-        runner = self._runners[job.kind]
         heartbeat = asyncio.create_task(self._keep_lease(job))
+        try:
+            await self._run_and_record(job)
+        except StorageError as exc:
+            # The outcome could not be recorded; the lease expires and the job runs again
+            # (every job is idempotent), so nothing is lost.
+            log.warning(
+                "could not record the outcome of job %s: %s",
+                job.id,
+                exc,
+                extra={"action": "job.unrecorded", "job_id": job.id},
+            )
+        finally:
+            heartbeat.cancel()
+
+    async def _run_and_record(self, job: JobRecord) -> None:
+        runner = self._runners[job.kind]
         try:
             await runner.run(self._services, job)
         except asyncio.CancelledError:
@@ -144,8 +159,6 @@ class Worker:
             await self._services.storage.complete_job(
                 job.id, job.lease_token, now=self._services.clock()
             )
-        finally:
-            heartbeat.cancel()
 
     async def _retry(
         self, job: JobRecord, runner: JobRunner, error: str, delay: float | None
