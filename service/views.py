@@ -22,6 +22,8 @@ def video_json(video: VideoRecord, media_dir: Path) -> dict[str, Any]:
         "sha256": video.sha256,
         "path": str((media_dir / video.path).resolve()) if video.path else None,
         "error": video.error,
+        "bytes_received": video.bytes_received,
+        "bytes_total": video.bytes_total,
     }
 
 

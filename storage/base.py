@@ -82,6 +82,12 @@ class Storage(ABC):
     # -- videos and events -------------------------------------------------------------------
 
     @abstractmethod
+    async def set_download_progress(
+        self, task_id: str, index: int, *, received: int, total: int | None
+    ) -> None:
+        """Record how far a download got (for display only: no version bump, no event)."""
+
+    @abstractmethod
     async def list_videos(self, task_id: str) -> list[VideoRecord]:
         """By index."""
 

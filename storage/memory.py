@@ -230,6 +230,16 @@ class MemoryStorage(Storage):
             found = [n for n in self._notifications.values() if n.task_id == task_id]
             return _out(sorted(found, key=lambda n: n.received_at))
 
+    async def set_download_progress(
+        self, task_id: str, index: int, *, received: int, total: int | None
+    ) -> None:
+        async with self._lock:
+            self._check_open()
+            video = self._videos.get((task_id, index))
+            if video is not None:
+                video.bytes_received = received
+                video.bytes_total = total
+
     async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
         async with self._lock:
             self._check_open()

@@ -64,6 +64,8 @@ class VideoRecord:
     sha256: str | None = None
     path: str | None = None  # relative to the media directory
     error: str | None = None
+    bytes_received: int = 0  # download progress, for people watching
+    bytes_total: int | None = None  # the size announced by the server, when it did
 
 
 @dataclass
@@ -101,6 +103,7 @@ class NotificationRecord:
     headers: dict[str, str]
     body: bytes
     outcome: str | None = None  # what processing it changed, once processed
+    verification: str | None = None  # how its authenticity was checked ("signature valid"...)
 
 
 @dataclass

@@ -306,6 +306,16 @@ class SQLiteStorage(Storage):
             )
         return [notification_from_row(row) for row in rows]
 
+    async def set_download_progress(
+        self, task_id: str, index: int, *, received: int, total: int | None
+    ) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                "UPDATE videos SET bytes_received = ?, bytes_total = ? "
+                "WHERE task_id = ? AND video_index = ?",
+                (received, total, task_id, index),
+            )
+
     async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
         async with self._write() as conn:  # gone with its task: nothing left to annotate
             await conn.execute(

@@ -107,7 +107,7 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
 
 VIDEO_COLUMNS = (
     "task_id, video_index, url, updated_at, provider_video_id, duration, download_status, "
-    "size, sha256, path, error"
+    "size, sha256, path, error, bytes_received, bytes_total"
 )
 
 
@@ -124,6 +124,8 @@ def video_params(video: VideoRecord) -> Params:
         "sha256": video.sha256,
         "path": video.path,
         "error": video.error,
+        "bytes_received": video.bytes_received,
+        "bytes_total": video.bytes_total,
     }
 
 
@@ -140,6 +142,8 @@ def video_from_row(row: sqlite3.Row) -> VideoRecord:
         sha256=row["sha256"],
         path=row["path"],
         error=row["error"],
+        bytes_received=row["bytes_received"],
+        bytes_total=row["bytes_total"],
     )
 
 
@@ -172,7 +176,7 @@ def event_from_row(row: sqlite3.Row) -> EventRecord:
 
 # -- notifications ---------------------------------------------------------------------------
 
-NOTIFICATION_COLUMNS = "id, task_id, received_at, headers, body, outcome"
+NOTIFICATION_COLUMNS = "id, task_id, received_at, headers, body, outcome, verification"
 
 
 def notification_params(notification: NotificationRecord) -> Params:
@@ -183,6 +187,7 @@ def notification_params(notification: NotificationRecord) -> Params:
         "headers": encode_json(notification.headers),
         "body": bytes(notification.body),
         "outcome": notification.outcome,
+        "verification": notification.verification,
     }
 
 
@@ -194,6 +199,7 @@ def notification_from_row(row: sqlite3.Row) -> NotificationRecord:
         headers=decode_json(row["headers"]),
         body=bytes(row["body"]),
         outcome=row["outcome"],
+        verification=row["verification"],
     )
 
 

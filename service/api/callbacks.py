@@ -79,6 +79,7 @@ async def receive_notification(request: Request) -> Response:
         return error_response(404, "not_found", "unknown callback URL")
     headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
     secret_setting = services.settings.kling_webhook_secret
+    verification = "unsigned: no webhook secret configured"
     if secret_setting is not None:
         secrets = [s.strip() for s in secret_setting.get_secret_value().split(",") if s.strip()]
         if not _signature_ok(secrets, body, headers):
@@ -88,13 +89,19 @@ async def receive_notification(request: Request) -> Response:
                 extra={"action": "callback.bad_signature", "task_id": task.id},
             )
             return error_response(401, "bad_signature", "missing or invalid webhook signature")
+        verification = "signature valid"
     try:
         parse_notification(body)
     except NotificationInvalid as exc:
         return error_response(400, "unreadable_notification", str(exc))
     now = services.clock()
     notification = NotificationRecord(
-        id=new_id("ntf"), task_id=task.id, received_at=now, headers=headers, body=body
+        id=new_id("ntf"),
+        task_id=task.id,
+        received_at=now,
+        headers=headers,
+        body=body,
+        verification=verification,
     )
     job = new_job(INBOX, {"notification_id": notification.id}, now=now, task_id=task.id)
     await services.storage.record_notification(notification, job)

@@ -122,6 +122,7 @@ async def task_notifications(request: Request) -> Response:
                     "headers": n.headers,
                     "body": n.body.decode("utf-8", errors="replace"),
                     "outcome": n.outcome,
+                    "verification": n.verification,
                 }
                 for n in notifications
             ]

@@ -124,3 +124,15 @@ async def test_concurrent_changes_of_one_version_only_one_wins(storage: Storage)
     assert stored.version == 1
     winner = changes[results.index(True)]
     assert stored.status_message == winner.task.status_message
+
+
+async def test_download_progress_is_recorded_without_a_version_bump(storage: Storage) -> None:
+    task = make_task()
+    await storage.create_task(task)
+    assert await storage.apply(TaskChange(task=task, videos=[make_video(task.id, 0)]))
+    await storage.set_download_progress(task.id, 0, received=512, total=2048)
+    [video] = await storage.list_videos(task.id)
+    assert (video.bytes_received, video.bytes_total) == (512, 2048)
+    stored = await storage.get_task(task.id)
+    assert stored is not None and stored.version == 1
+    await storage.set_download_progress(task.id, 9, received=1, total=None)  # no such video

@@ -19,7 +19,10 @@ async def task(storage: Storage) -> TaskRecord:
 
 async def test_record_notification_with_its_job(storage: Storage, task: TaskRecord) -> None:
     notification = make_notification(
-        task.id, headers={"x-signature": "abc"}, body=b"\x00\xff{binary}"
+        task.id,
+        headers={"x-signature": "abc"},
+        body=b"\x00\xff{binary}",
+        verification="signature valid",
     )
     job = make_job(task_id=task.id, kind="inbox", payload={"notification_id": notification.id})
 

@@ -39,6 +39,8 @@ CREATE TABLE videos (
     sha256            TEXT,
     path              TEXT,
     error             TEXT,
+    bytes_received    INTEGER NOT NULL DEFAULT 0,
+    bytes_total       INTEGER,
     PRIMARY KEY (task_id, video_index)
 );
 
@@ -62,7 +64,8 @@ CREATE TABLE notifications (
     received_at TEXT NOT NULL,
     headers     TEXT NOT NULL,
     body        BLOB NOT NULL,
-    outcome     TEXT
+    outcome     TEXT,
+    verification TEXT
 );
 
 CREATE INDEX notifications_by_task ON notifications (task_id, received_at, seq);
