@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.errors import ConfigurationError
 from service.retry import RetrySchedule
@@ -78,11 +78,28 @@ class Settings(BaseSettings):
         return RetrySchedule.parse(self.webhook_retry_schedule)
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings; overrides (CLI flags) win. ConfigurationError names each bad value."""
+class _IsolatedSettings(Settings):
+    """Settings from explicit values only: no environment, no ``.env`` (the demo, tests)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def load_settings(*, isolated: bool = False, **overrides: Any) -> Settings:
+    """Read the settings; overrides (CLI flags) win. ConfigurationError names each bad value.
+
+    ``isolated``: take only the given values and defaults, ignoring the environment and .env."""
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
-        return Settings(**given)
+        return _IsolatedSettings(**given) if isolated else Settings(**given)
     except ValidationError as exc:
         lines = []
         for error in exc.errors():

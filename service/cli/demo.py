@@ -145,6 +145,7 @@ def demo_settings(
 ) -> Settings:
     """Every setting that matters, explicitly: the user's environment and .env must not leak in."""
     return load_settings(
+        isolated=True,
         database_url=f"sqlite:///{root / 'omnihook.db'}",
         media_dir=root / "media",
         public_url=service_url,
