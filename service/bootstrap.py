@@ -11,7 +11,7 @@ import httpx
 from handlers.registry import HandlerRegistry, build_registry
 from service.events import EventEmitter
 from service.kling.auth import auth_from_settings
-from service.kling.client import KlingClient
+from service.kling.gateways import provider_client
 from service.services import Services
 from service.settings import Settings
 from storage import Storage, create_storage
@@ -44,7 +44,9 @@ async def open_services(
                 timeout=DOWNLOAD_TIMEOUT, transport=transport, follow_redirects=False
             ) as downloads,
         ):
-            kling = KlingClient(http, settings.kling_base_url, auth=auth_from_settings(settings))
+            kling = provider_client(
+                settings.provider, http, settings.kling_base_url, auth=auth_from_settings(settings)
+            )
             yield Services(
                 settings=settings,
                 storage=store,

@@ -13,7 +13,7 @@ from handlers.registry import HandlerRegistry
 from service.clock import Clock, utcnow
 from service.errors import StorageError
 from service.events import EventEmitter
-from service.kling.client import KlingClient
+from service.kling.client import ProviderClient
 from service.lifecycle import Plan
 from service.settings import Settings
 from storage.base import Storage
@@ -28,7 +28,7 @@ class Services:
     storage: Storage
     http: httpx.AsyncClient  # for the provider's API
     downloads: httpx.AsyncClient  # for video files: other timeouts, no auth
-    kling: KlingClient
+    kling: ProviderClient  # the OMNIHOOK_PROVIDER's API shape; named for the Kling API it fronts
     registry: HandlerRegistry
     emitter: EventEmitter
     clock: Clock = utcnow

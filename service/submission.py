@@ -62,7 +62,7 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
         callback_token_hash=hash_token(token),
         status=TaskStatus.PENDING,
         model_name=request.model_name,
-        request=request.provider_body(),
+        request=request.provider_body(model_field=services.kling.model_field),
         metadata=request.metadata,
         created_at=now,
         updated_at=now,
@@ -114,7 +114,7 @@ async def resume(services: Services, task: TaskRecord) -> str:
     fresh callback token (the old one was never registered anywhere)."""
     if task.status != TaskStatus.PENDING:
         return f"already {task.status}"
-    found = await services.kling.query_task(task.external_task_id)
+    found = await services.kling.find_task(task.external_task_id)
     if found is not None:
         return await accept(services, task.id, found)
     token = secrets.token_urlsafe(32)

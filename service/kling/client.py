@@ -1,12 +1,20 @@
-"""The provider client: create and query Omni Video tasks (kling-api.md §1, §4).
+"""Provider clients: create and query Omni Video tasks, whatever the API shape (kling-api.md §1-§6).
 
-Decisions are made on the envelope's ``code``, never on the HTTP status alone (§4: a 429 is both
-"retry later" and "account blocked"). Every httpx exception is translated here.
+:class:`ProviderClient` is what the rest of omnihook uses. :class:`HttpProviderClient` holds the
+machinery every shape shares (retries, error translation, lost answers); a shape only says where
+requests go and how its answers read: :class:`KlingClient` here (the official API, PowerTokens,
+CometAPI), the gateways in :mod:`service.kling.gateways`.
+
+Every httpx exception is translated here. Errors (see :mod:`service.kling.answers`):
+:class:`ProviderAuthError` (credentials refused), :class:`ProviderRejected` (refused for good),
+:class:`ProviderRetryable` (busy; raised once the retry schedule is spent),
+:class:`ProviderUnreachable` (no usable answer: the outcome is unknown).
 
 A create is not idempotent, so one whose answer was lost (timeout or reset after sending, 5xx or
 unreadable body) is never sent blindly again: the task is first looked up by its
-``external_task_id``; only a "does not exist" answer allows a new create. Without an external id
-the outcome stays unknown and :class:`ProviderUnreachable` says so.
+``external_task_id``; only a "does not exist" answer allows a new create. Without an external id,
+or with an API that cannot look tasks up by it (the gateways), the outcome stays unknown and
+:class:`ProviderUnreachable` says so.
 
 A query answers ``None`` when the provider says the task does not exist: code 1203, or HTTP 404
 without a Kling envelope (a gateway's own "not found"). 1202 ("invalid method") is a wrong route,
@@ -17,47 +25,78 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, Protocol
 from urllib.parse import quote
 
 import httpx
 
 from service.errors import (
-    NotificationInvalid,
     ProviderAuthError,
     ProviderError,
     ProviderRejected,
     ProviderRetryable,
     ProviderUnreachable,
 )
+from service.kling.answers import (
+    RATE_LIMITED,
+    TOKEN_TIME,
+    AnswerLost,
+    NotSent,
+    describe,
+    read_kling,
+    task_state,
+)
 from service.kling.auth import RenewableAuth
-from service.kling.notification import task_from_document
 from service.kling.state import ProviderTaskState
 from service.retry import RetrySchedule
-from service.retry_after import parse_retry_after
 
 log = logging.getLogger(__name__)
 
 OMNI_VIDEO_PATH = "/v1/videos/omni-video"
-RATE_LIMITED = frozenset({1302, 1303})
-RETRYABLE = RATE_LIMITED | {5000, 5001, 5002}
-CREDENTIALS_REFUSED = frozenset({1000, 1001, 1002})
-TOKEN_TIME = frozenset({1003, 1004})  # not yet valid / expired: a fresh JWT may cure it
 TASK_NOT_FOUND = 1203
+MODEL_FIELDS = ("model_name", "model")
 DEFAULT_RETRY = RetrySchedule.of([1, 2, 4])  # frozen, so one shared default is safe
 MAX_INLINE_WAIT = 60.0  # a longer Retry-After is handed to the caller's job scheduler instead
 
 
-class _NotSent(Exception):
-    """No connection was made: the request cannot have reached the provider."""
+class ProviderClient(Protocol):
+    """What omnihook asks of a provider, whatever its API shape."""
+
+    @property
+    def name(self) -> str:
+        """The ``OMNIHOOK_PROVIDER`` value of this API shape."""
+        ...
+
+    @property
+    def model_field(self) -> str:
+        """What the create body calls the model: ``model_name`` or ``model``."""
+        ...
+
+    async def create_task(self, body: dict[str, Any]) -> ProviderTaskState:
+        """Submit a task (see the module docstring for lost answers)."""
+        ...
+
+    async def query_task(self, ref: str) -> ProviderTaskState | None:
+        """The task by the id its create answered, or ``None`` when the provider lacks it."""
+        ...
+
+    async def find_task(self, external_task_id: str) -> ProviderTaskState | None:
+        """The task by our external id; ``None`` when the provider surely does not have it.
+
+        Raises :class:`ProviderUnreachable` when the API cannot tell (no such lookup)."""
+        ...
 
 
-class _AnswerLost(Exception):
-    """The request may have reached the provider, but no usable answer came back."""
+class HttpProviderClient(ABC):
+    """Retries, error translation and lost-answer handling, shared by every API shape."""
 
+    name: ClassVar[str]
+    model_field: ClassVar[str] = "model_name"
+    # Whether the query endpoint takes our external_task_id in place of the provider's id.
+    finds_by_external_id: ClassVar[bool] = False
 
-class KlingClient:
     def __init__(
         self,
         http: httpx.AsyncClient,
@@ -74,12 +113,41 @@ class KlingClient:
         self._sleep = sleep
 
     def __repr__(self) -> str:
-        return f"KlingClient({self._base!r})"
+        return f"{type(self).__name__}({self._base!r})"
+
+    # --- what differs between shapes ------------------------------------------------------------
+
+    @abstractmethod
+    def create_path(self) -> str:
+        """The path (below the base URL) a create is POSTed to."""
+
+    @abstractmethod
+    def query_request(self, ref: str) -> tuple[str, dict[str, str] | None]:
+        """The path and query parameters of a GET for one task."""
+
+    @abstractmethod
+    def read(self, response: httpx.Response) -> Any:
+        """A successful answer's data; a ProviderError or AnswerLost otherwise."""
+
+    @abstractmethod
+    def created_state(self, data: Any) -> ProviderTaskState:
+        """The task a successful create answered (AnswerLost when unreadable)."""
+
+    @abstractmethod
+    def queried_state(self, data: Any) -> ProviderTaskState:
+        """The task a successful query answered (AnswerLost when unreadable)."""
+
+    def is_missing(self, refusal: ProviderRejected) -> bool:
+        """Whether a refused query means "no such task"."""
+        return refusal.code == TASK_NOT_FOUND or (refusal.code == refusal.http_status == 404)
+
+    # --- the shared machinery -------------------------------------------------------------------
 
     async def create_task(self, body: dict[str, Any]) -> ProviderTaskState:
-        """Submit a task; see the module docstring for what happens when the answer is lost."""
+        body = self._with_model_field(body)
         external_id = body.get("external_task_id")
-        lookup_ref = external_id if isinstance(external_id, str) and external_id else None
+        has_external_id = isinstance(external_id, str) and bool(external_id)
+        lookup_ref = external_id if has_external_id and self.finds_by_external_id else None
         lookup_first = False  # set once a create may have landed without us hearing of it
         failures = 0
         while True:
@@ -90,34 +158,57 @@ class KlingClient:
                         log.info(
                             "lost create answer: the provider has task %s",
                             known.task_id,
-                            extra={"action": "kling.create.found"},
+                            extra={"action": "kling.create.found", "provider": self.name},
                         )
                         return known
                     lookup_first = False  # the provider never got it: sending again is safe
-                data = await self._call("POST", OMNI_VIDEO_PATH, body, action="kling.create")
-                return _task_state(data)
-            except _AnswerLost as exc:
+                data = await self._call("POST", self.create_path(), body, action="kling.create")
+                return self.created_state(data)
+            except AnswerLost as exc:
                 if lookup_ref is None:
+                    why = (
+                        f"the {self.name} API cannot look tasks up by external_task_id"
+                        if has_external_id
+                        else "without an external_task_id it cannot be looked up"
+                    )
                     raise ProviderUnreachable(
-                        f"create: {exc}; the task may or may not exist and, without an "
-                        "external_task_id, cannot be looked up, so it was not sent again"
+                        f"create: {exc}; the task may or may not exist and {why}, "
+                        "so it was not sent again"
                     ) from exc
                 lookup_first = True
                 failure: Exception = exc
-            except (_NotSent, ProviderRetryable) as exc:
+            except (NotSent, ProviderRetryable) as exc:
                 failure = exc
             failures += 1
             await self._wait_or_raise(failures, failure, "create", unknown=lookup_first)
 
-    async def query_task(self, task_id_or_external_id: str) -> ProviderTaskState | None:
-        """The task as the provider sees it, or ``None`` when it does not exist there."""
+    async def query_task(self, ref: str) -> ProviderTaskState | None:
         failures = 0
         while True:
             try:
-                return await self._query_once(task_id_or_external_id, action="kling.query")
-            except (_NotSent, _AnswerLost, ProviderRetryable) as exc:
+                return await self._query_once(ref, action="kling.query")
+            except (NotSent, AnswerLost, ProviderRetryable) as exc:
                 failures += 1
                 await self._wait_or_raise(failures, exc, "query", unknown=False)
+
+    async def find_task(self, external_task_id: str) -> ProviderTaskState | None:
+        if not self.finds_by_external_id:
+            raise ProviderUnreachable(
+                f"the {self.name} API cannot look tasks up by external_task_id, so whether "
+                f"task {external_task_id} exists there is unknown"
+            )
+        return await self.query_task(external_task_id)
+
+    def _with_model_field(self, body: dict[str, Any]) -> dict[str, Any]:
+        """The body with the model under this API's name (a task stored under another
+        provider setting may name it differently)."""
+        if self.model_field in body:
+            return body
+        for other in MODEL_FIELDS:
+            if other in body:
+                renamed = {key: value for key, value in body.items() if key != other}
+                return {self.model_field: body[other], **renamed}
+        return body
 
     async def _lookup(self, external_id: str) -> ProviderTaskState | None:
         """Look a possibly created task up; a refusal here leaves the create's outcome unknown."""
@@ -130,14 +221,14 @@ class KlingClient:
             ) from exc
 
     async def _query_once(self, ref: str, *, action: str) -> ProviderTaskState | None:
-        path = f"{OMNI_VIDEO_PATH}/{quote(ref, safe='')}"
+        path, params = self.query_request(ref)
         try:
-            data = await self._call("GET", path, None, action=action)
+            data = await self._call("GET", path, None, params=params, action=action)
         except ProviderRejected as exc:
-            if exc.code == TASK_NOT_FOUND or (exc.code == 404 and exc.http_status == 404):
+            if self.is_missing(exc):
                 return None
             raise
-        return _task_state(data)
+        return self.queried_state(data)
 
     async def _wait_or_raise(
         self, failures: int, failure: Exception, what: str, *, unknown: bool
@@ -157,22 +248,31 @@ class KlingClient:
                 f"{what}: no usable answer after {failures} attempts{outcome}: {failure}"
             ) from failure
         log.warning(
-            "kling %s failed (attempt %d), retrying in %.1f s: %s",
+            "%s %s failed (attempt %d), retrying in %.1f s: %s",
+            self.name,
             what,
             failures,
             delay,
             failure,
-            extra={"action": f"kling.{what}.retry", "attempt": failures},
+            extra={"action": f"kling.{what}.retry", "attempt": failures, "provider": self.name},
         )
         await self._sleep(delay)
 
-    async def _call(self, method: str, path: str, body: Any, *, action: str) -> Any:
-        """One exchange, plus one more with a fresh token after 1003/1004: the envelope's data."""
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        action: str,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        """One exchange, plus one more with a fresh token after 1003/1004: the answer's data."""
         renewed = False
         while True:
-            response = await self._send(method, path, body)
+            response = await self._send(method, path, body, params)
             try:
-                return _read(response)
+                return self.read(response)
             except ProviderAuthError as exc:
                 if exc.code in TOKEN_TIME and not renewed and isinstance(self._auth, RenewableAuth):
                     log.info(
@@ -186,75 +286,39 @@ class KlingClient:
                 log.error("provider refused our credentials: %s", exc, extra={"action": action})
                 raise
 
-    async def _send(self, method: str, path: str, body: Any) -> httpx.Response:
+    async def _send(
+        self, method: str, path: str, body: Any, params: dict[str, str] | None
+    ) -> httpx.Response:
         url = self._base + path
         try:
-            return await self._http.request(method, url, json=body, auth=self._auth)
+            return await self._http.request(method, url, json=body, params=params, auth=self._auth)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise _NotSent(f"cannot connect to {self._base}: {_describe(exc)}") from exc
+            raise NotSent(f"cannot connect to {self._base}: {describe(exc)}") from exc
         except httpx.HTTPError as exc:  # read/write timeouts, resets, protocol errors
-            raise _AnswerLost(f"{method} {path}: {_describe(exc)}") from exc
+            raise AnswerLost(f"{method} {path}: {describe(exc)}") from exc
         except httpx.InvalidURL as exc:
             raise ProviderUnreachable(f"invalid provider URL {url!r}: {exc}") from exc
 
 
-def _read(response: httpx.Response) -> Any:
-    """The envelope's ``data`` on code 0; a ProviderError otherwise, or _AnswerLost."""
-    status = response.status_code
-    retry_after = parse_retry_after(response.headers.get("Retry-After"))
-    try:
-        document = response.json()
-    except ValueError:  # not JSON, or not decodable text
-        document = None
-    code = document.get("code") if isinstance(document, Mapping) else None
-    if code == "success":  # new-api gateways spell success this way
-        code = 0
-    if not isinstance(code, int) or isinstance(code, bool):
-        # No Kling envelope: a proxy's or gateway's own answer. Its HTTP status stands in as code.
-        if status == 429:
-            raise ProviderRetryable(429, "HTTP 429", http_status=429, retry_after=retry_after)
-        if status in (401, 403):
-            raise ProviderAuthError(status, f"HTTP {status}", http_status=status)
-        if 400 <= status < 500:
-            # The body itself is left out: an error page might echo our request headers.
-            said = _gateway_message(document)
-            raise ProviderRejected(status, f"HTTP {status}{said}", http_status=status)
-        raise _AnswerLost(f"HTTP {status} without a readable Kling answer")
-    assert isinstance(document, Mapping)
-    if code == 0:
-        return document.get("data")
-    message = str(document.get("message") or document.get("msg") or "")
-    request_id = document.get("request_id")
-    details: dict[str, Any] = {
-        "http_status": status,
-        "request_id": request_id if isinstance(request_id, str) else None,
-        "retry_after": retry_after,
-    }
-    if code in RETRYABLE:
-        raise ProviderRetryable(code, message, **details)
-    if code in CREDENTIALS_REFUSED or code in TOKEN_TIME:
-        raise ProviderAuthError(code, message, **details)
-    raise ProviderRejected(code, message, **details)
+class KlingClient(HttpProviderClient):
+    """The official API, and gateways that keep its shape behind a ``/kling`` prefix
+    (PowerTokens, CometAPI: their wrapped ``data.status`` + ``data.data`` answers too)."""
 
+    name = "kling"
+    model_field = "model_name"
+    finds_by_external_id = True  # §1: the query takes the external_task_id in place of task_id
 
-def _task_state(data: Any) -> ProviderTaskState:
-    """The task of a code-0 answer; an unreadable one counts as a lost answer."""
-    if not isinstance(data, Mapping):
-        raise _AnswerLost("the answer has no task object")
-    try:
-        # Gateways may wrap the task once more (CometAPI's data.status + data.data).
-        return task_from_document(data)
-    except NotificationInvalid as exc:
-        raise _AnswerLost(f"unreadable task in the answer: {exc}") from exc
+    def create_path(self) -> str:
+        return OMNI_VIDEO_PATH
 
+    def query_request(self, ref: str) -> tuple[str, dict[str, str] | None]:
+        return f"{OMNI_VIDEO_PATH}/{quote(ref, safe='')}", None
 
-def _gateway_message(document: Any) -> str:
-    if isinstance(document, Mapping):
-        for key in ("message", "msg", "error"):
-            if isinstance(document.get(key), str) and document[key]:
-                return f": {document[key][:200]}"
-    return ""
+    def read(self, response: httpx.Response) -> Any:
+        return read_kling(response)
 
+    def created_state(self, data: Any) -> ProviderTaskState:
+        return task_state(data)
 
-def _describe(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    def queried_state(self, data: Any) -> ProviderTaskState:
+        return task_state(data)

@@ -7,19 +7,21 @@ Kling posts the bare task object (ยง5), but gateways wrap it, sometimes twice (ย
 - CometAPI: ``{"data": {"status": .., "data": {task} or <envelope>}}``;
 - apimodels: ``{"code": 200, "msg": .., "data": {"taskId", "state", "resultUrls", "failMsg"}}``.
 
-We follow the chain of ``data`` keys and prefer the innermost task object: it is Kling's own
-record, while a wrapper may carry a gateway's id and coarser status words. A wrapper is only used
-when nothing inside it can be read.
+We follow the chain of ``data`` keys and read the innermost task object: it is Kling's own
+record, while a wrapper has coarser status words. A wrapper is only read when nothing inside it
+can be. The task is named by the outermost id, though: a gateway may hand out its own task id
+instead of Kling's, and that id, the one its query endpoint takes, is the one omnihook stores.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from service.errors import NotificationInvalid
-from service.kling.parse import looks_like_task, parse_task_data
+from service.kling.parse import looks_like_task, number_text, parse_task_data
 from service.kling.state import ProviderTaskState
 
 # Deepest known nesting is new-api's: wrapper -> Kling envelope -> task. Bounded so a hostile
@@ -42,11 +44,14 @@ def task_from_document(document: Mapping[str, Any]) -> ProviderTaskState:
     """The innermost readable task of an already decoded document (bare or wrapped)."""
     candidates = _task_candidates(document)
     first_error: NotificationInvalid | None = None
-    for candidate in reversed(candidates):
+    for depth in range(len(candidates) - 1, -1, -1):
         try:
-            return parse_task_data(candidate)
+            state = parse_task_data(candidates[depth])
         except NotificationInvalid as exc:
             first_error = first_error or exc
+            continue
+        outer_id = _outermost_id(candidates[:depth])
+        return replace(state, task_id=outer_id) if outer_id else state
     if first_error is not None:
         raise first_error
     raise NotificationInvalid(_why_no_task(document))
@@ -63,6 +68,16 @@ def _task_candidates(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
             found.append(node)
         node = node.get("data")
     return found
+
+
+def _outermost_id(wrappers: list[Mapping[str, Any]]) -> str | None:
+    """The id of the outermost wrapper that names one (a gateway's own task id)."""
+    for wrapper in wrappers:
+        for key in ("task_id", "taskId", "id"):
+            value = number_text(wrapper.get(key))
+            if value and value.strip():
+                return value.strip()
+    return None
 
 
 def _why_no_task(document: Mapping[str, Any]) -> str:

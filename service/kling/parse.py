@@ -54,7 +54,7 @@ def _parse_kling(data: Mapping[str, Any]) -> ProviderTaskState:
         status_message=_text(data.get("task_status_msg")) or "",
         external_task_id=_text(task_info.get("external_task_id"))
         or _text(data.get("external_task_id")),
-        cost=_number_text(data.get("final_unit_deduction")),
+        cost=number_text(data.get("final_unit_deduction")),
         created_at_ms=_millis(data.get("created_at")),
         updated_at_ms=_millis(data.get("updated_at")),
         videos=_videos(videos),
@@ -71,10 +71,12 @@ def _parse_generation(data: Mapping[str, Any]) -> ProviderTaskState:
     return ProviderTaskState(
         task_id=_task_id(data, "id", "task_id"),
         status=_status(data.get("status")),
-        status_message=_text(data.get("message")) or "",
+        status_message=_text(data.get("message")) or _text(data.get("fail_reason")) or "",
         external_task_id=_text(data.get("external_id")) or _text(data.get("external_task_id")),
-        created_at_ms=_millis(data.get("create_time")),
-        updated_at_ms=_millis(data.get("update_time")),
+        created_at_ms=_millis(data.get("create_time"))
+        or seconds_to_millis(data.get("submit_time")),
+        updated_at_ms=_millis(data.get("update_time"))
+        or seconds_to_millis(data.get("finish_time")),
         videos=_videos(outputs),
     )
 
@@ -107,9 +109,9 @@ def _videos(items: list[Any]) -> tuple[ProviderVideo, ...]:
         videos.append(
             ProviderVideo(
                 index=index,
-                provider_video_id=_number_text(item.get("id")),
+                provider_video_id=number_text(item.get("id")),
                 url=url,
-                duration=_number_text(item.get("duration")),
+                duration=number_text(item.get("duration")),
                 watermark_url=_text(item.get("watermark_url")),
             )
         )
@@ -118,7 +120,7 @@ def _videos(items: list[Any]) -> tuple[ProviderVideo, ...]:
 
 def _task_id(data: Mapping[str, Any], *keys: str) -> str:
     for key in keys:
-        value = _number_text(data.get(key))
+        value = number_text(data.get(key))
         if value and value.strip():
             return value.strip()
     raise NotificationInvalid(f"the task has no {' / '.join(keys)}")
@@ -145,13 +147,19 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _number_text(value: Any) -> str | None:
+def number_text(value: Any) -> str | None:
     """A string field that some senders write as a number ("7.2" or 7.2): always a string."""
     if isinstance(value, bool):  # bool is an int; never a valid id, cost or duration
         return None
     if isinstance(value, int | float):
         return str(value)
     return _text(value)
+
+
+def seconds_to_millis(value: Any) -> int | None:
+    """A Unix time in seconds (OpenAI-style ``created_at``, new-api's ``submit_time``) in ms."""
+    seconds = _millis(value)
+    return seconds * 1000 if seconds else None
 
 
 def _millis(value: Any) -> int | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -25,12 +25,11 @@ from service.kling.state import ProviderStatus
 from service.retry import RetrySchedule
 from service.retry_after import parse_retry_after
 from service.settings import Settings
+from tests.kling.scripted import API_KEY, NO_JITTER, Script, Sleeps, Step, lost, refused
 
 BASE = "https://api-singapore.klingai.com"
-API_KEY = "sk-test-key-0123456789"
 ACCESS_KEY = "ak-test-access"
 SECRET_KEY = "sk-test-secret-that-must-never-leak"
-NO_JITTER = RetrySchedule.of([1, 2, 4], jitter=0)
 
 TASK = {
     "task_id": "867283741759111202",
@@ -40,8 +39,6 @@ TASK = {
     "updated_at": 1774805076166,
 }
 BODY = {"model_name": "kling-v3-omni", "prompt": "a fox", "external_task_id": "job-0001"}
-
-Step = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
 
 def ok(data: Any = TASK) -> httpx.Response:
@@ -55,47 +52,6 @@ def error(code: int, http: int, message: str = "refused", **headers: str) -> htt
     return httpx.Response(http, json=body, headers=headers)
 
 
-class Script:
-    """Answers requests with the given steps, in order, and records what was asked."""
-
-    def __init__(self, *steps: Step) -> None:
-        self.steps = list(steps)
-        self.requests: list[httpx.Request] = []
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        self.requests.append(request)
-        step = self.steps.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        return step(request) if callable(step) else step
-
-    def methods(self) -> list[str]:
-        return [request.method for request in self.requests]
-
-
-class Sleeps(list[float]):
-    async def __call__(self, delay: float) -> None:
-        self.append(delay)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[Callable[[Script], httpx.AsyncClient]]:
-    opened: list[httpx.AsyncClient] = []
-
-    def make(script: Script) -> httpx.AsyncClient:
-        opened.append(httpx.AsyncClient(transport=httpx.MockTransport(script)))
-        return opened[-1]
-
-    yield make
-    for client in opened:
-        await client.aclose()
-
-
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
-
-
 @pytest.fixture
 def kling(
     http: Callable[[Script], httpx.AsyncClient], sleeps: Sleeps
@@ -106,14 +62,6 @@ def kling(
         )
 
     return make
-
-
-def lost(request: httpx.Request) -> httpx.Response:
-    raise httpx.ReadTimeout("timed out", request=request)
-
-
-def refused(request: httpx.Request) -> httpx.Response:
-    raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
 
 
 # --- success -------------------------------------------------------------------------------
@@ -151,15 +99,25 @@ async def test_gateway_base_url_with_kling_prefix(kling: Callable[..., KlingClie
     "answer",
     [
         {"code": 0, "data": {"status": "SUCCESS", "data": TASK}},  # CometAPI's wrapped query
-        {"code": "success", "data": {"task_id": "gw", "status": "SUBMITTED", "data": ok().json()}},
+        {"code": "success", "data": {"status": "FAILURE", "data": TASK}},  # word, inner wins
+        {"code": "success", "data": {"status": "SUCCESS", "data": ok().json()}},
     ],
-    ids=["cometapi", "new-api"],
+    ids=["cometapi", "cometapi FAILURE word", "cometapi envelope inside"],
 )
 async def test_query_through_gateway_wrappers(
     kling: Callable[..., KlingClient], answer: dict[str, Any]
 ) -> None:
     state = await kling(Script(httpx.Response(200, json=answer))).query_task("x")
     assert state is not None and state.task_id == "867283741759111202"
+    assert state.status is ProviderStatus.SUBMITTED  # Kling's own word, not the wrapper's
+
+
+async def test_a_wrapper_without_a_readable_task_is_read_itself(
+    kling: Callable[..., KlingClient],
+) -> None:
+    answer = {"code": "success", "data": {"task_id": "c-1", "status": "FAILURE", "data": None}}
+    state = await kling(Script(httpx.Response(200, json=answer))).query_task("c-1")
+    assert state is not None and (state.task_id, state.status) == ("c-1", ProviderStatus.FAILED)
 
 
 @pytest.mark.parametrize(

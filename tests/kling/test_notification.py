@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -65,25 +66,64 @@ def test_console_test_body_parses() -> None:
 # Every wrapping of §6 around the same Kling task must give the Kling task's own fields.
 WRAPPED = {
     "kling envelope": ENVELOPE,
-    "new-api": {
-        "code": "success",
-        "message": "",
-        "data": {
-            "task_id": "newapi-task-77",  # the gateway's own id: the inner Kling id must win
-            "status": "SUCCESS",
-            "progress": "100%",
-            "data": ENVELOPE,
-        },
-    },
     "cometapi with envelope": {"code": "success", "data": {"status": "SUCCESS", "data": ENVELOPE}},
     "cometapi with task": {"data": {"status": "SUCCESS", "data": TASK}},
+    "new-api relaying kling's id": {
+        "code": "success",
+        "data": {"task_id": TASK["task_id"], "status": "SUCCESS", "data": ENVELOPE},
+    },
 }
 
 
 @pytest.mark.parametrize("document", WRAPPED.values(), ids=list(WRAPPED))
-def test_wrapped_callbacks_prefer_the_inner_kling_task(document: dict[str, Any]) -> None:
+def test_wrapped_callbacks_read_the_inner_kling_task(document: dict[str, Any]) -> None:
     state = parse_notification(_dumps(document))
     assert state == parse_notification(BARE)
+
+
+def test_a_gateway_id_on_the_wrapper_names_the_task() -> None:
+    # A new-api gateway that hands out its own ids: its query takes only that id, so the task is
+    # named by it, while everything else comes from Kling's own record inside.
+    body = {
+        "code": "success",
+        "message": "",
+        "data": {
+            "task_id": "task_9Hq2cVx",
+            "action": "generate",
+            "status": "IN_PROGRESS",  # coarser and staler than Kling's word inside
+            "progress": "100%",
+            "fail_reason": "",
+            "submit_time": 1775835341,
+            "data": ENVELOPE,
+        },
+    }
+    state = parse_notification(_dumps(body))
+    assert state == replace(parse_notification(BARE), task_id="task_9Hq2cVx")
+
+
+def test_newapi_kling_shaped_callback_with_the_gateway_id() -> None:
+    # What a new-api gateway with its own ids relays: Kling's body, named by the gateway's id.
+    body = TASK | {"task_id": "task_9Hq2cVx"}
+    state = parse_notification(_dumps(body))
+    assert (state.task_id, state.status, state.external_task_id) == (
+        "task_9Hq2cVx",
+        ProviderStatus.SUCCEEDED,
+        "job-0001",
+    )
+    assert [video.provider_video_id for video in state.videos] == ["871604988517720106"]
+
+
+def test_new_api_wrapper_failure_reason_without_inner_task() -> None:
+    body = {
+        "code": "success",
+        "data": {"task_id": "gw-2", "status": "FAILURE", "fail_reason": "upstream timeout"},
+    }
+    state = parse_notification(_dumps(body))
+    assert (state.task_id, state.status, state.status_message) == (
+        "gw-2",
+        ProviderStatus.FAILED,
+        "upstream timeout",
+    )
 
 
 def test_new_api_wrapper_without_inner_task_is_read_itself() -> None:

@@ -1,0 +1,72 @@
+"""new-api gateways (EzModel and others; kling-api.md §6, seeds 001 and 003).
+
+- create: ``POST {base}/v1/videos/omni-video`` (the base ends in ``/kling``), the model under
+  ``model``; the answer is an OpenAI-style video object
+  ``{"id", "task_id", "object": "video", "model", "created_at"}`` (seconds), no envelope;
+- query: ``GET {base}/v1/videos/omni-video/{id}`` →
+  ``{"code": "success", "data": {"task_id", "status", "progress", "data": <Kling's answer>}}``;
+- errors: ``{"code": "<word>", "message", "data": null}`` with an HTTP status, read by status.
+
+A gateway may hand out its own task id instead of Kling's. The id it answered the create with is
+the one its query takes, so that id is the task's ``provider_task_id`` and a query answer is read
+under the wrapper's ``task_id`` (:func:`service.kling.notification.task_from_document` names a
+wrapped task by its outermost id). Whether such a gateway can find a task by our
+``external_task_id`` is undocumented, so a lost create answer is never resolved by looking it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from service.kling.answers import AnswerLost, decode, read_kling, task_state
+from service.kling.client import OMNI_VIDEO_PATH, HttpProviderClient
+from service.kling.parse import number_text, seconds_to_millis
+from service.kling.state import ProviderStatus, ProviderTaskState, normalise_status
+
+
+class NewApiClient(HttpProviderClient):
+    name = "newapi"
+    model_field = "model"
+    finds_by_external_id = False
+
+    def create_path(self) -> str:
+        return OMNI_VIDEO_PATH
+
+    def query_request(self, ref: str) -> tuple[str, dict[str, str] | None]:
+        return f"{OMNI_VIDEO_PATH}/{quote(ref, safe='')}", None
+
+    def read(self, response: httpx.Response) -> Any:
+        document = decode(response)
+        if response.status_code < 300 and _is_video_object(document):
+            return document  # the create answer has no envelope
+        return read_kling(response)  # "success" envelopes; word codes are read by HTTP status
+
+    def created_state(self, data: Any) -> ProviderTaskState:
+        if not _is_video_object(data):
+            return task_state(data)  # a gateway that relays Kling's own create answer
+        assert isinstance(data, Mapping)
+        task_id = number_text(data.get("id")) or number_text(data.get("task_id"))
+        if not task_id:
+            raise AnswerLost("the create answer names no task id")
+        status = data.get("status")
+        return ProviderTaskState(
+            task_id=task_id,
+            status=(normalise_status(status) if isinstance(status, str) else None)
+            or ProviderStatus.SUBMITTED,
+            created_at_ms=seconds_to_millis(data.get("created_at")),
+        )
+
+    def queried_state(self, data: Any) -> ProviderTaskState:
+        return task_state(data)
+
+
+def _is_video_object(document: Any) -> bool:
+    return (
+        isinstance(document, Mapping)
+        and "code" not in document
+        and (document.get("object") == "video" or ("id" in document and "task_id" in document))
+    )
