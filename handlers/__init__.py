@@ -8,5 +8,6 @@ handler once, isolated).
 from __future__ import annotations
 
 from handlers.api import EVENT_TYPES, DoNotRetry, Event, on
+from handlers.payloads import EventData, TaskData, VideoData
 
-__all__ = ["EVENT_TYPES", "DoNotRetry", "Event", "on"]
+__all__ = ["EVENT_TYPES", "DoNotRetry", "Event", "EventData", "TaskData", "VideoData", "on"]

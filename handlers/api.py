@@ -1,12 +1,13 @@
 """What a handler plugin sees: ``@on``, :class:`Event`, :class:`DoNotRetry`, ``EVENT_TYPES``.
 
 This module is the whole plugin contract, kept small on purpose (like datasette's
-``hookspecs.py``): a plugin imports from here (re-exported by :mod:`handlers`) and nothing else.
+``hookspecs.py``): a plugin imports from :mod:`handlers` (which re-exports this module and the
+payload types of :mod:`handlers.payloads`) and nothing else.
 
-    from handlers import on
+    from handlers import Event, on
 
     @on("video.downloaded")
-    async def publish(event):
+    async def publish(event: Event) -> None:
         print(event.id, event.type, event.data["video"]["path"])
 
 A handler is a plain function, sync or async, taking one :class:`Event`. Its return value is
@@ -14,9 +15,25 @@ ignored. ``@on`` only attaches a description to the function and returns it unch
 function stays importable and callable in the plugin's own tests. Which handlers exist, and when
 they run, is decided by the app's :class:`handlers.registry.HandlerRegistry`.
 
-Each (event, handler) pair runs at least once and is retried with backoff when it raises or times
-out, so a handler must tolerate running again: use ``event.id`` as the idempotency key for
-effects that must happen exactly once.
+How a handler runs (the guarantees a plugin can build on):
+
+* **Durably, at least once.** Each (event, handler) pair is a job stored in the same
+  transaction as the event; a crash or a restart never loses it, but may run it again. Use
+  ``event.id`` as the idempotency key of effects that must happen exactly once.
+* **Isolated.** An async handler runs on the worker's event loop: never block in it (no
+  ``time.sleep``, no ``requests``), or write a sync handler instead: sync handlers run in a
+  thread of their own, so blocking there is fine. Each run gets its own copy of ``event.data``.
+  A handler that raises, hangs or blocks never delays the receiver or the other handlers.
+* **Under a timeout.** Each attempt may take ``timeout`` seconds (``@on(..., timeout=)``, else
+  ``OMNIHOOK_HANDLER_TIMEOUT``). An async handler is cancelled then; a sync one cannot be
+  stopped and is abandoned, still running, so keep its own I/O under timeouts too.
+* **Retried with backoff.** Raising any exception (or timing out) schedules the next attempt
+  after the next delay of ``retries`` (``@on(..., retries=)``, else
+  ``OMNIHOOK_HANDLER_RETRY_SCHEDULE``), each stretched or shrunk by up to 10% so failures that
+  happened together do not retry together. Raise :class:`DoNotRetry` to fail for good at once.
+  A run whose attempts are exhausted is marked ``failed`` with its last error, shown in
+  ``GET /v1/tasks/{id}`` and ``GET /v1/handler-runs``, and can be run again with
+  ``omnihook handlers retry``.
 """
 
 from __future__ import annotations
@@ -25,8 +42,9 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
+from handlers.payloads import EventData, TaskData, VideoData
 from service.clock import isoformat
 
 #: Every event type of CONTRACT.md "Events", in the order a task lives through them.
@@ -39,6 +57,7 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "video.downloaded",
         "video.download_failed",
         "task.completed",
+        "task.timed_out",
     }
 )
 
@@ -54,22 +73,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Event:
-    """One event, as a handler receives it.
+    """One event, as a handler receives it (CONTRACT.md "Events").
 
     Attributes:
-        id: ``"evt_..."``, the same on every retry: the idempotency key of the handler's effects.
-        type: one of ``EVENT_TYPES`` (e.g. ``"video.downloaded"``).
-        timestamp: when the event happened, timezone-aware UTC.
-        data: the event's JSON payload: ``{"task": {...}}`` plus ``"video": {...}`` for the
-            ``video.*`` events; the task and video objects are those of the HTTP API
-            (``data["video"]["path"]`` is the absolute path of the stored file).
-        attempt: 1 on the first run of this handler for this event, 2 on its first retry...
+        id: ``"evt_..."``, unique per event and the same on every attempt and every retry by
+            hand: the idempotency key of the handler's effects. It is also the ``webhook-id``
+            of the outgoing webhooks carrying the same event.
+        type: one of ``EVENT_TYPES``:
+
+            ========================= ================================================
+            ``task.submitted``        the provider accepted the task
+            ``task.processing``       the provider started it
+            ``task.succeeded``        the provider finished; video URLs known
+            ``task.failed``           the provider failed it (``status_message``)
+            ``video.downloaded``      one video is stored (``video["path"]``)
+            ``video.download_failed`` a video could not be stored (``video["error"]``)
+            ``task.completed``        every video of a succeeded task is stored
+            ``task.timed_out``        no final state in time (``OMNIHOOK_TASK_DEADLINE``)
+            ========================= ================================================
+
+            Each is announced once per task (once per video for ``video.*``).
+        timestamp: when the event happened, a timezone-aware UTC ``datetime``.
+        data: the event's JSON payload (:class:`handlers.payloads.EventData`):
+            ``data["task"]`` always, ``data["video"]`` for the ``video.*`` events. They are the
+            task and video objects of the HTTP API, as they were when the event happened.
+        attempt: 1 on the first run of this handler for this event, 2 on its first retry, and
+            so on (a retry by hand with ``omnihook handlers retry`` starts again at 1).
     """
 
     id: str
     type: str
     timestamp: datetime
-    data: dict[str, Any]
+    data: EventData
     attempt: int = 1
 
     def __post_init__(self) -> None:
@@ -81,16 +116,19 @@ class Event:
         object.__setattr__(self, "timestamp", self.timestamp.astimezone(UTC))
 
     @property
-    def task(self) -> dict[str, Any]:
-        """``data["task"]``: the task as ``GET /v1/tasks/{id}`` shows it."""
-        task: dict[str, Any] = self.data["task"]
-        return task
+    def task(self) -> TaskData:
+        """``data["task"]``: the task as ``GET /v1/tasks/{id}`` showed it at the event."""
+        return self.data["task"]
 
     @property
-    def video(self) -> dict[str, Any] | None:
-        """``data["video"]`` for the ``video.*`` events, else None."""
-        video: dict[str, Any] | None = self.data.get("video")
-        return video
+    def video(self) -> VideoData | None:
+        """``data["video"]`` for ``video.downloaded`` and ``video.download_failed``, else None."""
+        return self.data.get("video")
+
+    @property
+    def is_retry(self) -> bool:
+        """True from the second attempt on: an earlier attempt may have had partial effects."""
+        return self.attempt > 1
 
     def to_dict(self) -> dict[str, Any]:
         """The event's contract JSON: ``{"id", "type", "timestamp", "data"}`` (no ``attempt``)."""
@@ -103,21 +141,29 @@ class Event:
 
     @classmethod
     def from_dict(cls, payload: Mapping[str, Any], *, attempt: int = 1) -> Event:
-        """The inverse of :meth:`to_dict` (``timestamp`` as ISO 8601, ``Z`` accepted)."""
+        """The inverse of :meth:`to_dict` (``timestamp`` as ISO 8601, ``Z`` accepted).
+
+        Handy in a plugin's own tests, e.g. with an event copied from ``GET /v1/tasks/{id}/events``.
+        """
         return cls(
             id=payload["id"],
             type=payload["type"],
             timestamp=datetime.fromisoformat(payload["timestamp"]),
-            data=dict(payload["data"]),
+            data=cast(EventData, dict(payload["data"])),
             attempt=attempt,
         )
 
 
 class DoNotRetry(Exception):
-    """Raise it from a handler to fail this run for good: it is recorded, never retried.
+    """Raise it from a handler to fail this run for good: recorded as failed, never retried.
 
-    For failures that another attempt cannot fix (a malformed payload, a refused request).
-    Any other exception means "try again later".
+    For failures another attempt cannot fix: a payload the handler cannot use, a request the
+    remote side refused for good (a 4xx). Its message becomes the run's ``last_error``, so say
+    what was wrong::
+
+        raise DoNotRetry(f"no customer id in metadata of task {event.task['id']}")
+
+    Any other exception (or a timeout) means "try again later", on the handler's schedule.
     """
 
 
@@ -138,13 +184,19 @@ def on(
     """Declare the decorated function a handler of ``event_types`` (``"*"``: every event).
 
     Args:
-        event_types: one or more of ``EVENT_TYPES``, or ``"*"``. Unknown names are reported when
-            the plugin is loaded, naming the plugin.
-        timeout: seconds one run may take; default: the service's handler timeout.
-        retries: delays in seconds between attempts (its length is the number of retries);
-            default: ``OMNIHOOK_HANDLER_RETRY_SCHEDULE``. ``()`` means never retry.
+        event_types: one or more of ``EVENT_TYPES``, or ``"*"`` for every event. An unknown
+            name stops the service at start-up with a message naming the plugin and the type.
+        timeout: seconds one attempt may take (positive); default ``OMNIHOOK_HANDLER_TIMEOUT``
+            (60). A longer attempt counts as a failure and is retried.
+        retries: the delays in seconds before each retry, e.g. ``[5, 60, 600]`` (three retries,
+            four attempts in all); default ``OMNIHOOK_HANDLER_RETRY_SCHEDULE``. ``[]`` means a
+            single attempt. Each delay gets up to 10% of random jitter.
 
-    The function is returned unchanged.
+    The function is returned unchanged, so it stays callable in the plugin's own tests::
+
+        @on("task.failed", "video.download_failed", timeout=10, retries=[5, 60])
+        def alert(event: Event) -> None:
+            ...
     """
     if not event_types:
         raise TypeError(

@@ -18,7 +18,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from handlers.registry import HandlerRegistry
-from service.api import callbacks, dashboard, health, openapi, tasks
+from service.api import callbacks, dashboard, handler_runs, health, openapi, tasks
 from service.api.access import ApiAccessMiddleware
 from service.api.errors import EXCEPTION_HANDLERS
 from service.bootstrap import open_services
@@ -41,6 +41,14 @@ ROUTES = [
     Route("/v1/tasks/{task_id}/events", tasks.task_events, methods=["GET"]),
     Route("/v1/tasks/{task_id}/notifications", tasks.task_notifications, methods=["GET"]),
     Route("/v1/tasks/{task_id}/videos/{index:int}", tasks.task_video, methods=["GET", "HEAD"]),
+    Route(
+        "/v1/tasks/{task_id}/videos/{index:int}/poster",
+        dashboard.video_poster,
+        methods=["GET", "HEAD"],
+    ),
+    Route("/v1/handler-runs", handler_runs.list_handler_runs, methods=["GET"]),
+    Route("/v1/handler-runs/{run_id}", handler_runs.get_run, methods=["GET"]),
+    Route("/v1/handler-runs/{run_id}/retry", handler_runs.retry_run, methods=["POST"]),
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from handlers.api import DoNotRetry, Event, on
 @on("video.downloaded")
 def write_sidecar(event: Event) -> None:
     """Write ``<video path>.json``; sync on purpose, so its file I/O runs off the event loop."""
-    video = event.video or {}
+    video: Mapping[str, Any] = event.video or {}
     path_text = video.get("path")
     if not isinstance(path_text, str) or not Path(path_text).is_absolute():
         # A payload without an absolute path will not grow one on retry.
@@ -34,7 +35,7 @@ def write_sidecar(event: Event) -> None:
 def sidecar(event: Event) -> dict[str, Any]:
     """The sidecar's content, from a ``video.downloaded`` event."""
     task = event.task
-    video = event.video or {}
+    video: Mapping[str, Any] = event.video or {}
     request = task.get("request") or {}
     return {
         "task_id": task.get("id"),

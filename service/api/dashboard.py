@@ -1,4 +1,5 @@
-"""``GET /``: a plain dashboard page — tasks, their timelines, video previews.
+"""``GET /``: a plain dashboard page — tasks, their timelines, video previews — and the poster
+images those previews show (``GET /v1/tasks/{id}/videos/{n}/poster``).
 
 Server-rendered with escaped values and no scripts beyond a refresh, so it needs nothing to
 build and cannot be turned against its viewer by a crafted prompt or metadata.
@@ -7,13 +8,18 @@ build and cannot be turned against its viewer by a crafted prompt or metadata.
 from __future__ import annotations
 
 from html import escape
+from pathlib import Path
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 
+from handlers.builtin.poster import poster_path
 from service.api.tasks import services_of
 from service.clock import isoformat
-from storage.records import DownloadStatus
+from service.errors import NotFound
+from service.services import Services
+from storage.records import DownloadStatus, VideoRecord
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;background:#fafafa}
@@ -37,14 +43,7 @@ async def dashboard(request: Request) -> Response:
             f"<li>{escape(isoformat(e.timestamp) or '')} <b>{escape(e.type)}</b></li>"
             for e in events
         )
-        previews = "".join(
-            f'<video controls preload="metadata" src="/v1/tasks/{escape(task.id)}/videos/'
-            f'{v.index}"></video>'
-            if v.download_status == DownloadStatus.DOWNLOADED
-            else f"<p>video {v.index}: {escape(v.download_status.value)} "
-            f"{escape(v.error or '')}</p>"
-            for v in videos
-        )
+        previews = "".join(_preview(services, task.id, v) for v in videos)
         run_rows = "".join(
             f"<tr><td>{escape(str(j.payload.get('handler')))}</td>"
             f"<td>{escape(str(j.payload.get('event_type')))}</td>"
@@ -73,3 +72,44 @@ async def dashboard(request: Request) -> Response:
         f"<style>{_STYLE}</style></head><body><h1>omnihook</h1>{body}</body></html>"
     )
     return HTMLResponse(page)
+
+
+def _poster_file(services: Services, video: VideoRecord) -> Path | None:
+    """The poster the built-in ``poster`` handler wrote for a stored video, if it has yet."""
+    if video.download_status != DownloadStatus.DOWNLOADED or not video.path:
+        return None
+    path = poster_path(services.settings.media_dir / video.path)
+    return path if path.is_file() else None
+
+
+def _preview(services: Services, task_id: str, video: VideoRecord) -> str:
+    if video.download_status != DownloadStatus.DOWNLOADED:
+        return (
+            f"<p>video {video.index}: {escape(video.download_status.value)} "
+            f"{escape(video.error or '')}</p>"
+        )
+    src = f"/v1/tasks/{quote(task_id, safe='')}/videos/{video.index}"
+    # Until the poster exists, the browser shows the video's first frame (preload=metadata).
+    poster = f' poster="{escape(src)}/poster"' if _poster_file(services, video) else ""
+    return f'<video controls preload="metadata"{poster} src="{escape(src)}"></video>'
+
+
+async def video_poster(request: Request) -> Response:
+    """``GET /v1/tasks/{id}/videos/{n}/poster``: the JPEG still of a stored video."""
+    services = services_of(request)
+    task_id = request.path_params["task_id"]
+    index = request.path_params["index"]
+    task = await services.storage.get_task(task_id)
+    if task is None:
+        raise NotFound(f"no task {task_id!r}")
+    videos = await services.storage.list_videos(task.id)
+    video = next((v for v in videos if v.index == index), None)
+    if video is None:
+        raise NotFound(f"task {task.id} has no video {index}")
+    path = _poster_file(services, video)
+    if path is None:
+        raise NotFound(
+            f"video {index} of task {task.id} has no poster yet (it is written once the video "
+            "is stored; see the task's handler runs)"
+        )
+    return FileResponse(path, media_type="image/jpeg", content_disposition_type="inline")

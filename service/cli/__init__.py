@@ -13,6 +13,7 @@ import click
 from .common import report_errors
 from .demo import demo
 from .fake_kling import fake_kling
+from .handlers import handlers
 from .serve import serve, worker
 from .submit import submit
 from .tasks import tasks
@@ -32,7 +33,7 @@ def cli() -> None:
     """omnihook: a self-hosted, webhook-driven event service for Kling Omni Video."""
 
 
-for command in (serve, worker, submit, tasks, fake_kling, demo):
+for command in (serve, worker, submit, tasks, handlers, fake_kling, demo):
     cli.add_command(command)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 import uvicorn
 
-from service.settings import load_settings
+from handlers.registry import HandlerRegistry
+from service.settings import Settings, load_settings
 
 
 @click.command()
@@ -31,7 +32,10 @@ def serve(host: str, port: int, no_worker: bool, forwarded_allow_ips: str | None
     from service.logs import configure_logging
 
     configure_logging()
-    app = create_app(settings, with_worker=not no_worker)
+    # Loaded here, before the server starts: a broken plugin stops `serve` with one line naming
+    # it and its problem, not a traceback out of the app's lifespan.
+    registry = load_plugins(settings)
+    app = create_app(settings, with_worker=not no_worker, registry=registry)
     # Proxy headers on: behind a PaaS router or a reverse proxy, the client address and the
     # scheme (for public URLs and the loopback-only rule) come from X-Forwarded-*.
     uvicorn.run(
@@ -55,5 +59,13 @@ def worker() -> None:
     configure_logging()
     from .common import run_until_stopped
 
+    load_plugins(settings)  # checked before starting, as `serve` does
     click.echo("omnihook worker running; Ctrl+C to stop", err=True)
     run_until_stopped(run_worker(settings))
+
+
+def load_plugins(settings: Settings) -> HandlerRegistry:
+    """The handler registry the service will run with; ConfigurationError names a bad plugin."""
+    from handlers.registry import build_registry
+
+    return build_registry(settings.handler_specs)

@@ -15,7 +15,15 @@ T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def test_the_package_exports_the_plugin_api() -> None:
-    assert set(handlers.__all__) == {"on", "Event", "DoNotRetry", "EVENT_TYPES"}
+    assert set(handlers.__all__) == {
+        "on",
+        "Event",
+        "DoNotRetry",
+        "EVENT_TYPES",
+        "EventData",
+        "TaskData",
+        "VideoData",
+    }
 
 
 def test_event_types_are_the_contracts() -> None:
@@ -27,6 +35,7 @@ def test_event_types_are_the_contracts() -> None:
         "video.downloaded",
         "video.download_failed",
         "task.completed",
+        "task.timed_out",
     } == EVENT_TYPES
 
 

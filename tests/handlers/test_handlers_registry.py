@@ -17,6 +17,7 @@ from handlers.registry import Handler, HandlerRegistry, build_registry
 from service.errors import ConfigurationError, OmnihookError
 
 SIDECAR = "handlers.builtin.sidecar:write_sidecar"
+POSTER = "handlers.builtin.poster:write_poster"
 
 
 def write_plugin(directory: Path, name: str, source: str) -> Path:
@@ -394,8 +395,11 @@ def test_build_registry_loads_builtins_first_then_the_specs(tmp_path: Path) -> N
     registry = build_registry([str(path), " "], entry_points=False)
 
     handlers = list(registry)
-    assert (handlers[0].name, handlers[0].source) == (SIDECAR, "builtin")
-    assert [h.source for h in handlers[1:]] == [str(path)] * 3
+    assert [(h.name, h.source) for h in handlers[:2]] == [
+        (SIDECAR, "builtin"),
+        (POSTER, "builtin"),
+    ]
+    assert [h.source for h in handlers[2:]] == [str(path)] * 3
 
 
 def test_build_registry_without_builtins() -> None:

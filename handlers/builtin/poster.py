@@ -1,0 +1,134 @@
+"""Built-in plugin: a poster frame (a JPEG still) beside every stored video.
+
+``/media/task_x/0.mp4`` gets ``/media/task_x/0.mp4.jpg``: the frame about one second in (the
+opening frame is often black or a fade), or the first frame of a shorter video. The dashboard
+shows it as the ``poster`` of its ``<video>`` and ``GET /v1/tasks/{id}/videos/{n}/poster`` serves
+it, so users get a thumbnail without downloading the video.
+
+The still is cut by ffmpeg, the one that the ``imageio-ffmpeg`` package installs from the package
+registry (no system ffmpeg is assumed), run as a subprocess under a timeout. The handler is sync
+on purpose: the subprocess and the file I/O then run in the handler's own thread, off the event
+loop. The JPEG is written to a temp file in the same directory and renamed into place, so a
+reader never sees half an image and a retry after a crash simply writes it again.
+
+A video ffmpeg cannot decode will not decode on a retry either: that is :class:`DoNotRetry`.
+A missing ffmpeg or a timeout may be passing trouble and is retried on the schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Final
+
+from handlers.api import DoNotRetry, Event, on
+
+logger = logging.getLogger(__name__)
+
+#: Where the still is taken, in seconds from the start (when the video is that long).
+POSTER_AT_SECONDS: Final = 1.0
+#: How long one ffmpeg call may take before it is killed; a still needs well under a second.
+FFMPEG_TIMEOUT: Final = 30.0
+#: What ``ffmpeg -q:v`` calls quality: 2 (best) .. 31 (worst); 3 is visually lossless.
+JPEG_QUALITY: Final = 3
+
+
+# Up to two ffmpeg calls (at 1 s, then at 0 s), plus slack for writing the file.
+@on("video.downloaded", timeout=2 * FFMPEG_TIMEOUT + 15)
+def write_poster(event: Event) -> None:
+    """Write ``<video path>.jpg`` for the stored video of a ``video.downloaded`` event."""
+    video = event.video
+    path_text = video.get("path") if video is not None else None
+    if not isinstance(path_text, str) or not Path(path_text).is_absolute():
+        # A payload without an absolute path will not grow one on retry.
+        raise DoNotRetry(f"event {event.id} has no absolute data.video.path: {path_text!r}")
+    video_path = Path(path_text)
+    if not video_path.is_file():
+        raise DoNotRetry(f"the stored video {str(video_path)!r} is missing")
+    poster = poster_path(video_path)
+    write_poster_file(video_path, poster)
+    logger.debug(
+        "wrote the poster %s",
+        poster,
+        extra={"action": "poster_written", "event_id": event.id},
+    )
+
+
+def poster_path(video_path: Path) -> Path:
+    """Where the poster of ``video_path`` is kept: beside it, ``<name>.jpg``."""
+    return video_path.with_name(video_path.name + ".jpg")
+
+
+def ffmpeg_executable() -> str:
+    """The ffmpeg binary of ``imageio-ffmpeg`` (or ``IMAGEIO_FFMPEG_EXE`` when set)."""
+    # Imported here: only a process that actually cuts posters pays for the import.
+    import imageio_ffmpeg  # type: ignore[import-untyped]
+
+    exe: str = imageio_ffmpeg.get_ffmpeg_exe()  # RuntimeError when none is found: retried
+    return exe
+
+
+def write_poster_file(
+    video: Path, poster: Path, *, at: float = POSTER_AT_SECONDS, ffmpeg: str | None = None
+) -> None:
+    """Replace ``poster`` with a JPEG of ``video``'s frame at ``at`` seconds (else its first).
+
+    Raises :class:`DoNotRetry` when ffmpeg cannot get a frame out of the file.
+    """
+    exe = ffmpeg or ffmpeg_executable()
+    # Same directory: os.replace is atomic only within one filesystem.
+    fd, temp_name = tempfile.mkstemp(dir=poster.parent, prefix=f".{poster.name}.", suffix=".tmp")
+    os.close(fd)
+    temp = Path(temp_name)
+    try:
+        problem = _extract_frame(exe, video, temp, at=at)
+        if problem is not None and at > 0:
+            # Most likely shorter than `at` seconds: ffmpeg found no frame there.
+            problem = _extract_frame(exe, video, temp, at=0.0)
+        if problem is not None:
+            raise DoNotRetry(f"ffmpeg cannot take a frame of {video.name}: {problem}")
+        with temp.open("rb") as written:
+            os.fsync(written.fileno())  # the data is on disk before the name points at it
+        os.replace(temp, poster)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _extract_frame(exe: str, video: Path, output: Path, *, at: float) -> str | None:
+    """Write one JPEG frame of ``video`` at ``at`` seconds to ``output``; None, or the problem."""
+    command = [
+        exe,
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        *(["-ss", f"{at:g}"] if at > 0 else []),  # before -i: a fast, frame-accurate seek
+        "-i",
+        str(video),
+        "-frames:v",
+        "1",
+        "-an",
+        "-f",
+        "mjpeg",  # one frame of the mjpeg muxer is exactly one JPEG file
+        "-q:v",
+        str(JPEG_QUALITY),
+        "-y",
+        str(output),
+    ]
+    # TimeoutExpired propagates (the child is killed first): a slow machine may do better later.
+    result = subprocess.run(
+        command,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=FFMPEG_TIMEOUT,
+        check=False,
+    )
+    if result.returncode == 0 and output.stat().st_size > 0:
+        return None
+    lines = result.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    reason = lines[-1].strip() if lines else "no frame was written"
+    return f"{reason[:300]} (exit status {result.returncode})"

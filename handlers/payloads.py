@@ -1,0 +1,74 @@
+"""The shapes of ``Event.data``: what a handler can read, key by key, with its type.
+
+These are ``TypedDict``s: at run time ``event.data`` is a plain ``dict`` (the event's JSON, the
+same an outgoing webhook carries), and a type checker knows every key below. The task and video
+objects are exactly those of the HTTP API (``GET /v1/tasks/{id}``), so what a plugin reads here it
+can also look up there.
+
+New keys may be added in later versions (never removed or retyped without a major version), so
+read the ones you need and ignore the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+
+class VideoData(TypedDict):
+    """One output video of a task (``data["video"]`` of the ``video.*`` events)."""
+
+    #: Its position among the task's videos, from 0; ``GET /v1/tasks/{id}/videos/{index}``.
+    index: int
+    #: The provider's id of the video, once known.
+    provider_video_id: str | None
+    #: Its length in seconds as the provider reported it, e.g. ``"5.041"``.
+    duration: str | None
+    #: ``"pending"``, ``"downloading"``, ``"downloaded"`` or ``"failed"``.
+    download_status: str
+    #: Size in bytes of the stored file (``downloaded`` only).
+    size: int | None
+    #: Hex SHA-256 of the stored file (``downloaded`` only).
+    sha256: str | None
+    #: Absolute path of the stored file on the machine running the handler (``downloaded`` only).
+    path: str | None
+    #: Why the download failed (``video.download_failed``), else None.
+    error: str | None
+    #: Bytes fetched so far, and the size the server announced (progress, for display).
+    bytes_received: int
+    bytes_total: int | None
+
+
+class TaskData(TypedDict):
+    """A task as ``GET /v1/tasks/{id}`` shows it, at the moment of the event (``data["task"]``)."""
+
+    #: omnihook's id of the task, ``"task_..."``.
+    id: str
+    #: The id the submitter chose (or omnihook generated): the task's key in the user's world.
+    external_task_id: str
+    #: The provider's id, once the provider accepted the task.
+    provider_task_id: str | None
+    #: ``"pending"``, ``"submitted"``, ``"processing"``, ``"succeeded"`` or ``"failed"``.
+    status: str
+    #: The provider's explanation, notably why a task failed.
+    status_message: str
+    #: The model the task runs on, e.g. ``"kling-v3-omni"``.
+    model_name: str
+    #: The submitted request fields (``prompt``, ``duration``, ``aspect_ratio``...).
+    request: dict[str, Any]
+    #: The JSON object given as ``metadata`` at submission, unchanged: carry your own ids here.
+    metadata: dict[str, Any]
+    #: What the task cost (the provider's ``final_unit_deduction``), once known.
+    cost: str | None
+    #: ISO 8601 UTC times.
+    created_at: str
+    updated_at: str
+    #: Every video of the task, by index.
+    videos: list[VideoData]
+
+
+class EventData(TypedDict):
+    """``Event.data``: the task always, the video for ``video.downloaded`` and
+    ``video.download_failed``."""
+
+    task: TaskData
+    video: NotRequired[VideoData]

@@ -1,0 +1,71 @@
+"""``/v1/handler-runs``: every (event, handler) run, its outcome, and running it again.
+
+    GET  /v1/handler-runs?status=failed&task=ID&handler=NAME&limit=50&cursor=...
+    GET  /v1/handler-runs/{id}
+    POST /v1/handler-runs/{id}/retry     200 with the run, queued again; 409 while unfinished
+
+A run's ``id`` is the same one ``GET /v1/tasks/{id}`` lists under ``handler_runs``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from service.api.errors import error_response
+from service.api.tasks import services_of
+from service.jobs.handler_runs import find_handler_runs, get_handler_run, retry_handler_run
+from service.views import handler_run_json
+from storage.records import JobRecord, JobStatus
+
+MAX_LIMIT = 200
+
+
+def run_json(job: JobRecord) -> dict[str, Any]:
+    """A run as the task view shows it, plus the task it belongs to."""
+    return {**handler_run_json(job), "task_id": job.task_id}
+
+
+async def list_handler_runs(request: Request) -> Response:
+    services = services_of(request)
+    params = request.query_params
+    try:
+        status = JobStatus(params["status"]) if "status" in params else None
+    except ValueError:
+        allowed = ", ".join(s.value for s in JobStatus)
+        return error_response(400, "bad_request", f"status must be one of {allowed}")
+    try:
+        limit = int(params.get("limit", "50"))
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError
+    except ValueError:
+        return error_response(
+            400, "bad_request", f"limit must be a whole number from 1 to {MAX_LIMIT}"
+        )
+    try:
+        page = await find_handler_runs(
+            services,
+            task=params.get("task") or None,
+            status=status,
+            handler=params.get("handler") or None,
+            limit=limit,
+            cursor=params.get("cursor") or None,
+        )
+    except ValueError as exc:  # a cursor we did not hand out
+        return error_response(400, "bad_request", str(exc))
+    return JSONResponse(
+        {"handler_runs": [run_json(job) for job in page.runs], "next_cursor": page.next_cursor}
+    )
+
+
+async def get_run(request: Request) -> Response:
+    job = await get_handler_run(services_of(request), request.path_params["run_id"])
+    return JSONResponse(run_json(job))
+
+
+async def retry_run(request: Request) -> Response:
+    """Queue a finished run again (NotFound → 404, still queued or running → 409)."""
+    job = await retry_handler_run(services_of(request), request.path_params["run_id"])
+    return JSONResponse(run_json(job))
