@@ -22,6 +22,7 @@ TASK_FAILED = "task.failed"
 VIDEO_DOWNLOADED = "video.downloaded"
 VIDEO_DOWNLOAD_FAILED = "video.download_failed"
 TASK_COMPLETED = "task.completed"
+TASK_TIMED_OUT = "task.timed_out"  # no final state within OMNIHOOK_TASK_DEADLINE
 
 
 class EventEmitter:

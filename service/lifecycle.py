@@ -9,12 +9,18 @@ News that does not move a task forward (a repeat, a stale or reordered notificat
 nothing but ``last_news_at``. Each state's event is emitted once per task; a state that was
 skipped on the way (a task seen succeeded before it was seen processing) is announced too, in
 order, so subscribers always see a consistent story.
+
+A final state reported by a notification that only its URL token vouches for (no signature) is
+not believed: it changes nothing but enqueues a ``sync`` job, and our own query of the provider
+decides (``confirmed``). So a leaked callback URL can neither end a task nor point the
+downloader at a URL of its choosing. A task that never reaches a final state is failed after
+``OMNIHOOK_TASK_DEADLINE`` (:func:`plan_timed_out`), announced by ``task.timed_out``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from service import events as ev
 from service.events import EventEmitter
@@ -78,6 +84,12 @@ def names_another_task(task: TaskRecord, state: ProviderTaskState) -> bool:
     return bool(task.provider_task_id) and state.task_id != task.provider_task_id
 
 
+def _adopt_provider_id(task: TaskRecord, state: ProviderTaskState) -> None:
+    # News can come before the create answer: it tells us the provider's id first.
+    if task.provider_task_id is None and state.task_id:
+        task.provider_task_id = state.task_id
+
+
 def plan_provider_state(
     task: TaskRecord,
     videos: list[VideoRecord],
@@ -86,17 +98,33 @@ def plan_provider_state(
     now: datetime,
     emitter: EventEmitter,
     confirmed: bool = False,
+    needs_confirmation: bool = False,
 ) -> Plan:
     """Apply what the provider says. ``confirmed`` means the news comes from our own query of
-    the provider (not a notification), so a final state without videos is taken as it is."""
+    the provider (not a notification), so a final state without videos is taken as it is.
+    ``needs_confirmation`` means an unsigned notification: a final state it reports is only a
+    reason to ask the provider (see the module docstring)."""
     if names_another_task(task, state):
         return Plan(None, f"ignored: names provider task {state.task_id!r}, not this task")
     target = _FROM_PROVIDER[state.status]
     new_task = replace(task, last_news_at=now)
-    if new_task.provider_task_id is None and state.task_id:
-        new_task.provider_task_id = state.task_id
     if RANK[target] <= RANK[task.status]:
+        _adopt_provider_id(new_task, state)
         return Plan(TaskChange(task=new_task), f"no change: {target} after {task.status}")
+    if needs_confirmation and target in FINAL and not confirmed:
+        # Nothing of it is taken, not even its task id: only the query's answer counts.
+        job = new_job(
+            SYNC,
+            {"task_id": task.id, "confirm": target.value},
+            now=now,
+            task_id=task.id,
+            dedupe_key=f"confirm:{task.id}:{task.version}",
+        )
+        return Plan(
+            TaskChange(task=new_task, jobs=[job]),
+            f"unsigned {target} notification: confirming with the provider",
+        )
+    _adopt_provider_id(new_task, state)
 
     jobs: list[JobRecord] = []
     new_videos: list[VideoRecord] = []
@@ -147,6 +175,49 @@ def plan_provider_state(
     return Plan(change, f"{task.status} -> {target}")
 
 
+def plan_timed_out(
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    *,
+    deadline: timedelta,
+    now: datetime,
+    emitter: EventEmitter,
+) -> Plan:
+    """No final state from the provider within ``deadline`` of the submission: the task fails
+    with a message saying so. ``task.timed_out`` says why, then ``task.failed`` ends the story
+    like any other failure, so a subscriber waiting for a final event is never left hanging."""
+    if task.status in FINAL:
+        return Plan(None, f"already {task.status}")
+    new_task = replace(
+        task,
+        status=TaskStatus.FAILED,
+        status_message=(
+            f"timed out: no final state from the provider after {describe_duration(deadline)} "
+            f"(last known state: {task.status})"
+        ),
+        updated_at=now,
+    )
+    types = _events_on_the_way(task.status, TaskStatus.FAILED)
+    types.insert(types.index(ev.TASK_FAILED), ev.TASK_TIMED_OUT)
+    events: list[EventRecord] = []
+    jobs: list[JobRecord] = []
+    for event_type in types:
+        event, handler_jobs = emitter.emit(event_type, task=new_task, videos=videos, now=now)
+        events.append(event)
+        jobs.extend(handler_jobs)
+    change = TaskChange(task=new_task, events=events, jobs=jobs)
+    return Plan(change, f"{task.status} -> failed: timed out")
+
+
+def describe_duration(span: timedelta) -> str:
+    """``86400 s`` -> ``24 h``: a whole unit people read easily (days from two on)."""
+    seconds = span.total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= max(size, 2 * 86400 if unit == "d" else 0) and seconds % size == 0:
+            return f"{int(seconds // size)} {unit}"
+    return f"{seconds:g} s"
+
+
 def _with_video(videos: list[VideoRecord], updated: VideoRecord) -> list[VideoRecord]:
     return [updated if video.index == updated.index else video for video in videos]
 
@@ -161,9 +232,10 @@ def plan_video_stored(
     sha256: str,
     now: datetime,
     emitter: EventEmitter,
+    duration: str | None = None,
 ) -> Plan:
     """A video is in the media directory: announce it, and the task's completion if it was
-    the last one."""
+    the last one. ``duration`` (read from the file) fills in one the provider did not give."""
     if video.download_status == DownloadStatus.DOWNLOADED:
         return Plan(None, "already downloaded")
     stored = replace(
@@ -172,6 +244,7 @@ def plan_video_stored(
         path=path,
         size=size,
         sha256=sha256,
+        duration=video.duration or duration,
         error=None,
         updated_at=now,
     )
@@ -216,3 +289,19 @@ def plan_video_status(
         change.events.append(event)
         change.jobs.extend(jobs)
     return Plan(change, f"video {video.index} {status}")
+
+
+def plan_video_url(
+    task: TaskRecord, videos: list[VideoRecord], index: int, url: str, *, now: datetime
+) -> Plan:
+    """The provider handed out a fresh URL for a video whose URL expired: download from it."""
+    video = next((v for v in videos if v.index == index), None)
+    if video is None:
+        return Plan(None, f"video {index} unknown")
+    if video.url == url or video.download_status in (
+        DownloadStatus.DOWNLOADED,
+        DownloadStatus.FAILED,
+    ):
+        return Plan(None, f"video {index}: URL unchanged")
+    updated = replace(video, url=url, updated_at=now)
+    return Plan(TaskChange(task=task, videos=[updated]), f"video {index}: fresh URL")

@@ -1,43 +1,108 @@
 """Reconciliation: callbacks can be lost, so a task with no news for a while is queried.
 
-Every pass lists unfinished tasks quiet for ``OMNIHOOK_RECONCILE_AFTER`` seconds and enqueues
-one ``sync`` job each, spread over time rather than in a burst. The dedupe key names the news it
-follows up, so several workers enqueue one job per quiet spell, and a query that brings news
-(even "still processing") starts a new spell.
+Every pass lists at most ``OMNIHOOK_RECONCILE_BATCH`` unfinished tasks quiet for
+``OMNIHOOK_RECONCILE_AFTER`` seconds (oldest news first) and enqueues one ``sync`` job each,
+spread over time rather than in a burst. The dedupe key names the news it follows up, so
+several workers enqueue one job per quiet spell, and a query that brings news (even "still
+processing") starts a new spell.
+
+A task still unfinished ``OMNIHOOK_TASK_DEADLINE`` seconds after its submission gets one more
+query under its own key (``reconcile:{id}:deadline``); unless the provider then reports a final
+state, the task fails with ``task.timed_out`` (see :func:`service.lifecycle.plan_timed_out`).
+
+When the provider rate-limits us (1302/1303), a ``sync`` job holds the process's
+:class:`ProviderBackoff` until the provider's ``Retry-After`` (at least a few seconds): meanwhile
+other ``sync`` jobs wait without calling the provider and passes schedule nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import weakref
+from datetime import datetime, timedelta
 
 from service.jobs.kinds import SYNC, new_job
 from service.services import Services
+from storage.records import JobRecord, TaskRecord
 
 log = logging.getLogger(__name__)
 
 SPACING = timedelta(seconds=0.5)  # between the queries of one pass
+MIN_RATE_LIMIT_BACKOFF = 5.0  # seconds, when a 1302/1303 answer names no Retry-After
 
 
-async def enqueue_overdue_syncs(services: Services, *, limit: int = 200) -> int:
+class ProviderBackoff:
+    """Until when this process leaves the provider's query endpoint alone."""
+
+    def __init__(self) -> None:
+        self._until: datetime | None = None
+
+    def hold(self, until: datetime) -> None:
+        if self._until is None or until > self._until:
+            self._until = until
+
+    def remaining(self, now: datetime) -> float:
+        """Seconds left to wait (0 when the provider may be called)."""
+        if self._until is None:
+            return 0.0
+        return max((self._until - now).total_seconds(), 0.0)
+
+
+# One per provider client, that is per process and account: the rate limit is the account's.
+# Kept beside the client (weakly: it goes with it) rather than in ``Services``, which stays a
+# plain bag of resources.
+_BACKOFFS: weakref.WeakKeyDictionary[object, ProviderBackoff] = weakref.WeakKeyDictionary()
+
+
+def backoff_of(services: Services) -> ProviderBackoff:
+    """The back-off shared by every ``sync`` job and reconciliation pass of this process."""
+    backoff = _BACKOFFS.get(services.kling)
+    if backoff is None:
+        backoff = ProviderBackoff()
+        _BACKOFFS[services.kling] = backoff
+    return backoff
+
+
+def is_overdue(services: Services, task: TaskRecord, now: datetime) -> bool:
+    """Whether the task has been unfinished for longer than ``OMNIHOOK_TASK_DEADLINE``."""
+    return now - task.created_at >= timedelta(seconds=services.settings.task_deadline)
+
+
+async def enqueue_overdue_syncs(services: Services, *, limit: int | None = None) -> int:
+    """One pass: the number of ``sync`` jobs enqueued (or already there for the same spell)."""
     now = services.clock()
-    quiet_since = now - timedelta(seconds=services.settings.reconcile_after)
-    stale = await services.storage.list_stale_tasks(quiet_since=quiet_since, limit=limit)
-    jobs = []
-    for position, task in enumerate(stale):
-        last_news = task.last_news_at or task.updated_at
-        jobs.append(
-            new_job(
-                SYNC,
-                {"task_id": task.id, "reason": "no news since " + last_news.isoformat()},
-                now=now,
-                task_id=task.id,
-                dedupe_key=f"reconcile:{task.id}:{last_news.isoformat()}",
-                run_at=now + SPACING * position,
-            )
+    waiting = backoff_of(services).remaining(now)
+    if waiting:
+        log.info(
+            "provider rate-limited us: no queries scheduled for %.0f s",
+            waiting,
+            extra={"action": "reconcile.backoff"},
         )
+        return 0
+    quiet_since = now - timedelta(seconds=services.settings.reconcile_after)
+    batch = limit if limit is not None else services.settings.reconcile_batch
+    stale = await services.storage.list_stale_tasks(quiet_since=quiet_since, limit=batch)
+    jobs = [_sync_job(services, task, now, position) for position, task in enumerate(stale)]
     if jobs:
         await services.storage.enqueue(jobs)
         services.jobs_ready.set()
         log.info("%d quiet tasks will be queried", len(jobs), extra={"action": "reconcile"})
     return len(jobs)
+
+
+def _sync_job(services: Services, task: TaskRecord, now: datetime, position: int) -> JobRecord:
+    if is_overdue(services, task, now):
+        key = f"reconcile:{task.id}:deadline"
+        reason = "deadline passed"
+    else:
+        last_news = (task.last_news_at or task.updated_at).isoformat()
+        key = f"reconcile:{task.id}:{last_news}"
+        reason = f"no news since {last_news}"
+    return new_job(
+        SYNC,
+        {"task_id": task.id, "reason": reason},
+        now=now,
+        task_id=task.id,
+        dedupe_key=key,
+        run_at=now + SPACING * position,
+    )

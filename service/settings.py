@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, gt=0)
     handler_timeout: float = Field(default=60.0, gt=0)
     max_video_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # Receiver hardening and reconciliation (issue 4): a task with no final state this many
+    # seconds after submission is failed (task.timed_out); a reconciliation pass queries at most
+    # reconcile_batch quiet tasks.
+    task_deadline: float = Field(default=86400.0, gt=0)
+    reconcile_batch: int = Field(default=50, ge=1)
 
     @field_validator("public_url", "kling_base_url")
     @classmethod

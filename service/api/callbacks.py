@@ -4,14 +4,29 @@ The receiver only checks and stores: the notification and the job that will appl
 written in one transaction, then 200 is answered. Everything slow (state changes, downloads,
 handlers) happens in the worker, so the provider is never kept waiting and nothing is lost if
 this process dies right after answering.
+
+Checks, in order (a refused request stores nothing):
+
+====  ==========================================================================================
+413   the body is over 1 MiB (declared or counted while it streams in; never buffered whole)
+401   ``OMNIHOOK_KLING_WEBHOOK_SECRET`` is set and no valid signature comes with the body
+      (checked before the token, so a forger learns nothing about which tokens exist)
+400   the body is not a JSON object
+200   the Kling console's test body: a harmless probe, recorded (when the token is a task's)
+404   the token belongs to no task
+400   the JSON holds no task notification of any known shape
+409   the body names another task than the token's (``task_mismatch``)
+200   stored (duplicates too); ``{"received": true, "notification_id": ...}``
+503   the database is unavailable: nothing was stored, the provider should send it again
+====  ==========================================================================================
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Mapping
+from typing import Any
 
-from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
@@ -20,12 +35,16 @@ from service.api.tasks import services_of
 from service.errors import NotificationInvalid
 from service.ids import new_id
 from service.jobs.kinds import INBOX, new_job
-from service.kling.notification import parse_notification
-from storage.records import NotificationRecord
+from service.kling.notification import task_from_document
+from service.kling.state import ProviderTaskState
+from service.receiver.limits import MAX_NOTIFICATION_BYTES, BodyTooLarge, read_capped
+from service.receiver.match import PROBE_OUTCOME, is_console_probe, mismatch, read_document
+from service.receiver.verify import UNSIGNED_VERIFICATION, same_hash, token_hash, verifier_for
+from service.services import Services
+from storage.records import NotificationRecord, TaskRecord
 
 log = logging.getLogger(__name__)
 
-MAX_NOTIFICATION_BYTES = 1024 * 1024  # real ones are a few KB
 _KEPT_HEADERS = (
     "content-type",
     "user-agent",
@@ -36,64 +55,102 @@ _KEPT_HEADERS = (
 )
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_capped(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_NOTIFICATION_BYTES:
-        raise _TooLarge  # refused before reading a byte
-    chunks, size = [], 0
-    async for chunk in request.stream():  # chunked bodies have no length: count as they come
-        size += len(chunk)
-        if size > MAX_NOTIFICATION_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _signature_ok(secrets: list[str], body: bytes, headers: dict[str, str]) -> bool:
-    for secret in secrets:
-        try:
-            Webhook(secret).verify(body, headers)
-        except WebhookVerificationError:
-            continue
-        return True
-    return False
-
-
 async def receive_notification(request: Request) -> Response:
     services = services_of(request)
     try:
-        body = await _read_capped(request)
-    except _TooLarge:
+        body = await read_capped(request)
+    except BodyTooLarge:
         return error_response(
             413, "body_too_large", f"notifications are limited to {MAX_NOTIFICATION_BYTES} bytes"
         )
     except ClientDisconnect:
-        return Response(status_code=400)
-    token_hash = hashlib.sha256(request.path_params["token"].encode()).hexdigest()
-    task = await services.storage.get_task_by_token_hash(token_hash)
-    if task is None:
-        return error_response(404, "not_found", "unknown callback URL")
+        return error_response(400, "client_disconnected", "the body was not received whole")
     headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
-    secret_setting = services.settings.kling_webhook_secret
-    verification = "unsigned: no webhook secret configured"
-    if secret_setting is not None:
-        secrets = [s.strip() for s in secret_setting.get_secret_value().split(",") if s.strip()]
-        if not _signature_ok(secrets, body, headers):
-            log.warning(
-                "refused a notification with a bad signature for %s",
-                task.id,
-                extra={"action": "callback.bad_signature", "task_id": task.id},
-            )
-            return error_response(401, "bad_signature", "missing or invalid webhook signature")
-        verification = "signature valid"
+    verification = _verify(services, body, headers)
+    if verification is None:
+        log.warning(
+            "refused a notification with a missing or bad signature",
+            extra={"action": "callback.bad_signature"},
+        )
+        return error_response(401, "bad_signature", "missing or invalid webhook signature")
     try:
-        parse_notification(body)
+        document = read_document(body)
     except NotificationInvalid as exc:
         return error_response(400, "unreadable_notification", str(exc))
+    task = await _task_of(services, request.path_params["token"])
+    state = _state_or_none(document)
+    if is_console_probe(task, document, state):
+        return await _probe(services, task, body, headers, verification)
+    if task is None:
+        return error_response(404, "not_found", "unknown callback URL")
+    if state is None:
+        try:
+            task_from_document(document)  # raises again, with the reason
+        except NotificationInvalid as exc:
+            return error_response(400, "unreadable_notification", str(exc))
+    why = mismatch(task, document)
+    if why is not None:
+        log.warning(
+            "refused a notification about another task than %s",
+            task.id,
+            extra={"action": "callback.task_mismatch", "task_id": task.id},
+        )
+        return error_response(409, "task_mismatch", why)
+    notification = await _store(services, task, body, headers, verification)
+    return JSONResponse({"received": True, "notification_id": notification.id})
+
+
+def _verify(services: Services, body: bytes, headers: Mapping[str, str]) -> str | None:
+    """How the notification is authenticated: a verification text, or None (refuse it)."""
+    secret = services.settings.kling_webhook_secret
+    if secret is None:
+        return UNSIGNED_VERIFICATION
+    return verifier_for(secret.get_secret_value()).verify(body, headers)
+
+
+async def _task_of(services: Services, token: str) -> TaskRecord | None:
+    presented = token_hash(token)
+    task = await services.storage.get_task_by_token_hash(presented)
+    if task is None or not same_hash(task.callback_token_hash, presented):
+        return None
+    return task
+
+
+def _state_or_none(document: Mapping[str, Any]) -> ProviderTaskState | None:
+    try:
+        return task_from_document(document)
+    except NotificationInvalid:
+        return None
+
+
+async def _probe(
+    services: Services,
+    task: TaskRecord | None,
+    body: bytes,
+    headers: dict[str, str],
+    verification: str,
+) -> Response:
+    log.info(
+        "the Kling console's test callback arrived",
+        extra={"action": "callback.probe", "task_id": task.id if task else None},
+    )
+    notification_id = None
+    if task is not None:  # kept, so whoever pressed the button can see it arrived
+        stored = await _store(services, task, body, headers, verification, outcome=PROBE_OUTCOME)
+        notification_id = stored.id
+    return JSONResponse({"received": True, "probe": True, "notification_id": notification_id})
+
+
+async def _store(
+    services: Services,
+    task: TaskRecord,
+    body: bytes,
+    headers: dict[str, str],
+    verification: str,
+    *,
+    outcome: str | None = None,
+) -> NotificationRecord:
+    """The notification and its ``inbox`` job, in one transaction."""
     now = services.clock()
     notification = NotificationRecord(
         id=new_id("ntf"),
@@ -101,9 +158,10 @@ async def receive_notification(request: Request) -> Response:
         received_at=now,
         headers=headers,
         body=body,
+        outcome=outcome,
         verification=verification,
     )
     job = new_job(INBOX, {"notification_id": notification.id}, now=now, task_id=task.id)
     await services.storage.record_notification(notification, job)
     services.jobs_ready.set()
-    return JSONResponse({"received": True, "notification_id": notification.id})
+    return notification

@@ -1,12 +1,29 @@
-"""``inbox`` jobs: apply one stored provider notification to its task."""
+"""``inbox`` jobs: apply one stored provider notification to its task.
+
+The same job replays a notification (``POST /v1/notifications/{id}/replay``): every check is
+made again against the task as it is now, and the state machine ignores what it already knows,
+so a replay can only bring news that was missed, never announce anything twice.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from service.errors import NotificationInvalid
-from service.kling.notification import parse_notification
-from service.lifecycle import plan_provider_state
+from service.kling.notification import task_from_document
+from service.kling.state import ProviderTaskState
+from service.lifecycle import Plan, plan_provider_state
+from service.receiver.match import (
+    PROBE_OUTCOME,
+    as_this_task,
+    is_console_probe,
+    mismatch,
+    read_document,
+)
+from service.receiver.verify import is_signed
 from service.services import Services
-from storage.records import JobRecord
+from storage.records import JobRecord, TaskRecord, VideoRecord
 
 
 async def run_inbox(services: Services, job: JobRecord) -> None:
@@ -15,14 +32,40 @@ async def run_inbox(services: Services, job: JobRecord) -> None:
     if notification is None:
         return
     try:
-        state = parse_notification(notification.body)
-    except NotificationInvalid as exc:  # the receiver checked it; a changed parser could not
+        document = read_document(notification.body)
+        state = task_from_document(document)
+    except NotificationInvalid as exc:
+        # The receiver checked it; a changed parser could not read it any more.
         await services.storage.set_notification_outcome(notification_id, f"unreadable: {exc}")
         return
-    summary = await services.change_task(
-        notification.task_id,
-        lambda task, videos: plan_provider_state(
-            task, videos, state, now=services.clock(), emitter=services.emitter
-        ),
-    )
+    signed = is_signed(notification.verification)
+
+    def planner(task: TaskRecord, videos: list[VideoRecord]) -> Plan:
+        return _plan(services, task, videos, document, state, signed=signed)
+
+    summary = await services.change_task(notification.task_id, planner)
     await services.storage.set_notification_outcome(notification_id, summary)
+
+
+def _plan(
+    services: Services,
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    document: Mapping[str, Any],
+    state: ProviderTaskState,
+    *,
+    signed: bool,
+) -> Plan:
+    if is_console_probe(task, document, state):
+        return Plan(None, PROBE_OUTCOME)
+    why = mismatch(task, document)  # the task may have learnt its provider id since
+    if why is not None:
+        return Plan(None, f"ignored: {why}")
+    return plan_provider_state(
+        task,
+        videos,
+        as_this_task(task, state, document),
+        now=services.clock(),
+        emitter=services.emitter,
+        needs_confirmation=not signed,
+    )

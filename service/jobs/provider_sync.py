@@ -1,37 +1,127 @@
 """``sync`` and ``submit`` jobs: ask the provider where a task stands.
 
-``sync`` confirms a state whose notification carried no result (and, later, reconciles tasks
-whose callbacks were lost); ``submit`` finishes a submission whose create answer was lost.
+``sync`` has three callers: a notification that carried no result, an unsigned final
+notification to confirm (payload ``confirm``), and reconciliation of a quiet task (see
+:mod:`service.reconcile`). Whatever the caller, only the provider's answer to our own query is
+applied, as ``confirmed`` news. ``submit`` finishes a submission whose create answer was lost.
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+from datetime import datetime, timedelta
+
 from service.errors import ProviderRetryable, ProviderUnreachable
-from service.jobs.outcome import GiveUp, RetryLater
+from service.jobs.outcome import RetryLater
+from service.kling.answers import RATE_LIMITED
 from service.kling.state import ProviderStatus, ProviderTaskState
-from service.lifecycle import plan_provider_state
+from service.lifecycle import FINAL, Plan, plan_provider_state, plan_timed_out
+from service.reconcile import MIN_RATE_LIMIT_BACKOFF, backoff_of, is_overdue
 from service.services import Services
 from service.submission import accept, resume
-from storage.records import JobRecord
+from storage.records import JobRecord, TaskChange, TaskRecord, VideoRecord
+
+log = logging.getLogger(__name__)
+
+# A provider may call back a moment before its query endpoint shows the final state: a
+# confirmation that finds the task unfinished looks again a few times (on the job's schedule:
+# about 36 s in all), then leaves the task to reconciliation.
+CONFIRM_ATTEMPTS = 4
 
 
 async def run_sync(services: Services, job: JobRecord) -> None:
     task_id = str(job.payload["task_id"])
     task = await services.storage.get_task(task_id)
-    if task is None:
+    if task is None or task.status in FINAL:
         return
-    try:
-        state = await services.kling.query_task(task.provider_task_id or task.external_task_id)
-    except (ProviderUnreachable, ProviderRetryable) as exc:
-        raise RetryLater(str(exc), delay=getattr(exc, "retry_after", None)) from exc
+    state = await _query(services, task)
+    now = services.clock()
     if state is None:
-        raise GiveUp(f"the provider does not know task {task.provider_task_id}")
-    await services.change_task(
-        task_id,
-        lambda t, v: plan_provider_state(
-            t, v, state, now=services.clock(), emitter=services.emitter, confirmed=True
-        ),
-    )
+        log.warning(
+            "the provider does not know task %s",
+            task.id,
+            extra={"action": "sync.unknown_task", "task_id": task.id},
+        )
+        # Counts as news: the task's next quiet spell starts now, and the deadline ends it.
+        await services.change_task(task_id, lambda t, v: _touched(t, now))
+    else:
+        await services.change_task(
+            task_id,
+            lambda t, v: plan_provider_state(
+                t, v, state, now=now, emitter=services.emitter, confirmed=True
+            ),
+        )
+    if await _time_out_if_overdue(services, task_id):
+        return
+    unconfirmed = state is None or _unfinished(state)
+    if "confirm" in job.payload and unconfirmed and job.attempts < CONFIRM_ATTEMPTS:
+        raise RetryLater(f"the provider does not show task {task_id} finished yet")
+
+
+async def sync_given_up(services: Services, job: JobRecord, error: str) -> None:
+    """The provider stayed unreachable or busy for the whole schedule: a task past its deadline
+    times out; another one starts a new quiet spell, so reconciliation asks again later."""
+    task_id = str(job.payload["task_id"])
+    if await _time_out_if_overdue(services, task_id):
+        return
+    now = services.clock()
+    await services.change_task(task_id, lambda t, v: _touched(t, now))
+
+
+async def _query(services: Services, task: TaskRecord) -> ProviderTaskState | None:
+    backoff = backoff_of(services)
+    waiting = backoff.remaining(services.clock())
+    if waiting:
+        raise RetryLater("the provider is rate-limiting us", delay=waiting)
+    try:
+        if task.provider_task_id:
+            return await services.kling.query_task(task.provider_task_id)
+        # Not yet answered by a create (a confirmation before it): by our own id.
+        return await services.kling.find_task(task.external_task_id)
+    except ProviderRetryable as exc:
+        delay = exc.retry_after
+        if exc.code in RATE_LIMITED:
+            delay = max(delay or 0.0, MIN_RATE_LIMIT_BACKOFF)
+            backoff.hold(services.clock() + timedelta(seconds=delay))
+        raise RetryLater(str(exc), delay=delay) from exc
+    except ProviderUnreachable as exc:
+        raise RetryLater(str(exc)) from exc
+
+
+def _unfinished(state: ProviderTaskState) -> bool:
+    return state.status not in (ProviderStatus.SUCCEEDED, ProviderStatus.FAILED)
+
+
+def _touched(task: TaskRecord, now: datetime) -> Plan:
+    """Only ``last_news_at`` moves: a new quiet spell, so reconciliation asks again later."""
+    return Plan(TaskChange(task=replace(task, last_news_at=now)), "no answer: asking again later")
+
+
+async def _time_out_if_overdue(services: Services, task_id: str) -> bool:
+    """Fail the task when it is unfinished past its deadline; True when it is final now."""
+    deadline = timedelta(seconds=services.settings.task_deadline)
+    timed_out = False
+
+    def planner(task: TaskRecord, videos: list[VideoRecord]) -> Plan:
+        nonlocal timed_out  # the last call is the one whose plan was written
+        now = services.clock()
+        timed_out = task.status not in FINAL and is_overdue(services, task, now)
+        if not timed_out:
+            return Plan(None, f"{task.status}, within its deadline")
+        return plan_timed_out(task, videos, deadline=deadline, now=now, emitter=services.emitter)
+
+    await services.change_task(task_id, planner)
+    if timed_out:
+        log.warning(
+            "task %s timed out: no final state after %.0f s",
+            task_id,
+            deadline.total_seconds(),
+            extra={"action": "task.timed_out", "task_id": task_id},
+        )
+        return True
+    task = await services.storage.get_task(task_id)
+    return task is None or task.status in FINAL
 
 
 async def run_submit(services: Services, job: JobRecord) -> None:

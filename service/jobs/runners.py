@@ -9,7 +9,7 @@ from service.jobs import kinds
 from service.jobs.downloads import download_given_up, run_download
 from service.jobs.handler_runs import handler_schedule, run_handler_job
 from service.jobs.inbox import run_inbox
-from service.jobs.provider_sync import run_submit, run_sync, submit_given_up
+from service.jobs.provider_sync import run_submit, run_sync, submit_given_up, sync_given_up
 from service.retry import RetrySchedule
 from service.services import Services
 from storage.records import JobRecord
@@ -32,7 +32,7 @@ def _fixed(schedule: RetrySchedule) -> Callable[[Services, JobRecord], RetrySche
 
 RUNNERS: dict[str, JobRunner] = {
     kinds.INBOX: JobRunner(run_inbox, _fixed(PROVIDER_SCHEDULE)),
-    kinds.SYNC: JobRunner(run_sync, _fixed(PROVIDER_SCHEDULE)),
+    kinds.SYNC: JobRunner(run_sync, _fixed(PROVIDER_SCHEDULE), sync_given_up),
     kinds.SUBMIT: JobRunner(run_submit, _fixed(PROVIDER_SCHEDULE), submit_given_up),
     kinds.DOWNLOAD: JobRunner(
         run_download, lambda services, job: services.settings.download_retry, download_given_up
