@@ -170,3 +170,13 @@ class Storage(ABC):
     async def next_job_due(self) -> datetime | None:
         """The earliest run_at of a queued job (or lease expiry of a running one): how long a
         worker may sleep."""
+
+    @abstractmethod
+    async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
+        """Return when new jobs may be due, or after ``timeout`` seconds.
+
+        A wake-up for workers in *any* process: jobs inserted, or put back in the queue due
+        now, by another process sharing the database (PostgreSQL: ``LISTEN/NOTIFY``; SQLite: a
+        short poll; memory: this object's own writes). A spurious return is allowed, a missed
+        one is only late by ``timeout``. Never raises for a lost connection: it waits instead.
+        """

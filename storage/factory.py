@@ -5,7 +5,9 @@ Accepted forms::
     memory://                      in-memory (tests, throw-away runs)
     sqlite:///relative/path.db     SQLite, relative to the working directory
     sqlite:////absolute/path.db    SQLite, absolute path
-    postgresql://...  postgres://  PostgreSQL (needs ``pip install 'omnihook[postgres]'``)
+    postgresql://user:password@host:5432/db[?schema=NAME]
+    postgres://...                 PostgreSQL (needs ``pip install 'omnihook[postgres]'``);
+                                   ``schema``: the tables' schema, created when missing
 
 The factory only parses: nothing touches the disk or the network before ``Storage.open()``.
 """
@@ -56,15 +58,14 @@ def _sqlite(url: str) -> Storage:
 
 
 def _postgresql(url: str) -> Storage:
-    # The lazy-import spot for the PostgreSQL backend. When it lands (storage/postgresql.py on
-    # asyncpg), import it here, inside the function, so asyncpg stays an optional dependency:
-    #
-    #     try:
-    #         from storage.postgresql import PostgreSQLStorage
-    #     except ImportError as exc:
-    #         raise ConfigurationError("... pip install 'omnihook[postgres]'") from exc
-    #     return PostgreSQLStorage(url)
-    raise ConfigurationError(
-        "PostgreSQL support arrives with pip install 'omnihook[postgres]' in a later release; "
-        "until then use memory:// or sqlite:///path/to/omnihook.db"
-    )
+    # imported here, not at the top: asyncpg is an optional dependency (the postgres extra)
+    try:
+        from storage.postgres import PostgresStorage
+    except ImportError as exc:
+        if (exc.name or "").partition(".")[0] != "asyncpg":
+            raise
+        raise ConfigurationError(
+            "PostgreSQL needs the asyncpg driver: pip install 'omnihook[postgres]' "
+            "(or use sqlite:///path/to/omnihook.db)"
+        ) from exc
+    return PostgresStorage(url)

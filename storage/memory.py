@@ -66,6 +66,8 @@ class MemoryStorage(Storage):
         self._events: dict[str, EventRecord] = {}
         self._notifications: dict[str, NotificationRecord] = {}
         self._jobs: dict[str, JobRecord] = {}
+        # set whenever jobs are inserted or queued due now; cleared by the waiter it wakes
+        self._jobs_added = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -314,6 +316,8 @@ class MemoryStorage(Storage):
             job.last_error = error
             job.lease_expires_at = None
             job.updated_at = now
+            if run_at <= now:
+                self._jobs_added.set()
             return True
 
     async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
@@ -339,6 +343,7 @@ class MemoryStorage(Storage):
             job.attempts = 0
             job.lease_expires_at = None
             job.updated_at = now
+            self._jobs_added.set()
             return True
 
     async def get_job(self, job_id: str) -> JobRecord | None:
@@ -355,6 +360,14 @@ class MemoryStorage(Storage):
                 if j.task_id == task_id and (kind is None or j.kind == kind)
             ]
             return _out(sorted(found, key=lambda j: j.created_at))
+
+    async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
+        # nothing but this object can add jobs, so its own writes are the whole story
+        try:
+            await asyncio.wait_for(self._jobs_added.wait(), max(timeout, 0.0))
+        except TimeoutError:
+            return
+        self._jobs_added.clear()  # after waking: a signal given meanwhile is never lost
 
     async def next_job_due(self) -> datetime | None:
         async with self._lock:
@@ -424,6 +437,7 @@ class MemoryStorage(Storage):
     def _insert_jobs(self, jobs: Iterable[JobRecord]) -> None:
         for job in jobs:
             self._jobs[job.id] = job
+            self._jobs_added.set()
 
 
 def _is_due(job: JobRecord, now: datetime) -> bool:

@@ -50,6 +50,7 @@ from storage.sqlite_rows import (
     video_from_row,
     video_params,
 )
+from storage.sqlite_wakeup import SQLiteWakeup
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
@@ -92,6 +93,7 @@ class SQLiteStorage(Storage):
         self._busy_timeout = busy_timeout
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._wakeup = SQLiteWakeup(self._data_version)
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
@@ -108,6 +110,7 @@ class SQLiteStorage(Storage):
                 raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
             try:
                 await sqlite_schema.migrate(conn)
+                self._wakeup.start(await _read_data_version(conn))
             except BaseException as exc:
                 await conn.close()
                 if isinstance(exc, sqlite3.Error):
@@ -127,6 +130,13 @@ class SQLiteStorage(Storage):
     async def ping(self) -> None:
         async with self._read() as conn:
             await conn.execute_fetchall("SELECT 1")
+
+    async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
+        await self._wakeup.wait(timeout)
+
+    async def _data_version(self) -> int:
+        async with self._read() as conn:
+            return await _read_data_version(conn)
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -177,6 +187,8 @@ class SQLiteStorage(Storage):
                 await conn.executemany(_INSERT_JOB, job_rows)
         except Conflict as exc:
             raise Conflict(f"external_task_id {task.external_task_id!r} already exists") from exc
+        if job_rows:
+            self._wakeup.jobs_added()
 
     async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
         async with self._read() as conn:
@@ -249,6 +261,8 @@ class SQLiteStorage(Storage):
             ext = change.task.external_task_id
             raise Conflict(f"external_task_id {ext!r} already exists") from exc
         change.task.version += 1
+        if jobs:
+            self._wakeup.jobs_added()
         return True
 
     # -- videos and events -------------------------------------------------------------------
@@ -288,6 +302,7 @@ class SQLiteStorage(Storage):
                 params,
             )
             await conn.execute(_INSERT_JOB, job_row)
+        self._wakeup.jobs_added()
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
         async with self._read() as conn:
@@ -328,6 +343,8 @@ class SQLiteStorage(Storage):
         rows = [job_params(job) for job in jobs]
         async with self._write() as conn:
             await conn.executemany(_INSERT_JOB, rows)
+        if rows:
+            self._wakeup.jobs_added()
 
     async def lease_jobs(
         self,
@@ -386,7 +403,7 @@ class SQLiteStorage(Storage):
     async def retry_job(
         self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
     ) -> bool:
-        return await self._fenced_update(
+        queued = await self._fenced_update(
             job_id,
             lease_token,
             "status = 'queued', run_at = :run_at, last_error = :error, "
@@ -395,6 +412,9 @@ class SQLiteStorage(Storage):
             run_at=encode_time(run_at),
             error=error,
         )
+        if queued and run_at <= now:
+            self._wakeup.jobs_added()
+        return queued
 
     async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
         return await self._fenced_update(
@@ -427,7 +447,10 @@ class SQLiteStorage(Storage):
                 {"id": job_id, "now": encode_time(now)},
             ) as cursor,
         ):
-            return cursor.rowcount == 1
+            queued = cursor.rowcount == 1
+        if queued:
+            self._wakeup.jobs_added()
+        return queued
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         async with self._read() as conn:
@@ -455,6 +478,11 @@ class SQLiteStorage(Storage):
             )
         value = next(iter(rows))[0]
         return None if value is None else datetime.fromisoformat(value)
+
+
+async def _read_data_version(conn: aiosqlite.Connection) -> int:
+    rows = await conn.execute_fetchall("PRAGMA data_version")
+    return int(next(iter(rows))[0])
 
 
 def _first(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:

@@ -2,13 +2,13 @@
 
 ``storage`` is an open backend, closed after the test. ``open_again`` opens a second,
 independent handle on the *same* database (another process, as far as the database can tell:
-SQLite gets a new connection to the same file; the in-memory backend, which cannot be shared,
-answers the same object). PostgreSQL runs when ``OMNIHOOK_TEST_POSTGRES_URL`` is set.
+SQLite gets a new connection to the same file, PostgreSQL a second connection pool; the
+in-memory backend, which cannot be shared, answers the same object). PostgreSQL runs when
+``OMNIHOOK_TEST_POSTGRES_URL`` is set, each test in a schema of its own, dropped afterwards.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,18 +18,12 @@ from storage import create_storage
 from storage.base import Storage
 from storage.memory import MemoryStorage
 from storage.sqlite import SQLiteStorage
-
-POSTGRES_URL = os.environ.get("OMNIHOOK_TEST_POSTGRES_URL")
+from tests.storage.postgres_db import drop_schema, needs_postgres, new_schema_name, url_with_schema
 
 BACKENDS = [
     pytest.param("memory"),
     pytest.param("sqlite"),
-    pytest.param(
-        "postgresql",
-        marks=pytest.mark.skipif(
-            not POSTGRES_URL, reason="set OMNIHOOK_TEST_POSTGRES_URL to test PostgreSQL"
-        ),
-    ),
+    pytest.param("postgresql", marks=needs_postgres),
 ]
 
 OpenAgain = Callable[[], Awaitable[Storage]]
@@ -42,6 +36,7 @@ class Backend:
         self.kind = kind
         self._path = tmp_path / "omnihook.db"
         self._memory: MemoryStorage | None = None
+        self.schema = new_schema_name() if kind == "postgresql" else None
 
     def new(self) -> Storage:
         if self.kind == "memory":
@@ -50,15 +45,18 @@ class Backend:
             return self._memory
         if self.kind == "sqlite":
             return SQLiteStorage(str(self._path))
-        assert POSTGRES_URL is not None
-        # a PostgreSQL test database must start empty: the backend's test helper (with the
-        # backend itself) will truncate it here
-        return create_storage(POSTGRES_URL)
+        assert self.schema is not None  # created by the first handle that opens
+        return create_storage(url_with_schema(self.schema))
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    return Backend(request.param, tmp_path)
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    made = Backend(request.param, tmp_path)
+    try:
+        yield made
+    finally:
+        if made.schema is not None:
+            await drop_schema(made.schema)
 
 
 @pytest.fixture

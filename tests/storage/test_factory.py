@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,8 @@ import pytest
 from service.errors import ConfigurationError
 from storage import create_storage
 from storage.memory import MemoryStorage
+from storage.postgres import PostgresStorage
+from storage.postgres_schema import parse_url
 from storage.sqlite import SQLiteStorage
 
 
@@ -31,9 +35,49 @@ def test_sqlite_paths(url: str, path: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["postgresql://u:p@db/omnihook", "postgres://db/omnihook"])
-def test_postgresql_names_the_extra_to_install(url: str) -> None:
-    with pytest.raises(ConfigurationError, match=r"pip install 'omnihook\[postgres\]'"):
-        create_storage(url)
+def test_postgresql_is_chosen_without_connecting(url: str) -> None:
+    storage = create_storage(url)
+    assert isinstance(storage, PostgresStorage)
+    assert ":p@" not in repr(storage)  # the password never shows
+
+
+def test_postgresql_without_asyncpg_names_the_extra_to_install() -> None:
+    """As on an installation without the postgres extra: asyncpg cannot be imported."""
+    script = (
+        "import sys; sys.modules['asyncpg'] = None\n"
+        "from service.errors import ConfigurationError\n"
+        "from storage import create_storage\n"
+        "create_storage('memory://'); create_storage('sqlite:///x.db')\n"
+        "try:\n"
+        "    create_storage('postgresql://db/omnihook')\n"
+        "except ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "pip install 'omnihook[postgres]'" in done.stdout, done.stderr
+
+
+def test_postgresql_url_schema_and_password() -> None:
+    target = parse_url("postgresql://me:secret@db:5433/omnihook?sslmode=disable&schema=team_a")
+    assert target.schema == "team_a"
+    assert target.dsn == "postgresql://me:secret@db:5433/omnihook?sslmode=disable"
+    assert target.display == "postgresql://me@db:5433/omnihook?sslmode=disable&schema=team_a"
+    assert target.connect_kwargs()["server_settings"] == {"search_path": "team_a"}
+    assert "secret" not in repr(target)
+    plain = parse_url("postgres://db/omnihook?password=secret")
+    assert plain.schema is None and "server_settings" not in plain.connect_kwargs()
+    assert "secret" not in plain.display
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["schema=", "schema=Team", "schema=1a", "schema=pg_x", "schema=a-b", "schema=a&schema=b"],
+)
+def test_postgresql_refuses_a_bad_schema(query: str) -> None:
+    with pytest.raises(ConfigurationError, match="schema"):
+        create_storage(f"postgresql://db/omnihook?{query}")
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -17,11 +18,21 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storage import create_storage
 from storage.base import Storage
 from storage.memory import MemoryStorage
+from storage.postgres_schema import parse_url
 from storage.records import JobStatus
 from storage.sqlite import SQLiteStorage
 from tests.factories import at, make_job
+from tests.storage.postgres_db import (
+    POSTGRES_URL,
+    drop_schema,
+    needs_postgres,
+    new_schema_name,
+    plain_url,
+    url_with_schema,
+)
 
 LEASE = 10.0
 JOBS = 3
@@ -136,20 +147,54 @@ async def _check_stored(storage: Storage, world: World) -> None:
     assert len({job_id for _, job_id in current}) == len(current)  # one holder per job
 
 
-async def _with_backend(kind: str, ops: list[Op]) -> None:
+async def _with_backend(kind: str, ops: list[Op], postgres_url: str | None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        storage: Storage = (
-            MemoryStorage() if kind == "memory" else SQLiteStorage(str(Path(tmp) / "p.db"))
-        )
+        storage: Storage
+        if kind == "memory":
+            storage = MemoryStorage()
+        elif kind == "sqlite":
+            storage = SQLiteStorage(str(Path(tmp) / "p.db"))
+        else:
+            assert postgres_url is not None
+            storage = create_storage(postgres_url)
         await storage.open()
         try:
+            if kind == "postgresql":  # one schema for the whole test: empty it per example
+                await _delete_all_jobs(postgres_url)
             await run_scenario(storage, ops)
         finally:
             await storage.close()
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+async def _delete_all_jobs(url: str | None) -> None:
+    import asyncpg
+
+    assert url is not None
+    conn = await asyncpg.connect(plain_url())
+    try:
+        await conn.execute(f'DELETE FROM "{parse_url(url).schema}".jobs')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+def postgres_url() -> Iterator[str | None]:
+    """A schema of its own for this module's PostgreSQL examples (hypothesis runs many
+    examples per test, and a function-scoped fixture would be shared between them anyway)."""
+    if POSTGRES_URL is None:
+        yield None
+        return
+    schema = new_schema_name()
+    try:
+        yield url_with_schema(schema)
+    finally:
+        asyncio.run(drop_schema(schema))
+
+
+@pytest.mark.parametrize(
+    "kind", ["memory", "sqlite", pytest.param("postgresql", marks=needs_postgres)]
+)
 @settings(max_examples=60, deadline=None)
 @given(ops=ops_strategy)
-def test_a_job_is_never_held_twice(kind: str, ops: list[Op]) -> None:
-    asyncio.run(_with_backend(kind, ops))
+def test_a_job_is_never_held_twice(kind: str, ops: list[Op], postgres_url: str | None) -> None:
+    asyncio.run(_with_backend(kind, ops, postgres_url))

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 
 from service.errors import StorageError
+from storage import create_storage
 from storage.base import Storage
 from storage.memory import MemoryStorage
+from storage.postgres_schema import parse_url
 from storage.sqlite import SQLiteStorage
 from tests.factories import at, make_job, make_task
+from tests.storage.postgres_db import fresh_schema, needs_postgres, plain_url
 
 OpenAgain = Callable[[], Awaitable[Storage]]
 
@@ -115,3 +118,48 @@ async def test_sqlite_unopenable_path_is_a_storage_error(tmp_path: Path) -> None
     blocker.write_text("not a directory")
     with pytest.raises(StorageError):
         await SQLiteStorage(str(blocker / "omnihook.db")).open()
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://127.0.0.1:1/omnihook", "postgres://nobody@[::1]:1/x"]
+)
+async def test_postgresql_unreachable_is_a_storage_error(url: str) -> None:
+    storage = create_storage(url)
+    with pytest.raises(StorageError):
+        await storage.ping()  # never opened
+    with pytest.raises(StorageError, match="cannot open PostgreSQL"):
+        await storage.open()
+    await storage.close()
+
+
+@needs_postgres
+async def test_postgresql_replicas_starting_at_once_migrate_once() -> None:
+    import asyncpg
+
+    async with fresh_schema() as url:
+        schema = parse_url(url).schema
+        handles = [create_storage(url) for _ in range(4)]
+        await asyncio.gather(*(h.open() for h in handles))
+        try:
+            for handle in handles:
+                await handle.ping()
+        finally:
+            for handle in handles:
+                await handle.close()
+
+        admin = await asyncpg.connect(plain_url())
+        try:
+            versions = await admin.fetch(f'SELECT version, name FROM "{schema}".schema_migrations')
+            tables = await admin.fetchval(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1", schema
+            )
+            await admin.execute(
+                f"INSERT INTO \"{schema}\".schema_migrations VALUES (9999, 'future', now())"
+            )
+        finally:
+            await admin.close()
+        assert [tuple(row) for row in versions] == [(1, "initial")]
+        assert tables == 6  # five tables and schema_migrations, all in the schema
+
+        with pytest.raises(StorageError, match="upgrade omnihook"):
+            await create_storage(url).open()

@@ -1,0 +1,199 @@
+"""The PostgreSQL backend (several ``web`` and ``worker`` replicas on one database), on asyncpg.
+
+Three layers, one concept each: the pool, transactions and wake-ups
+(:mod:`storage.postgres_pool`), the job queue (:mod:`storage.postgres_jobs`), and here tasks,
+videos, events and the callback inbox. The guarantees the replicas rely on come from
+PostgreSQL itself: ``apply`` is a compare-and-set on ``tasks.version`` (a concurrent writer of
+the same version waits for the row lock, then finds the version changed and writes nothing);
+jobs are leased with ``FOR UPDATE SKIP LOCKED`` and fenced by ``lease_token``; new jobs wake
+listening workers through ``LISTEN/NOTIFY`` (:mod:`storage.postgres_listen`). Schema and URL:
+:mod:`storage.postgres_schema`; rows: :mod:`storage.postgres_rows`; statements:
+:mod:`storage.postgres_sql`.
+
+asyncpg is optional (``pip install 'omnihook[postgres]'``): only
+:func:`storage.factory.create_storage` imports this module, when a PostgreSQL URL is chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from service.errors import Conflict
+from storage import postgres_sql as sql
+from storage.postgres_jobs import PostgresJobs
+from storage.postgres_rows import (
+    event_args,
+    event_from_row,
+    notification_args,
+    notification_from_row,
+    task_args,
+    task_from_row,
+    utc,
+    video_args,
+    video_from_row,
+)
+from storage.records import (
+    EventRecord,
+    JobRecord,
+    NotificationRecord,
+    TaskChange,
+    TaskRecord,
+    TaskStatus,
+    VideoRecord,
+)
+
+
+class PostgresStorage(PostgresJobs):
+    """Tasks, videos, events and the callback inbox; the queue and the pool are inherited."""
+
+    # -- tasks -------------------------------------------------------------------------------
+
+    async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
+        args = task_args(task)
+        try:
+            async with self._transaction() as conn:
+                await conn.execute(sql.INSERT_TASK, *args)
+                await self._insert_jobs(conn, jobs)
+        except Conflict as exc:
+            raise Conflict(f"external_task_id {task.external_task_id!r} already exists") from exc
+
+    async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {sql.TASKS} FROM tasks WHERE id = $1 OR external_task_id = $1 "
+                "ORDER BY id = $1 DESC LIMIT 1",
+                id_or_external_id,
+            )
+        return None if row is None else task_from_row(row)
+
+    async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {sql.TASKS} FROM tasks WHERE callback_token_hash = $1", token_hash
+            )
+        return None if row is None else task_from_row(row)
+
+    async def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[TaskRecord]:
+        before_at, before_id = (utc(before[0]), before[1]) if before is not None else (None, None)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {sql.TASKS} FROM tasks "
+                "WHERE ($1::text IS NULL OR status = $1) "
+                "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::text)) "
+                "ORDER BY created_at DESC, id DESC LIMIT $4",
+                None if status is None else str(status),
+                before_at,
+                before_id,
+                max(limit, 0),
+            )
+        return [task_from_row(row) for row in rows]
+
+    async def list_stale_tasks(self, *, quiet_since: datetime, limit: int) -> list[TaskRecord]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {sql.TASKS} FROM tasks "
+                "WHERE status IN ('submitted', 'processing') "
+                "AND coalesce(last_news_at, updated_at) < $1 "
+                "ORDER BY coalesce(last_news_at, updated_at), id LIMIT $2",
+                utc(quiet_since),
+                max(limit, 0),
+            )
+        return [task_from_row(row) for row in rows]
+
+    async def delete_task(self, task_id: str) -> None:
+        async with self._transaction() as conn:  # videos, events, notifications, jobs: CASCADE
+            await conn.execute("DELETE FROM tasks WHERE id = $1", task_id)
+
+    async def apply(self, change: TaskChange) -> bool:
+        args = task_args(change.task)
+        videos = [video_args(video) for video in change.videos]
+        events = [event_args(event) for event in change.events]
+        try:
+            async with self._transaction() as conn:
+                # READ COMMITTED: a concurrent writer of the same version holds the row; this
+                # UPDATE waits for it, re-reads the row, sees the new version and matches none
+                if await conn.execute(sql.UPDATE_TASK, *args) != "UPDATE 1":
+                    return False  # someone else changed the task: nothing written
+                if videos:
+                    await conn.executemany(sql.UPSERT_VIDEO, videos)
+                if events:
+                    await conn.executemany(sql.INSERT_EVENT, events)
+                await self._insert_jobs(conn, change.jobs)
+        except Conflict as exc:
+            ext = change.task.external_task_id
+            raise Conflict(f"external_task_id {ext!r} already exists") from exc
+        change.task.version += 1
+        return True
+
+    # -- videos and events -------------------------------------------------------------------
+
+    async def set_download_progress(
+        self, task_id: str, index: int, *, received: int, total: int | None
+    ) -> None:
+        async with self._connection() as conn:
+            await conn.execute(
+                "UPDATE videos SET bytes_received = $3, bytes_total = $4 "
+                "WHERE task_id = $1 AND video_index = $2",
+                task_id,
+                index,
+                received,
+                total,
+            )
+
+    async def list_videos(self, task_id: str) -> list[VideoRecord]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {sql.VIDEOS} FROM videos WHERE task_id = $1 ORDER BY video_index",
+                task_id,
+            )
+        return [video_from_row(row) for row in rows]
+
+    async def list_events(self, task_id: str) -> list[EventRecord]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {sql.EVENTS} FROM events WHERE task_id = $1 ORDER BY timestamp, seq",
+                task_id,
+            )
+        return [event_from_row(row) for row in rows]
+
+    async def get_event(self, event_id: str) -> EventRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(f"SELECT {sql.EVENTS} FROM events WHERE id = $1", event_id)
+        return None if row is None else event_from_row(row)
+
+    # -- the callback inbox ------------------------------------------------------------------
+
+    async def record_notification(self, notification: NotificationRecord, job: JobRecord) -> None:
+        args = notification_args(notification)
+        async with self._transaction() as conn:
+            await conn.execute(sql.INSERT_NOTIFICATION, *args)
+            await self._insert_jobs(conn, [job])
+
+    async def get_notification(self, notification_id: str) -> NotificationRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {sql.NOTIFICATIONS} FROM notifications WHERE id = $1", notification_id
+            )
+        return None if row is None else notification_from_row(row)
+
+    async def list_notifications(self, task_id: str) -> list[NotificationRecord]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {sql.NOTIFICATIONS} FROM notifications WHERE task_id = $1 "
+                "ORDER BY received_at, seq",
+                task_id,
+            )
+        return [notification_from_row(row) for row in rows]
+
+    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
+        async with self._connection() as conn:  # gone with its task: nothing left to annotate
+            await conn.execute(
+                "UPDATE notifications SET outcome = $2 WHERE id = $1", notification_id, outcome
+            )

@@ -1,0 +1,133 @@
+"""The durable job queue of the PostgreSQL backend: many workers, in many processes, at once.
+
+Jobs are leased with ``FOR UPDATE SKIP LOCKED`` (concurrent workers take different jobs without
+waiting for one another) and every result is fenced by the lease's ``lease_token``, so a worker
+whose lease expired and was taken over can neither renew it nor record an outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from storage import postgres_sql as sql
+from storage.postgres_pool import PostgresConnection
+from storage.postgres_rows import job_args, job_from_row, utc
+from storage.records import JobRecord
+
+
+class PostgresJobs(PostgresConnection):
+    async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
+        args = [job_args(job) for job in jobs]  # encoded first: a bad payload fails early
+        if not args:
+            return
+        async with self._transaction() as conn:
+            await self._insert_jobs(conn, jobs)
+
+    async def lease_jobs(
+        self,
+        *,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        kinds: Collection[str] | None = None,
+    ) -> list[JobRecord]:
+        kind_list = None if kinds is None else list(kinds)
+        if kind_list == [] or limit <= 0:
+            return []
+        now = utc(now)
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                sql.LEASE_JOBS, now, now + timedelta(seconds=lease_seconds), limit, kind_list
+            )
+        ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
+        return [job_from_row(row) for row in ordered]
+
+    async def renew_lease(
+        self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
+    ) -> bool:
+        expires = utc(now) + timedelta(seconds=lease_seconds)
+        return await self._fenced_update(
+            job_id, lease_token, "lease_expires_at = $3, updated_at = $4", expires, utc(now)
+        )
+
+    async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'succeeded', lease_expires_at = NULL, updated_at = $3",
+            utc(now),
+        )
+
+    async def retry_job(
+        self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
+    ) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'queued', run_at = $3, last_error = $4, lease_expires_at = NULL, "
+            "updated_at = $5",
+            utc(run_at),
+            error,
+            utc(now),
+            wake=utc(run_at) <= utc(now),  # due at once (a handed-back job): wake a worker
+        )
+
+    async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'failed', last_error = $3, lease_expires_at = NULL, updated_at = $4",
+            error,
+            utc(now),
+        )
+
+    async def _fenced_update(
+        self, job_id: str, lease_token: int, sets: str, *values: Any, wake: bool = False
+    ) -> bool:
+        """``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
+        async with self._transaction() as conn:
+            status = await conn.execute(
+                f"UPDATE jobs SET {sets} WHERE {sql.HELD}", job_id, lease_token, *values
+            )
+            if status != "UPDATE 1":
+                return False
+            if wake:
+                await self._notify(conn)
+            return True
+
+    async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
+        # lease_token is kept: it must only ever grow, or an old holder could come back
+        async with self._transaction() as conn:
+            status = await conn.execute(
+                "UPDATE jobs SET status = 'queued', run_at = $2, attempts = 0, "
+                "lease_expires_at = NULL, updated_at = $2 "
+                "WHERE id = $1 AND status IN ('succeeded', 'failed')",
+                job_id,
+                utc(now),
+            )
+            if status != "UPDATE 1":
+                return False
+            await self._notify(conn)
+            return True
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(f"SELECT {sql.JOBS} FROM jobs WHERE id = $1", job_id)
+        return None if row is None else job_from_row(row)
+
+    async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {sql.JOBS} FROM jobs WHERE task_id = $1 "
+                "AND ($2::text IS NULL OR kind = $2) ORDER BY created_at, seq",
+                task_id,
+                kind,
+            )
+        return [job_from_row(row) for row in rows]
+
+    async def next_job_due(self) -> datetime | None:
+        async with self._connection() as conn:
+            value: datetime | None = await conn.fetchval(sql.NEXT_JOB_DUE)
+        return value

@@ -1,0 +1,79 @@
+"""The statements of the PostgreSQL backend that are built from the column lists."""
+
+from __future__ import annotations
+
+from storage.postgres_rows import (
+    EVENT_COLUMNS,
+    JOB_COLUMNS,
+    NOTIFICATION_COLUMNS,
+    TASK_COLUMNS,
+    VIDEO_COLUMNS,
+    names,
+    placeholders,
+)
+
+TASKS = names(TASK_COLUMNS)
+VIDEOS = names(VIDEO_COLUMNS)
+EVENTS = names(EVENT_COLUMNS)
+NOTIFICATIONS = names(NOTIFICATION_COLUMNS)
+JOBS = names(JOB_COLUMNS)
+
+INSERT_TASK = f"INSERT INTO tasks ({TASKS}) VALUES ({placeholders(TASK_COLUMNS)})"
+INSERT_JOB = (
+    f"INSERT INTO jobs ({JOBS}) VALUES ({placeholders(JOB_COLUMNS)}) "
+    "ON CONFLICT (dedupe_key) DO NOTHING"
+)
+INSERT_EVENT = (
+    f"INSERT INTO events ({EVENTS}) VALUES ({placeholders(EVENT_COLUMNS)}) "
+    "ON CONFLICT (task_id, event_key) DO NOTHING"
+)
+INSERT_NOTIFICATION = (
+    f"INSERT INTO notifications ({NOTIFICATIONS}) VALUES ({placeholders(NOTIFICATION_COLUMNS)})"
+)
+UPSERT_VIDEO = (
+    f"INSERT INTO videos ({VIDEOS}) VALUES ({placeholders(VIDEO_COLUMNS)}) "
+    "ON CONFLICT (task_id, video_index) DO UPDATE SET "
+    + ", ".join(
+        f"{column} = excluded.{column}"
+        for column in VIDEO_COLUMNS
+        if column not in ("task_id", "video_index")
+    )
+)
+
+# compare-and-set: the parameters are the task's columns in order, so $1 is the id and the
+# last one the version that was read
+_TASK_SETS = [
+    f"{column} = ${position}"
+    for position, column in enumerate(TASK_COLUMNS, start=1)
+    if column not in ("id", "version")
+]
+UPDATE_TASK = (
+    f"UPDATE tasks SET {', '.join(_TASK_SETS)}, version = version + 1 "
+    f"WHERE id = $1 AND version = ${len(TASK_COLUMNS)}"
+)
+
+# A job is due when queued and its time has come, or running on a lease its worker let expire.
+# SKIP LOCKED: concurrent workers each take different rows instead of queueing behind one
+# another; a row another transaction is leasing right now is simply not due for this one.
+# $1 now, $2 lease expiry, $3 limit, $4 kinds (NULL: every kind)
+LEASE_JOBS = (
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
+    "lease_token = lease_token + 1, lease_expires_at = $2, updated_at = $1 "
+    "WHERE seq IN ("
+    "  SELECT seq FROM jobs"
+    "  WHERE ((status = 'queued' AND run_at <= $1)"
+    "      OR (status = 'running' AND lease_expires_at <= $1))"
+    "    AND ($4::text[] IS NULL OR kind = ANY($4::text[]))"
+    "  ORDER BY run_at, seq LIMIT $3"
+    "  FOR UPDATE SKIP LOCKED) "
+    f"RETURNING seq, {JOBS}"
+)
+
+# fencing: a result is recorded only while the token still holds the job ($1 id, $2 token)
+HELD = "id = $1 AND status = 'running' AND lease_token = $2"
+
+NEXT_JOB_DUE = (
+    "SELECT least("
+    " (SELECT min(run_at) FROM jobs WHERE status = 'queued'),"
+    " (SELECT min(lease_expires_at) FROM jobs WHERE status = 'running'))"
+)
