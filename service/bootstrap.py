@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from handlers.registry import HandlerRegistry, build_registry
+from service.downloads import GuardedTransport
 from service.events import EventEmitter
 from service.kling.auth import auth_from_settings
 from service.kling.gateways import provider_client
@@ -41,7 +42,11 @@ async def open_services(
         async with (
             httpx.AsyncClient(timeout=PROVIDER_TIMEOUT, transport=transport) as http,
             httpx.AsyncClient(
-                timeout=DOWNLOAD_TIMEOUT, transport=transport, follow_redirects=False
+                timeout=DOWNLOAD_TIMEOUT,
+                # Connects only to addresses it checked (unless private networks are allowed).
+                transport=transport
+                or GuardedTransport(allow_private=settings.allow_private_networks),
+                follow_redirects=False,
             ) as downloads,
         ):
             kling = provider_client(

@@ -34,6 +34,11 @@ class Services:
     clock: Clock = utcnow
     # Set whenever this process enqueues jobs, so an in-process worker wakes at once.
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # At most OMNIHOOK_DOWNLOAD_CONCURRENCY videos are fetched at once by this process.
+    download_slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.download_slots = asyncio.Semaphore(self.settings.download_concurrency)
 
     async def change_task(self, task_id: str, planner: Planner, *, attempts: int = 20) -> str:
         """Read a task, plan a change, write it with compare-and-set; on a concurrent change,

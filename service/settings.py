@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     job_lease_seconds: float = Field(default=60.0, gt=0)
     handler_timeout: float = Field(default=60.0, gt=0)
     max_video_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # Downloads (issue 5): videos fetched at once per process, and the time one attempt may take.
+    download_concurrency: int = Field(default=3, ge=1)
+    download_deadline: float = Field(default=1800.0, gt=0)
     # Receiver hardening and reconciliation (issue 4): a task with no final state this many
     # seconds after submission is failed (task.timed_out); a reconciliation pass queries at most
     # reconcile_batch quiet tasks.

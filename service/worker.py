@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 from service.bootstrap import open_services
-from service.download import clean_partial_downloads
+from service.downloads import clean_partial_downloads
 from service.errors import StorageError
 from service.jobs.outcome import GiveUp, RetryLater
 from service.jobs.runners import RUNNERS, JobRunner

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from service.api.errors import error_response
+from service.downloads import media_type_for
 from service.errors import NotFound
 from service.kling.request import parse_submission
 from service.services import Services
@@ -148,7 +149,7 @@ async def task_video(request: Request) -> Response:
     # FileResponse answers Range requests (206/416) and sends ETag and Last-Modified.
     return FileResponse(
         path,
-        media_type="video/mp4",
-        filename=f"{task.id}-{index}.mp4",
+        media_type=media_type_for(path),  # an MP4 or a QuickTime file, by its stored extension
+        filename=f"{task.id}-{index}{path.suffix}",
         content_disposition_type="inline",
     )

@@ -1,13 +1,51 @@
-"""``download`` jobs: fetch one video into the media directory and announce it."""
+"""``download`` jobs: fetch one video into the media directory and announce it.
+
+Each video is downloaded once, however many notifications name it: its job has a dedupe key
+(``download:<task>:<index>``), and a job that finds the video already stored or failed does
+nothing but tidy a leftover partial file. At most ``OMNIHOOK_DOWNLOAD_CONCURRENCY`` videos are
+fetched at once per process (``Services.download_slots``).
+
+An attempt that fails for a reason that may pass (network, server trouble, deadline, full
+disk) puts the video back to ``pending`` with the error and the job back on
+``OMNIHOOK_DOWNLOAD_RETRY_SCHEDULE`` (or later, when the server sent a ``Retry-After``); its
+partial file stays for the next attempt to resume. A refused or expired URL is replaced once per
+attempt by a fresh one from the provider. A failure retrying cannot fix marks the video
+``failed`` and announces ``video.download_failed``.
+"""
 
 from __future__ import annotations
 
-from service.download import download_video
-from service.errors import DownloadError, DownloadRetryable
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from service.downloads import DownloadLimits, discard_partial, download_video
+from service.downloads.downloader import UrlRefresher
+from service.downloads.fetch import ProgressCallback
+from service.errors import (
+    DownloadError,
+    DownloadRetryable,
+    ProviderAuthError,
+    ProviderError,
+    ProviderRetryable,
+    ProviderUnreachable,
+    StorageError,
+)
 from service.jobs.outcome import GiveUp, RetryLater
-from service.lifecycle import Plan, plan_video_status, plan_video_stored
+from service.kling.state import ProviderVideo
+from service.lifecycle import Plan, plan_video_status, plan_video_stored, plan_video_url
 from service.services import Services
+from service.settings import Settings
 from storage.records import DownloadStatus, JobRecord, TaskRecord, VideoRecord
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER = 3600.0  # seconds; see _retry_after
+
+
+def media_name(task_id: str, index: int) -> str:
+    """Where a video lives in the media directory, without its extension (``.mp4``/``.mov``)."""
+    return f"{task_id}/{index}"
 
 
 def _video(videos: list[VideoRecord], index: int) -> VideoRecord | None:
@@ -28,31 +66,43 @@ async def _set_status(
     await services.change_task(task_id, planner)
 
 
+def download_limits(settings: Settings) -> DownloadLimits:
+    return DownloadLimits(
+        max_bytes=settings.max_video_bytes,
+        deadline=settings.download_deadline,
+        allow_private=settings.allow_private_networks,
+    )
+
+
 async def run_download(services: Services, job: JobRecord) -> None:
     task_id, index = str(job.payload["task_id"]), int(job.payload["index"])
+    media_dir = services.settings.media_dir
     video = _video(await services.storage.list_videos(task_id), index)
     if video is None or video.download_status in (
         DownloadStatus.DOWNLOADED,
         DownloadStatus.FAILED,
     ):
+        await asyncio.to_thread(discard_partial, media_dir, media_name(task_id, index))
         return  # each video is downloaded once, however many jobs name it
-    await _set_status(services, task_id, index, DownloadStatus.DOWNLOADING, None)
-    settings = services.settings
-    relative_path = f"{task_id}/{index}.mp4"
-    try:
-        result = await download_video(
-            services.downloads,
-            video.url,
-            media_dir=settings.media_dir,
-            relative_path=relative_path,
-            max_bytes=settings.max_video_bytes,
-            allow_private=settings.allow_private_networks,
-        )
-    except DownloadRetryable as exc:
-        await _set_status(services, task_id, index, DownloadStatus.PENDING, str(exc))
-        raise RetryLater(str(exc), delay=exc.retry_after) from exc
-    except DownloadError as exc:
-        raise GiveUp(str(exc)) from exc
+    async with services.download_slots:
+        await _set_status(services, task_id, index, DownloadStatus.DOWNLOADING, None)
+        try:
+            result = await download_video(
+                services.downloads,
+                video.url,
+                media_dir=media_dir,
+                name=media_name(task_id, index),
+                limits=download_limits(services.settings),
+                refresh_url=_url_refresher(services, task_id, index),
+                on_progress=_progress_recorder(services, task_id, index),
+            )
+        except DownloadRetryable as exc:
+            await _set_status(services, task_id, index, DownloadStatus.PENDING, str(exc))
+            raise RetryLater(str(exc), delay=_retry_after(exc, services.settings)) from exc
+        except DownloadError as exc:
+            raise GiveUp(str(exc)) from exc
+
+    duration = f"{result.duration:.3f}" if result.duration is not None else None
 
     def stored(task: TaskRecord, videos: list[VideoRecord]) -> Plan:
         current = _video(videos, index) or video
@@ -60,9 +110,10 @@ async def run_download(services: Services, job: JobRecord) -> None:
             task,
             videos,
             current,
-            path=relative_path,
+            path=result.relative_path,
             size=result.size,
             sha256=result.sha256,
+            duration=duration,
             now=services.clock(),
             emitter=services.emitter,
         )
@@ -73,3 +124,64 @@ async def run_download(services: Services, job: JobRecord) -> None:
 async def download_given_up(services: Services, job: JobRecord, error: str) -> None:
     task_id, index = str(job.payload["task_id"]), int(job.payload["index"])
     await _set_status(services, task_id, index, DownloadStatus.FAILED, error)
+    media_dir = services.settings.media_dir
+    await asyncio.to_thread(discard_partial, media_dir, media_name(task_id, index))
+
+
+def _retry_after(exc: DownloadRetryable, settings: Settings) -> float | None:
+    """The server's ``Retry-After`` (the worker waits for the longer of it and the schedule),
+    capped at an hour or our own longest pause: a CDN asking for a week would otherwise
+    outwait the 30 days a paid-for video is kept."""
+    if exc.retry_after is None:
+        return None
+    longest = max(settings.download_retry.delays, default=0.0)
+    return min(exc.retry_after, max(longest, MAX_RETRY_AFTER))
+
+
+def _progress_recorder(services: Services, task_id: str, index: int) -> ProgressCallback:
+    async def record(received: int, total: int | None) -> None:
+        try:
+            await services.storage.set_download_progress(
+                task_id, index, received=received, total=total
+            )
+        except StorageError as exc:  # progress is for display only: never fail a download
+            log.warning(
+                "cannot record the progress of %s video %d: %s",
+                task_id,
+                index,
+                exc,
+                extra={"action": "download.progress_lost"},
+            )
+
+    return record
+
+
+def _url_refresher(services: Services, task_id: str, index: int) -> UrlRefresher:
+    async def refresh() -> str | None:
+        """Ask the provider for the video's current URL; store it when it changed."""
+        task = await services.storage.get_task(task_id)
+        if task is None:
+            return None
+        try:
+            state = await services.kling.query_task(task.provider_task_id or task.external_task_id)
+        except (ProviderUnreachable, ProviderRetryable, ProviderAuthError) as exc:
+            raise DownloadRetryable(
+                f"the video URL was refused, and asking the provider for a fresh one failed: {exc}"
+            ) from exc
+        except ProviderError as exc:
+            raise DownloadError(
+                f"the video URL was refused, and the provider refused to look the task up: {exc}"
+            ) from exc
+        fresh = _video_url(state.videos if state is not None else (), index)
+        if fresh is None:
+            return None
+        await services.change_task(
+            task_id, lambda t, v: plan_video_url(t, v, index, fresh, now=services.clock())
+        )
+        return fresh
+
+    return refresh
+
+
+def _video_url(videos: Iterable[ProviderVideo], index: int) -> str | None:
+    return next((video.url for video in videos if video.index == index and video.url), None)

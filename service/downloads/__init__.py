@@ -1,0 +1,33 @@
+"""Downloading finished videos: safely, resumably, and only from where videos may come from.
+
+- :mod:`~service.downloads.downloader`: :func:`download_video`, one attempt, end to end;
+- :mod:`~service.downloads.fetch`: the HTTP exchanges of a transfer and how answers are judged;
+- :mod:`~service.downloads.resume`: ``Range``/``If-Range``, strong ETags, lying ``206``s;
+- :mod:`~service.downloads.files`: the stable partial file, its sidecar, commit and cleaning;
+- :mod:`~service.downloads.media`: content types, magic bytes (MP4/MOV), the duration;
+- :mod:`~service.downloads.destination`: the address guard (checked on the connected address).
+"""
+
+from __future__ import annotations
+
+from service.downloads.destination import DestinationRefused, GuardedTransport, check_url
+from service.downloads.downloader import DownloadLimits, DownloadResult, download_video
+from service.downloads.files import (
+    PARTIAL_DIR,
+    clean_partial_downloads,
+    discard_partial,
+)
+from service.downloads.media import media_type_for
+
+__all__ = [
+    "PARTIAL_DIR",
+    "DestinationRefused",
+    "DownloadLimits",
+    "DownloadResult",
+    "GuardedTransport",
+    "check_url",
+    "clean_partial_downloads",
+    "discard_partial",
+    "download_video",
+    "media_type_for",
+]
