@@ -14,7 +14,20 @@ from .common import fail
     "--profile",
     default="kling",
     show_default=True,
-    help="API shape to speak (kling; gateway profiles as they are added).",
+    type=click.Choice(["kling", "newapi", "apimodels"]),
+    help="API shape to speak: official Kling, a new-api gateway (EzModel) or apimodels.",
+)
+@click.option(
+    "--own-task-ids",
+    is_flag=True,
+    help="newapi: hand out the gateway's own task ids instead of Kling's.",
+)
+@click.option(
+    "--callback-retry-window",
+    default=1800.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="apimodels: seconds during which a callback not answered 200 is retried.",
 )
 @click.option(
     "--step-seconds",
@@ -39,6 +52,8 @@ def fake_kling(
     host: str,
     port: int,
     profile: str,
+    own_task_ids: bool,
+    callback_retry_window: float,
     step_seconds: float,
     api_key: str | None,
     access_key: str | None,
@@ -59,6 +74,8 @@ def fake_kling(
             step_seconds=step_seconds,
             max_concurrent=max_concurrent,
             profile=profile,
+            own_task_ids=own_task_ids,
+            callback_retry_window=callback_retry_window,
         )
     except ValueError as exc:  # the config's own rules: its message says what to fix
         fail(str(exc), code=2)

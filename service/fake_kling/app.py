@@ -2,7 +2,8 @@
 
 Routes (each also under ``/kling``, the way gateways serve them, except ``/_sim``):
 
-- the profile's API: ``POST``/``GET /v1/videos/omni-video``, ``GET .../{task_id or external id}``
+- the profile's API (:mod:`.profiles`): for ``kling``, ``POST``/``GET /v1/videos/omni-video``
+  and ``GET .../{task_id or external id}``; ``newapi`` and ``apimodels`` have their own
 - ``GET``/``HEAD /media/{video_id}.mp4``: the generated videos (public, like CDN links)
 - ``GET /_sim/tasks``: simulator-only introspection
 """
@@ -35,10 +36,8 @@ GATEWAY_PREFIX = "/kling"
 
 def create_fake_kling_app(config: FakeKlingConfig) -> Starlette:
     """Build a simulated Kling; its tasks run while the app's lifespan is running."""
-    profile = get_profile(config.profile)
-    simulator = Simulator(
-        config, render_callback=profile.callback_body, media=MediaLibrary(load_sample())
-    )
+    profile = get_profile(config)
+    simulator = Simulator(config, callbacks=profile.callbacks, media=MediaLibrary(load_sample()))
     media = MediaEndpoint(simulator.media)
     introspection = IntrospectionEndpoint(simulator)
 

@@ -19,6 +19,7 @@ from .store import SimTask
 def describe(task: SimTask) -> dict[str, Any]:
     return {
         "task_id": task.task_id,
+        "gateway_task_id": task.gateway_id,
         "external_task_id": task.external_task_id,
         "model_name": task.model_name,
         "task_status": task.status.value,

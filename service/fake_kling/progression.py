@@ -10,15 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
-from typing import Any
 
-from .callbacks import Callback, CallbackSender
+from .callbacks import Callback, CallbackRenderer, CallbackSender, Signing
 from .media import MediaLibrary
 from .store import SimTask, SimVideo, TaskStatus, new_numeric_id
-
-#: Renders the callback body for a task's current state; ``None`` means "no callback".
-CallbackRenderer = Callable[[SimTask], dict[str, Any] | None]
 
 # units per second of output, by mode: only the shape (a decimal string) matters
 _UNIT_RATE = {"std": 0.6, "pro": 0.8, "4k": 1.6}
@@ -81,7 +76,11 @@ class TaskRun:
         if self.task.callback_url is None or self.task.scenario.drop:
             return None
         body = self._render(self.task)
-        return None if body is None else Callback.about(self.task.status.value, body)
+        return (
+            None
+            if body is None
+            else Callback.about(self.task.status.value, body, _signing(self.task))
+        )
 
     def _post(self, callback: Callback | None) -> None:
         if callback is not None:
@@ -98,6 +97,12 @@ class TaskRun:
         # like Kling's CDN URLs, the link carries a signed-looking query string
         url = f"{self.task.base_url}/media/{video_id}.mp4?cacheKey={secrets.token_hex(16)}"
         return SimVideo(id=video_id, url=url, duration=self._media.duration)
+
+
+def _signing(task: SimTask) -> Signing:
+    if task.scenario.badsig:
+        return Signing.WRONG
+    return Signing.NONE if task.scenario.unsigned else Signing.AS_CONFIGURED
 
 
 def _deduction(task: SimTask) -> str:

@@ -2,8 +2,10 @@
 
 Directives are ``[sim:NAME]`` or ``[sim:NAME=VALUE]`` tokens anywhere in the prompt (and, for
 multi-shot requests, in any ``multi_prompt[*].prompt``). Names are case-insensitive; several may
-be combined (``"a cat [sim:duplicate][sim:delay=0.2]"``). An unknown name or a bad value makes
-the create fail with 1201, so a typo never passes silently.
+be combined (``"a cat [sim:duplicate][sim:delay=0.2]"``). An unknown name, a bad value, or a
+directive that has no meaning for the simulator's profile (``reorder``, ``early`` and ``badsig``
+under ``apimodels``, which calls back once, unsigned) makes the create fail with 1201, so a typo
+never passes silently.
 
 =========================  ============================================================
 directive                  effect
@@ -18,6 +20,8 @@ directive                  effect
                            create response is returned
 ``[sim:videos=N]``         N output videos (1..10, default 1)
 ``[sim:delay=SECONDS]``    extra delay before each callback (0..60)
+``[sim:unsigned]``         callbacks carry no signature, even with a webhook secret
+``[sim:badsig]``           callbacks carry a signature made with a wrong secret
 =========================  ============================================================
 """
 
@@ -36,7 +40,7 @@ MAX_DELAY_SECONDS = 60.0
 
 _DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
 _N = TypeVar("_N", int, float)
-_FLAGS = frozenset({"duplicate", "reorder", "drop", "early"})
+_FLAGS = frozenset({"duplicate", "reorder", "drop", "early", "unsigned", "badsig"})
 
 
 class ScenarioError(ValueError):
@@ -55,10 +59,16 @@ class Scenario:
     early: bool = False
     videos: int = 1
     delay: float = 0.0
+    unsigned: bool = False
+    badsig: bool = False
 
     @property
     def fails(self) -> bool:
         return self.fail_message is not None
+
+    def flags(self) -> frozenset[str]:
+        """The names of the flag directives this scenario was given."""
+        return frozenset(name for name in _FLAGS if getattr(self, name))
 
 
 def parse_scenario(texts: Iterable[str]) -> Scenario:
@@ -67,6 +77,8 @@ def parse_scenario(texts: Iterable[str]) -> Scenario:
     for text in texts:
         for match in _DIRECTIVE.finditer(text):
             scenario = replace(scenario, **_parse_one(match.group(1).lower(), match.group(2)))
+    if scenario.unsigned and scenario.badsig:
+        raise ScenarioError("[sim:unsigned] and [sim:badsig] contradict each other")
     return scenario
 
 

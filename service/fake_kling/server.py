@@ -9,6 +9,12 @@ from .app import create_fake_kling_app
 from .config import FakeKlingConfig
 
 
+def client_base_url(profile: str, base_url: str) -> str:
+    """The base URL omnihook's client for ``profile`` is given: new-api gateways serve the
+    Kling paths under ``/kling``; the others at the root (Kling's also under ``/kling``)."""
+    return f"{base_url}/kling" if profile == "newapi" else base_url
+
+
 def run(host: str, port: int, config: FakeKlingConfig) -> None:
     """Serve a simulated Kling on ``host:port`` until SIGINT/SIGTERM; prints its base URL.
 
@@ -16,10 +22,17 @@ def run(host: str, port: int, config: FakeKlingConfig) -> None:
     """
     app = create_fake_kling_app(config)
     sock = bind_socket(host, port)
+    # Listening before the URL is printed: a client that reads it and connects at once is
+    # queued until uvicorn accepts, instead of refused.
+    sock.listen(2048)
     base_url = base_url_of(sock)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="on"))
     print(f"fake Kling ({config.profile} profile) on {base_url}", flush=True)
-    print(f"  base URL: {base_url}   gateway-style base URL: {base_url}/kling", flush=True)
+    print(
+        f"  for omnihook: OMNIHOOK_PROVIDER={config.profile} "
+        f"OMNIHOOK_KLING_BASE_URL={client_base_url(config.profile, base_url)}",
+        flush=True,
+    )
     try:
         server.run(sockets=[sock])
     finally:

@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 
-from .callbacks import USER_AGENT, CallbackSender
+from .callbacks import USER_AGENT, CallbackSender, CallbackStyle, RetryPolicy
 from .config import FakeKlingConfig
 from .errors import KlingError, invalid
 from .media import MediaLibrary
-from .progression import CallbackRenderer, TaskRun
+from .progression import TaskRun
 from .scenario import ScenarioError, parse_scenario
 from .store import SimTask, TaskStore, new_numeric_id
 from .submission import CreateRequest
@@ -31,12 +31,12 @@ class Simulator:
     """Tasks, media and callbacks of one simulated Kling account."""
 
     def __init__(
-        self, config: FakeKlingConfig, *, render_callback: CallbackRenderer, media: MediaLibrary
+        self, config: FakeKlingConfig, *, callbacks: CallbackStyle, media: MediaLibrary
     ) -> None:
         self.config = config
         self.store = TaskStore()
         self.media = media
-        self._render_callback = render_callback
+        self._callbacks = callbacks
         self._sender: CallbackSender | None = None
         self._background: set[asyncio.Task[None]] = set()
 
@@ -49,21 +49,37 @@ class Simulator:
             trust_env=False,  # callbacks go where they are told, never through a proxy
             headers={"User-Agent": USER_AGENT},
         ) as client:
-            self._sender = CallbackSender(client, self.config.webhook_secret)
+            style, config = self._callbacks, self.config
+            self._sender = CallbackSender(
+                client,
+                config.webhook_secret if style.signed else None,
+                retry=RetryPolicy(config.callback_retry_window, config.callback_retry_delay)
+                if style.retry_until_ok
+                else None,
+            )
             try:
                 yield
             finally:
                 self._sender = None
                 await self._cancel_background()
 
-    async def create(self, request: CreateRequest, *, base_url: str) -> SimTask:
-        """Accept a task (and start its run) or raise :class:`KlingError`."""
+    async def create(
+        self, request: CreateRequest, *, base_url: str, gateway_id: str | None = None
+    ) -> SimTask:
+        """Accept a task (and start its run) or raise :class:`KlingError`. ``gateway_id`` is
+        the id a gateway hands out in place of Kling's."""
         if self._sender is None:
             raise KlingError(5001, "simulator is not running (was the app's lifespan started?)")
         try:
             scenario = parse_scenario(request.prompts)
         except ScenarioError as exc:
             raise invalid("prompt", str(exc)) from None
+        for flag in sorted(scenario.flags() & self._callbacks.unsupported.keys()):
+            why = self._callbacks.unsupported[flag]
+            raise invalid(
+                "prompt",
+                f"[sim:{flag}] has no meaning for the {self.config.profile} profile: {why}",
+            )
         if scenario.reject_code is not None:
             raise KlingError(scenario.reject_code)
         external_id = request.external_task_id
@@ -79,6 +95,7 @@ class Simulator:
             scenario=scenario,
             base_url=base_url.rstrip("/"),
             external_task_id=external_id,
+            gateway_id=gateway_id,
             callback_url=request.callback_url,
             requested_duration=request.duration,
             mode=request.mode,
@@ -88,7 +105,7 @@ class Simulator:
             task,
             step_seconds=self.config.step_seconds,
             sender=self._sender,
-            render=self._render_callback,
+            render=self._callbacks.render,
             media=self.media,
         )
         if scenario.early:
@@ -105,6 +122,13 @@ class Simulator:
 
     def get(self, ref: str) -> SimTask:
         task = self.store.find(ref)
+        if task is None:
+            raise KlingError(1203, f"task {ref} does not exist")
+        return task
+
+    def get_public(self, ref: str) -> SimTask:
+        """A task by the id its create answered only (how a gateway looks its tasks up)."""
+        task = self.store.find_public(ref)
         if task is None:
             raise KlingError(1203, f"task {ref} does not exist")
         return task

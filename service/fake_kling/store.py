@@ -63,6 +63,7 @@ class SimTask:
     scenario: Scenario
     base_url: str
     external_task_id: str | None = None
+    gateway_id: str | None = None  # the id a gateway hands out in place of Kling's
     callback_url: str | None = None
     requested_duration: str = "5"
     mode: str = "pro"
@@ -78,6 +79,11 @@ class SimTask:
         if not self.updated_at:
             self.updated_at = self.created_at
 
+    @property
+    def public_id(self) -> str:
+        """The id the caller was given: the gateway's own, or Kling's."""
+        return self.gateway_id or self.task_id
+
     def move_to(self, status: TaskStatus, message: str = "") -> None:
         self.status = status
         self.status_msg = message
@@ -89,11 +95,12 @@ class DuplicateExternalId(Exception):
 
 
 class TaskStore:
-    """Tasks by Kling id and by external id, newest first when listed."""
+    """Tasks by Kling id, by external id and by the id handed out, newest first when listed."""
 
     def __init__(self) -> None:
         self._by_id: dict[str, SimTask] = {}
         self._by_external: dict[str, SimTask] = {}
+        self._by_public: dict[str, SimTask] = {}
 
     def add(self, task: SimTask) -> None:
         if task.external_task_id is not None and task.external_task_id in self._by_external:
@@ -101,6 +108,7 @@ class TaskStore:
         while task.task_id in self._by_id:
             task.task_id = new_numeric_id()
         self._by_id[task.task_id] = task
+        self._by_public[task.public_id] = task
         if task.external_task_id is not None:
             self._by_external[task.external_task_id] = task
 
@@ -110,6 +118,10 @@ class TaskStore:
     def find(self, ref: str) -> SimTask | None:
         """A task by its ``task_id`` or, failing that, its ``external_task_id``."""
         return self._by_id.get(ref) or self._by_external.get(ref)
+
+    def find_public(self, ref: str) -> SimTask | None:
+        """A task by the id its create answered, and nothing else (a gateway's own lookup)."""
+        return self._by_public.get(ref)
 
     def running_count(self) -> int:
         return sum(1 for task in self._by_id.values() if task.status.running)

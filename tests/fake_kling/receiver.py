@@ -26,13 +26,21 @@ class Received:
 
     @property
     def state(self) -> str:
-        return str(self.json["task_status"])
+        """The state a callback reports: Kling's ``task_status``, or apimodels' ``data.state``."""
+        body = self.json
+        return str(body["task_status"] if "task_status" in body else body["data"]["state"])
+
+    @property
+    def signed(self) -> bool:
+        return "webhook-signature" in self.headers
 
 
 @dataclass
 class Receiver:
-    """Answers ``POST /cb/{key}`` with 200 (``/fail/{key}`` with 500) and remembers it."""
+    """Answers ``POST /cb/{key}`` with 200, ``/fail/{key}`` with 500, and ``/flaky/{key}``
+    with 500 for the first ``FLAKY_FAILURES`` posts of a key, then 200; remembers each."""
 
+    FLAKY_FAILURES = 2
     received: list[Received] = field(default_factory=list)
 
     def app(self) -> Starlette:
@@ -40,6 +48,7 @@ class Receiver:
             routes=[
                 Route("/cb/{key}", self._record, methods=["POST"]),
                 Route("/fail/{key}", self._record, methods=["POST"]),
+                Route("/flaky/{key}", self._record, methods=["POST"]),
             ]
         )
 
@@ -57,5 +66,8 @@ class Receiver:
             headers=dict(request.headers),
         )
         self.received.append(item)
-        failing = request.url.path.startswith("/fail/")
+        path = request.url.path
+        failing = path.startswith("/fail/") or (
+            path.startswith("/flaky/") and len(self.for_key(item.key)) <= self.FLAKY_FAILURES
+        )
         return Response(status_code=500 if failing else 200)

@@ -17,6 +17,8 @@ from service.fake_kling.scenario import Scenario, ScenarioError, parse_scenario
         (["[sim:duplicate][sim:reorder]"], Scenario(duplicate=True, reorder=True)),
         (["[sim:drop] [sim:early]"], Scenario(drop=True, early=True)),
         (["[sim:videos=4]", "[sim:delay=0.25]"], Scenario(videos=4, delay=0.25)),
+        (["[sim:unsigned]"], Scenario(unsigned=True)),
+        (["[sim:BadSig] [sim:early]"], Scenario(badsig=True, early=True)),
         ([], Scenario()),
     ],
 )
@@ -35,8 +37,16 @@ def test_parse(texts: list[str], expected: Scenario) -> None:
         "[sim:reject=42]",
         "[sim:reject]",
         "[sim:drop=yes]",
+        "[sim:unsigned][sim:badsig]",
+        "[sim:badsig=1]",
     ],
 )
 def test_bad_directives_are_refused(text: str) -> None:
     with pytest.raises(ScenarioError):
         parse_scenario([text])
+
+
+def test_flags_name_the_flag_directives_given() -> None:
+    scenario = parse_scenario(["[sim:reorder][sim:unsigned][sim:videos=2][sim:fail]"])
+    assert scenario.flags() == {"reorder", "unsigned"}
+    assert Scenario().flags() == frozenset()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -11,20 +10,23 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ..auth import Authenticator
+from ..callbacks import CallbackStyle
 from ..errors import KlingError, invalid
 from ..simulator import Simulator
 from ..store import SimTask, TaskStatus
 from ..submission import parse_create_body
+from .base import json_body
 
 PATH = "/v1/videos/omni-video"
 PAGE_NUM_RANGE = (1, 1000)
 PAGE_SIZE_RANGE = (1, 500)
 
 
-def task_object(task: SimTask) -> dict[str, Any]:
-    """The task as Kling describes it in queries and callbacks (no envelope)."""
+def task_object(task: SimTask, *, task_id: str | None = None) -> dict[str, Any]:
+    """The task as Kling describes it in queries and callbacks (no envelope); ``task_id``
+    replaces Kling's id (a gateway relaying the task under its own id)."""
     body: dict[str, Any] = {
-        "task_id": task.task_id,
+        "task_id": task_id or task.task_id,
         "task_status": task.status.value,
         "task_status_msg": task.status_msg,
         "task_info": _task_info(task),
@@ -51,16 +53,20 @@ def _task_info(task: SimTask) -> dict[str, str]:
     return {"external_task_id": task.external_task_id}
 
 
+def envelope(data: Any) -> dict[str, Any]:
+    """Kling's success envelope around ``data``."""
+    return {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
+
+
 def _envelope(data: Any) -> JSONResponse:
-    return JSONResponse(
-        {"code": 0, "message": "SUCCEED", "request_id": str(uuid.uuid4()), "data": data}
-    )
+    return JSONResponse(envelope(data))
 
 
 class KlingProfile:
     """Bearer-authenticated JSON API with Kling's ``{code, message, request_id, data}``."""
 
     name = "kling"
+    callbacks = CallbackStyle(render=task_object)  # every state, signed when a secret is set
 
     def api_routes(self, simulator: Simulator, auth: Authenticator) -> list[BaseRoute]:
         api = _KlingEndpoints(simulator, auth)
@@ -69,9 +75,6 @@ class KlingProfile:
             Route(PATH, api.list_tasks, methods=["GET"]),
             Route(PATH + "/{ref}", api.query, methods=["GET"]),
         ]
-
-    def callback_body(self, task: SimTask) -> dict[str, Any] | None:
-        return task_object(task)
 
     def error_response(self, error: KlingError) -> Response:
         return JSONResponse(
@@ -87,10 +90,7 @@ class _KlingEndpoints:
 
     async def create(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))
-        try:
-            body = json.loads(await request.body())
-        except ValueError:
-            raise KlingError(1200, "Invalid request body: not valid JSON") from None
+        body = await json_body(request)
         task = await self._simulator.create(parse_create_body(body), base_url=str(request.base_url))
         return _envelope(
             {
