@@ -18,7 +18,15 @@ from starlette.middleware import Middleware
 from starlette.routing import Route
 
 from handlers.registry import HandlerRegistry
-from service.api import callbacks, dashboard, handler_runs, health, openapi, tasks
+from service.api import (
+    callbacks,
+    dashboard,
+    handler_runs,
+    health,
+    notifications,
+    openapi,
+    tasks,
+)
 from service.api.access import ApiAccessMiddleware
 from service.api.errors import EXCEPTION_HANDLERS
 from service.bootstrap import open_services
@@ -40,6 +48,12 @@ ROUTES = [
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),
     Route("/v1/tasks/{task_id}/events", tasks.task_events, methods=["GET"]),
     Route("/v1/tasks/{task_id}/notifications", tasks.task_notifications, methods=["GET"]),
+    Route("/v1/notifications/{notification_id}", notifications.get_notification, methods=["GET"]),
+    Route(
+        "/v1/notifications/{notification_id}/replay",
+        notifications.replay_notification,
+        methods=["POST"],
+    ),
     Route("/v1/tasks/{task_id}/videos/{index:int}", tasks.task_video, methods=["GET", "HEAD"]),
     Route(
         "/v1/tasks/{task_id}/videos/{index:int}/poster",

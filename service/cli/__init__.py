@@ -14,6 +14,7 @@ from .common import report_errors
 from .demo import demo
 from .fake_kling import fake_kling
 from .handlers import handlers
+from .notifications import notifications
 from .serve import serve, worker
 from .submit import submit
 from .tasks import tasks
@@ -33,7 +34,7 @@ def cli() -> None:
     """omnihook: a self-hosted, webhook-driven event service for Kling Omni Video."""
 
 
-for command in (serve, worker, submit, tasks, handlers, fake_kling, demo):
+for command in (serve, worker, submit, tasks, handlers, notifications, fake_kling, demo):
     cli.add_command(command)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.clock import isoformat
 from service.errors import NotificationInvalid
 from service.kling.notification import task_from_document
 from service.kling.state import ProviderTaskState
@@ -44,6 +45,10 @@ async def run_inbox(services: Services, job: JobRecord) -> None:
         return _plan(services, task, videos, document, state, signed=signed)
 
     summary = await services.change_task(notification.task_id, planner)
+    if job.payload.get("replay"):
+        # Keep what the first processing changed: the history of a notification is its story.
+        first = notification.outcome or "not processed"
+        summary = f"{first}; replayed {isoformat(services.clock())}: {summary}"
     await services.storage.set_notification_outcome(notification_id, summary)
 
 
