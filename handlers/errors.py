@@ -40,10 +40,21 @@ class HandlerRunError(HandlerError):
 
     retryable: bool = True
 
-    def __init__(self, message: str, *, handler: str, event_id: str, event_type: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        handler: str,
+        event_id: str,
+        event_type: str,
+        reason: str | None = None,
+    ) -> None:
         self.handler = handler
         self.event_id = event_id
         self.event_type = event_type
+        # What went wrong, without the handler and event the message repeats: a run's
+        # recorded error ("RuntimeError: the CRM is down", "timed out after 60s").
+        self.reason = reason or message
         super().__init__(message)
 
 

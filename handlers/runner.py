@@ -60,7 +60,8 @@ async def run_handler(handler: Handler, event: Event, *, default_timeout: float)
         async with deadline:
             await _call(handler, own_event)
     except DoNotRetry as exc:
-        raise HandlerGaveUp(f"{about} gave up: {_describe(exc)}", **context) from exc
+        reason = _describe(exc)
+        raise HandlerGaveUp(f"{about} gave up: {reason}", reason=reason, **context) from exc
     except (Exception, SystemExit) as exc:
         # A TimeoutError the handler raised itself (its own HTTP call...) is an ordinary failure.
         if isinstance(exc, TimeoutError) and deadline.expired():
@@ -71,8 +72,10 @@ async def run_handler(handler: Handler, event: Event, *, default_timeout: float)
                     timeout,
                     extra={"action": "handler_thread_abandoned", **context},
                 )
-            raise HandlerTimedOut(f"{about} timed out after {timeout}s", **context) from exc
-        raise HandlerFailed(f"{about} failed: {_describe(exc)}", **context) from exc
+            reason = f"timed out after {timeout}s"
+            raise HandlerTimedOut(f"{about} {reason}", reason=reason, **context) from exc
+        reason = _describe(exc)
+        raise HandlerFailed(f"{about} failed: {reason}", reason=reason, **context) from exc
     logger.debug(
         "%s succeeded in %.3fs",
         about,

@@ -92,6 +92,8 @@ def write_poster_file(
             raise DoNotRetry(f"ffmpeg cannot take a frame of {video.name}: {problem}")
         with temp.open("rb") as written:
             os.fsync(written.fileno())  # the data is on disk before the name points at it
+        # mkstemp made it 0600: whoever may read the video may read its poster.
+        os.chmod(temp, video.stat().st_mode & 0o666)
         os.replace(temp, poster)
     except BaseException:
         temp.unlink(missing_ok=True)

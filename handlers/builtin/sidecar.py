@@ -29,7 +29,21 @@ def write_sidecar(event: Event) -> None:
         # A payload without an absolute path will not grow one on retry.
         raise DoNotRetry(f"event {event.id} has no absolute data.video.path: {path_text!r}")
     video_path = Path(path_text)
-    write_json_atomically(video_path.with_name(video_path.name + ".json"), sidecar(event))
+    write_json_atomically(
+        video_path.with_name(video_path.name + ".json"), sidecar(event), mode=mode_of(video_path)
+    )
+
+
+def mode_of(video_path: Path) -> int:
+    """The permission bits for a file beside the video: readable by whoever reads the video.
+
+    Temp files are created 0600; left so, a web server or a user with access to the media
+    directory could read the videos but not what was written beside them.
+    """
+    try:
+        return video_path.stat().st_mode & 0o666
+    except FileNotFoundError:
+        return 0o644
 
 
 def sidecar(event: Event) -> dict[str, Any]:
@@ -52,7 +66,7 @@ def sidecar(event: Event) -> dict[str, Any]:
     }
 
 
-def write_json_atomically(path: Path, content: dict[str, Any]) -> None:
+def write_json_atomically(path: Path, content: dict[str, Any], *, mode: int = 0o644) -> None:
     """Replace ``path`` with ``content`` as JSON in one step; no temp file is left behind."""
     text = json.dumps(content, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     # Same directory: os.replace is atomic only within one filesystem.
@@ -62,6 +76,7 @@ def write_json_atomically(path: Path, content: dict[str, Any]) -> None:
             temp.write(text)
             temp.flush()
             os.fsync(temp.fileno())  # the data is on disk before the name points at it
+        os.chmod(temp_name, mode)
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

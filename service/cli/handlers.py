@@ -39,7 +39,12 @@ class ListedRun(HandlerRun):
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.pass_context
 def handlers(ctx: click.Context, output: str) -> None:
-    """List the loaded handler plugins (or `handlers runs`, `handlers retry`)."""
+    """List the handler plugins loaded, as `serve` and `worker` load them.
+
+    Built-ins, the `omnihook.handlers` entry points, then OMNIHOOK_HANDLERS: each handler with
+    its events, timeout and retry delays. `handlers runs` lists their runs and `handlers retry`
+    runs them again.
+    """
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()
@@ -49,7 +54,8 @@ def handlers(ctx: click.Context, output: str) -> None:
         console.print_json(json.dumps(described))
         return
     table = Table(**COMPACT)
-    for column in ("handler", "source", "events", "timeout", "retries (s)"):
+    table.add_column("handler", no_wrap=True)  # the name jobs store: keep it whole
+    for column in ("source", "events", "timeout", "retries (s)"):
         table.add_column(column, overflow="fold")
     for item in described:
         default = " (default)"
@@ -118,8 +124,8 @@ def runs(
 
 def runs_table(found: Sequence[ListedRun]) -> Table:
     table = Table(**COMPACT)
-    columns = ("run", "task", "handler", "event", "status", "attempts", "last error", "updated")
-    for column in columns:
+    table.add_column("run", no_wrap=True)  # the id to copy into `handlers retry`
+    for column in ("task", "handler", "event", "status", "attempts", "last error", "updated"):
         table.add_column(column, overflow="fold")
     for run in found:
         table.add_row(

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import cast
 
 from handlers.api import Event
-from handlers.errors import HandlerGaveUp
+from handlers.errors import HandlerFailed, HandlerGaveUp, HandlerTimedOut
 from handlers.payloads import EventData
 from handlers.runner import run_handler
 from service.errors import Conflict, NotFound
@@ -53,8 +53,16 @@ async def run_handler_job(services: Services, job: JobRecord) -> None:
     try:
         await run_handler(handler, event, default_timeout=services.settings.handler_timeout)
     except HandlerGaveUp as exc:
-        raise GiveUp(str(exc)) from exc
-    # HandlerFailed / HandlerTimedOut propagate: the worker retries them on the schedule.
+        log.warning("%s", exc, extra={"action": "handler_run.gave_up", "job_id": job.id})
+        raise GiveUp(exc.reason) from exc
+    except HandlerFailed as exc:
+        # The plugin's failure, not omnihook's: its traceback (pointing into the plugin) is for
+        # the plugin's author; the run records the short reason and is retried on its schedule.
+        cause = None if isinstance(exc, HandlerTimedOut) else exc.__cause__
+        log.warning(
+            "%s", exc, exc_info=cause, extra={"action": "handler_run.failed", "job_id": job.id}
+        )
+        raise RetryLater(exc.reason) from exc
 
 
 def handler_schedule(services: Services, job: JobRecord) -> RetrySchedule:

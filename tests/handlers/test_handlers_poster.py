@@ -165,3 +165,12 @@ async def test_through_the_runner_failures_are_classified(video: Path, tmp_path:
     with pytest.raises(HandlerGaveUp, match="ffmpeg cannot take a frame"):
         await run_handler(poster, downloaded(broken), default_timeout=5)
     assert not issubclass(HandlerGaveUp, HandlerFailed)  # so the worker never retries it
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_the_poster_is_as_readable_as_the_video(video: Path, mode: int) -> None:
+    video.chmod(mode)
+
+    write_poster(downloaded(video))
+
+    assert poster_path(video).stat().st_mode & 0o777 == mode

@@ -76,6 +76,17 @@ def test_it_writes_the_json_beside_the_video(tmp_path: Path) -> None:
     assert video.read_bytes() == b"video"
 
 
+@pytest.mark.parametrize("mode", [0o644, 0o640])
+def test_the_sidecar_is_as_readable_as_the_video(tmp_path: Path, mode: int) -> None:
+    video = tmp_path / "task_1_0.mp4"
+    video.write_bytes(b"video")
+    video.chmod(mode)
+
+    write_sidecar(downloaded(video))
+
+    assert (tmp_path / "task_1_0.mp4.json").stat().st_mode & 0o777 == mode
+
+
 def test_a_missing_prompt_is_null(tmp_path: Path) -> None:
     video = tmp_path / "v.mp4"
 

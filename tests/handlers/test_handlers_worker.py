@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,14 @@ import pytest
 from handlers import DoNotRetry, Event, on
 from handlers.registry import HandlerRegistry
 from service.bootstrap import open_services
-from service.jobs.handler_runs import retry_handler_run
+from service.jobs.handler_runs import handler_schedule, retry_handler_run
 from service.jobs.runners import RUNNERS
 from service.services import Services
 from service.settings import load_settings
 from service.worker import Worker
 from storage.memory import MemoryStorage
 from storage.records import JobRecord, JobStatus, TaskChange, TaskStatus
-from tests.factories import make_task
+from tests.factories import make_job, make_task
 
 Calls = list[tuple[str, int, float]]  # (handler, attempt, monotonic time it started)
 
@@ -137,7 +138,7 @@ def attempts_of(calls: Calls, name: str) -> list[int]:
 
 
 async def test_timeouts_and_retries_are_honoured_end_to_end(
-    services: Services, calls: Calls
+    services: Services, calls: Calls, caplog: pytest.LogCaptureFixture
 ) -> None:
     jobs = await emit_task_failed(services)
     terminal = {JobStatus.SUCCEEDED, JobStatus.FAILED}
@@ -151,10 +152,10 @@ async def test_timeouts_and_retries_are_honoured_end_to_end(
     # @on(timeout=0.2, retries=[0, 0]): three attempts, each cut at its own timeout.
     assert attempts_of(calls, "hangs") == [1, 2, 3]
     assert runs["hangs"].status == JobStatus.FAILED and runs["hangs"].attempts == 3
-    assert "timed out after 0.2s" in (runs["hangs"].last_error or "")
+    assert runs["hangs"].last_error == "timed out after 0.2s"
     # No timeout or retries of its own: OMNIHOOK_HANDLER_TIMEOUT and _RETRY_SCHEDULE apply.
     assert attempts_of(calls, "hangs_by_default") == [1, 2, 3]
-    assert "timed out after 0.3s" in (runs["hangs_by_default"].last_error or "")
+    assert runs["hangs_by_default"].last_error == "timed out after 0.3s"
     # retries=[0.3]: the second attempt waits its delay (give or take the 10% jitter).
     [(_, _, first), (_, _, second)] = [c for c in calls if c[0] == "fails_then_works"]
     assert second - first >= 0.3 * 0.9
@@ -162,10 +163,18 @@ async def test_timeouts_and_retries_are_honoured_end_to_end(
     # retries=[]: a single attempt, failed with its error.
     assert attempts_of(calls, "fails_once") == [1]
     assert runs["fails_once"].status == JobStatus.FAILED
-    assert "ValueError: a single attempt, by design" in (runs["fails_once"].last_error or "")
+    assert runs["fails_once"].last_error == "ValueError: a single attempt, by design"
     # DoNotRetry wins over any schedule.
     assert attempts_of(calls, "refuses") == [1]
-    assert "the payload is unusable" in (runs["refuses"].last_error or "")
+    assert runs["refuses"].last_error == "DoNotRetry: the payload is unusable"
+    # The plugin's author gets the traceback of their failure in the log, pointing at their code.
+    [logged] = [
+        r
+        for r in caplog.records
+        if getattr(r, "action", None) == "handler_run.failed" and "fails_once" in r.getMessage()
+    ]
+    assert logged.exc_info is not None and logged.exc_info[0] is ValueError
+    assert traceback.extract_tb(logged.exc_info[2])[-1].name == "fails_once"
 
 
 async def test_a_failed_run_runs_again_by_hand_from_attempt_one(
@@ -187,3 +196,27 @@ async def test_a_failed_run_runs_again_by_hand_from_attempt_one(
     await run_worker_until(services, lambda: status_is(JobStatus.SUCCEEDED), timeout=10)
 
     assert attempts_of(calls, "broken_until_fixed") == [1, 2, 3, 1]
+
+
+@pytest.mark.parametrize(
+    ("handler", "delays"),
+    [
+        ("fails_then_works", (0.3,)),  # its own @on(retries=...)
+        ("fails_once", ()),  # retries=[]: no retry at all
+        ("hangs_by_default", (0.0, 0.0)),  # none of its own: OMNIHOOK_HANDLER_RETRY_SCHEDULE
+        ("no_longer_loaded", (0.0, 0.0)),  # its plugin is gone: the configured schedule
+    ],
+)
+async def test_the_schedule_of_a_run_is_the_handlers_own_else_the_configured_one(
+    services: Services, handler: str, delays: tuple[float, ...]
+) -> None:
+    name = next(
+        (h.name for h in services.registry if h.name.endswith(f".{handler}")),
+        f"gone:{handler}",
+    )
+    job = make_job(kind="handler", payload={"event_id": "evt_1", "handler": name})
+
+    schedule = handler_schedule(services, job)
+
+    assert schedule.delays == delays
+    assert schedule.jitter == 0.1  # either way, retries of runs that failed together spread out
