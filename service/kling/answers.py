@@ -79,9 +79,8 @@ def refusal_by_status(response: httpx.Response, document: Any) -> NoReturn:
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         raise ProviderRetryable(429, "HTTP 429", http_status=429, retry_after=retry_after)
     if status in (401, 403):
-        raise ProviderAuthError(
-            status, f"HTTP {status}{gateway_message(document)}", http_status=status
-        )
+        # No message: a refusal of credentials is where a gateway might quote the key back.
+        raise ProviderAuthError(status, f"HTTP {status}", http_status=status)
     if 400 <= status < 500:
         raise ProviderRejected(
             status, f"HTTP {status}{gateway_message(document)}", http_status=status

@@ -151,6 +151,13 @@ async def test_newapi_refusal_message_is_kept(client: Make) -> None:
         await client(NewApiClient, script, EZMODEL).create_task(BODY)
 
 
+async def test_a_credentials_refusal_never_quotes_the_gateway(client: Make) -> None:
+    script = Script(word_error(401, "invalid_api_key", f"invalid token {API_KEY}"))
+    with pytest.raises(ProviderAuthError) as caught:
+        await client(NewApiClient, script, EZMODEL).create_task(BODY)
+    assert API_KEY not in str(caught.value) and str(caught.value).endswith("HTTP 401")
+
+
 async def test_newapi_rate_limit_is_retried_after_at_least_a_second(
     client: Make, sleeps: Sleeps
 ) -> None:
