@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich import box
@@ -126,9 +126,7 @@ def videos_table(videos: Sequence[Video]) -> Table:
     for column in ("#", "provider video", "duration", "download", "size", "sha256", "path"):
         table.add_column(column, overflow="fold")
     for video in videos:
-        download = styled_status(video["download_status"])
-        if video.get("error"):
-            download.append(f" ({video.get('error')})", style="red")
+        download = download_cell(video)
         table.add_row(
             str(video["index"]),
             _or_dash(video.get("provider_video_id")),
@@ -139,6 +137,29 @@ def videos_table(videos: Sequence[Video]) -> Table:
             _or_dash(video.get("path")),
         )
     return table
+
+
+def download_cell(video: Video) -> Text:
+    """The video's download status, with how far it got while it is not stored yet."""
+    status = video["download_status"]
+    cell = styled_status(status)
+    fields: Mapping[str, object] = video  # the progress fields are newer than the Video type
+    received, total = fields.get("bytes_received"), fields.get("bytes_total")
+    if status in ("downloading", "pending") and isinstance(received, int) and received > 0:
+        cell.append(" " + progress_text(received, total if isinstance(total, int) else None))
+    if video.get("error"):
+        cell.append(f" ({video.get('error')})", style="red")
+    return cell
+
+
+def progress_text(received: int, total: int | None, *, width: int = 10) -> str:
+    """``[####------] 42% 84.0 MiB/200.0 MiB``, or just the size when the total is unknown."""
+    if not total:
+        return human_size(received)
+    fraction = min(received / total, 1.0)
+    filled = int(fraction * width)
+    bar = "#" * filled + "-" * (width - filled)
+    return f"[{bar}] {fraction:.0%} {human_size(received)}/{human_size(total)}"
 
 
 def events_table(events: Sequence[Event]) -> Table:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 import httpcore
 import httpx
 
+from service.downloads.stream import LargeReads
 from service.errors import DownloadError
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,8 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to addresses it resolved and checked itself (see the module docstring)."""
+    """Connects only to addresses it resolved and checked itself (see the module docstring);
+    its streams read in large blocks (:mod:`service.downloads.stream`)."""
 
     def __init__(
         self,
@@ -125,20 +127,22 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         if self._allow_private:
-            return await self._inner.connect_tcp(
+            stream = await self._inner.connect_tcp(
                 host, port, timeout, local_address=local_address, socket_options=socket_options
             )
+            return LargeReads(stream)
         addresses = await self._checked_addresses(host, port)
         failure: Exception | None = None
         for address in addresses:
             try:
-                return await self._inner.connect_tcp(
+                stream = await self._inner.connect_tcp(
                     str(address),
                     port,
                     timeout,
                     local_address=local_address,
                     socket_options=socket_options,
                 )
+                return LargeReads(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc  # try the next checked address, as a resolver-driven connect would
         assert failure is not None  # _checked_addresses never answers an empty list

@@ -34,6 +34,7 @@ from service.downloads.resume import (
     range_headers,
     resume_info,
 )
+from service.downloads.writer import BatchWriter
 from service.errors import DownloadError, DownloadRetryable
 from service.retry_after import parse_retry_after
 
@@ -176,22 +177,35 @@ class Transfer:
         the file from its start: it replaces what was kept once its first bytes say "video"."""
         base = 0 if whole is not None else self.size
         received, pending = 0, b""
-        async for chunk in response.aiter_bytes():
-            received += len(chunk)
-            if base + received > self._max_bytes:
-                raise DownloadError(f"{where} is over the {self._max_bytes}-byte limit")
-            if whole is not None:
-                pending += chunk
-                if len(pending) < HEAD_BYTES:
-                    continue
+        writer: BatchWriter | None = (
+            None if whole is not None else BatchWriter(self._partial, self.digest)
+        )
+        try:
+            async for chunk in response.aiter_bytes():
+                received += len(chunk)
+                if base + received > self._max_bytes:
+                    raise DownloadError(f"{where} is over the {self._max_bytes}-byte limit")
+                if writer is None:
+                    assert whole is not None
+                    pending += chunk
+                    if len(pending) < HEAD_BYTES:
+                        continue
+                    self._begin_whole_file(pending, whole, where)
+                    writer = BatchWriter(self._partial, self.digest)
+                    chunk, pending = pending, b""
+                await writer.add(chunk)
+                self.size += len(chunk)
+                if self._on_progress is not None:
+                    await self._report()
+            if writer is None:  # the whole body is shorter than a box header
+                assert whole is not None
                 self._begin_whole_file(pending, whole, where)
-                chunk, pending, whole = pending, b"", None
-            self._append(chunk)
-            if self._on_progress is not None:
-                await self._report()
-        if whole is not None:  # the whole body is shorter than a box header
-            self._begin_whole_file(pending, whole, where)
-            self._append(pending)
+                writer = BatchWriter(self._partial, self.digest)
+                await writer.add(pending)
+                self.size += len(pending)
+        finally:
+            if writer is not None:
+                await writer.flush()  # what came is kept (hashed and written), whatever happens
         await self._report(force=True)
 
     def _begin_whole_file(
@@ -211,11 +225,6 @@ class Transfer:
         self.info, self.total, self.format, self.head = info, total, video_format, head[:64]
         if info is not None:
             self._partial.write_meta(info)
-
-    def _append(self, chunk: bytes) -> None:
-        self.digest.update(chunk)
-        self._partial.write(chunk)
-        self.size += len(chunk)
 
     async def _report(self, *, force: bool = False) -> None:
         if self._on_progress is None:
