@@ -110,7 +110,8 @@ async def download_video(
         path = target_path(media_dir, relative)
         await _uninterrupted(partial.commit, path)
         committed = True
-    except DownloadRetryable:
+    except (DownloadRetryable, asyncio.CancelledError):
+        # A later attempt (or this job after a worker restart) resumes from what was kept.
         keep = transfer is not None and transfer.resumable
         raise
     except OSError as exc:

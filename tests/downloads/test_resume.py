@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -11,6 +12,7 @@ from service.errors import DownloadError, DownloadRetryable
 from tests.downloads.conftest import Runner, sha256, video_bytes
 from tests.downloads.hostile import (
     Cut,
+    Honest,
     HostileServer,
     Html,
     LyingRange,
@@ -268,3 +270,23 @@ async def test_a_kept_partial_file_resumes_from_the_fresh_url(
     result = await run(old, refresh_url=refresh)
     assert result.sha256 == sha256(DATA) and result.resumed_from > 0
     assert range_starts(server, "/fresh.mp4") == [result.resumed_from]
+
+
+async def test_a_cancelled_download_keeps_what_it_can_resume(
+    server: HostileServer, run: Runner
+) -> None:
+    """A worker stopping (SIGTERM) cancels its jobs: the next attempt continues the file."""
+    url = server.add("/v.mp4", DATA)
+    server.script("/v.mp4", Honest(rate=500_000))
+    download = asyncio.create_task(run(url))
+    for _ in range(300):
+        if server.body_bytes_sent > 200_000:
+            break
+        await asyncio.sleep(0.01)
+    download.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await download
+    kept = (run.partial_dir / "task-1%2F0.part").stat().st_size
+    assert kept > 0
+    result = await run(url)
+    assert result.resumed_from == kept and result.sha256 == sha256(DATA)
