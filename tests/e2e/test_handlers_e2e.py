@@ -31,7 +31,7 @@ from handlers.registry import build_registry
 from service.app import create_app
 from service.loopback import serve_on_loopback
 from service.settings import load_settings
-from tests.handlers.test_handlers_poster import jpeg_size
+from tests.handlers.jpeg import jpeg_size
 
 pytestmark = pytest.mark.e2e
 
@@ -216,7 +216,6 @@ async def test_misbehaving_handlers_run_isolated_while_the_receiver_keeps_answer
 # -- the example plugin package ---------------------------------------------------------------
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "omnihook-example-plugin"
-EXAMPLE_DIST = "omnihook-example-plugin"
 EXAMPLE_HANDLER = "omnihook_example_plugin:log_completed_task"
 
 
@@ -239,28 +238,32 @@ def setuptools_builds_wheels_alone() -> bool:
 
 
 @pytest.fixture
-def installed_example(tmp_path: Path) -> Iterator[None]:
-    """The example plugin pip-installed into this environment, and uninstalled afterwards."""
+def installed_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The example plugin pip-installed into a directory on this process's ``sys.path``.
+
+    A target directory rather than the shared virtualenv's site-packages: other test runs use
+    that environment at the same time, and a plugin appearing in it for a few seconds would
+    change what their registries load. Entry-point discovery reads every ``sys.path`` entry
+    alike, so this is the same discovery a plain ``pip install`` gets.
+    """
     # Built from a copy: setuptools writes build/ and *.egg-info beside the sources.
     source = shutil.copytree(EXAMPLE, tmp_path / "example", ignore=shutil.ignore_patterns("build"))
-    pip("uninstall", "-y", EXAMPLE_DIST)  # left over by an interrupted run, if any
+    target = tmp_path / "site-packages"
     # Without build isolation when this environment can build the wheel itself; otherwise pip
     # fetches setuptools into an isolated build, as `pip install -e .` of omnihook just did.
-    isolation = [] if not setuptools_builds_wheels_alone() else ["--no-build-isolation"]
-    installed = pip("install", "--no-deps", *isolation, str(source))
+    isolation = ["--no-build-isolation"] if setuptools_builds_wheels_alone() else []
+    installed = pip("install", "--no-deps", *isolation, "--target", str(target), str(source))
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    monkeypatch.syspath_prepend(str(target))  # also invalidates the import caches
     try:
-        assert installed.returncode == 0, installed.stdout + installed.stderr
-        importlib.invalidate_caches()
-        yield
+        yield target
     finally:
-        removed = pip("uninstall", "-y", EXAMPLE_DIST)
         sys.modules.pop("omnihook_example_plugin", None)
         importlib.invalidate_caches()
-        assert removed.returncode == 0, removed.stdout + removed.stderr
 
 
 def test_the_example_plugin_is_discovered_through_its_entry_point(
-    installed_example: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    installed_example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A fresh registry, as `serve` builds it, finds the installed package's handlers.
     registry = build_registry([])
@@ -272,6 +275,7 @@ def test_the_example_plugin_is_discovered_through_its_entry_point(
 
     # `omnihook handlers`, run as a user would, lists them.
     env = {name: value for name, value in os.environ.items() if not name.startswith("OMNIHOOK_")}
+    env["PYTHONPATH"] = str(installed_example)
     listed = subprocess.run(
         [sys.executable, "-m", "service.cli", "handlers", "--output", "json"],
         env=env,

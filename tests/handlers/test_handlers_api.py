@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,9 @@ import pytest
 import handlers
 from handlers import EVENT_TYPES, DoNotRetry, Event, on
 from handlers.api import spec_of
+from handlers.payloads import TaskData, VideoData
+from service.views import task_json, video_json
+from tests.factories import make_task, make_video
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -161,6 +165,16 @@ def test_event_round_trips_through_its_json() -> None:
         id="evt_1", type="task.completed", timestamp=T0, data={"task": {}}, attempt=2
     )
     assert again.video is None
+    assert again.is_retry and not event.is_retry
+
+
+def test_every_payload_key_a_plugin_reads_is_declared() -> None:
+    # The TypedDicts are the reference for plugin authors: they must name what the API shows.
+    task = make_task()
+    video = make_video(task.id)
+
+    assert set(TaskData.__annotations__) <= set(task_json(task, [video], Path("/media")))
+    assert set(VideoData.__annotations__) <= set(video_json(video, Path("/media")))
 
 
 def test_event_timestamps_are_normalised_to_utc() -> None:
