@@ -4,6 +4,8 @@
 - :mod:`~service.downloads.fetch`: the HTTP exchanges of a transfer and how answers are judged;
 - :mod:`~service.downloads.resume`: ``Range``/``If-Range``, strong ETags, lying ``206``s;
 - :mod:`~service.downloads.files`: the stable partial file, its sidecar, commit and cleaning;
+- :mod:`~service.downloads.writer`: hashing and writing off the event loop, in batches;
+- :mod:`~service.downloads.stream`: the network stream, reading in large blocks;
 - :mod:`~service.downloads.media`: content types, magic bytes (MP4/MOV), the duration;
 - :mod:`~service.downloads.destination`: the address guard (checked on the connected address).
 """

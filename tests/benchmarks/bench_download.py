@@ -1,14 +1,16 @@
 """Benchmark: the downloader against ``curl`` on the same 200 MB file from a loopback server.
 
-    python -m tests.benchmarks.bench_download [--size-mb 200] [--rounds 3]
+    python -m tests.benchmarks.bench_download [--size-mb 200] [--rounds 5] [--cdn-rate-mb 100]
 
-A server process (raw asyncio, ``sendfile``, honest ``Range``/``ETag``) serves one file on
-127.0.0.1. Each round fetches it with ``curl -o`` and with :func:`download_video` (in a fresh
-subprocess, through the same guarded transport the worker uses, progress callback included),
-alternately. Reported: throughput of each, their ratio (target >= 0.9; ours also hashes
-SHA-256 and ``fsync``s before the rename), and the downloading process's peak RSS growth
-(peak ``ru_maxrss`` after the download minus the resident size before it; target < 64 MiB
-whatever the file size).
+A server process (raw asyncio, honest ``Range``/``ETag``) serves one file on 127.0.0.1 twice:
+at full speed (``sendfile``: the loopback's ceiling, where only the clients' CPU counts) and
+paced like a fast CDN connection (``--cdn-rate-mb`` MiB/s). Each round fetches it with
+``curl -o`` and with :func:`download_video` (in a fresh subprocess, through the guarded
+transport the worker uses, progress callback included), alternately. Reported per scenario:
+the throughput of each and their ratio (target >= 0.9; the downloader also computes SHA-256
+and ``fsync``s before its rename, curl does neither), CPU seconds, what SHA-256 alone costs on
+this machine, and the downloading process's peak RSS growth (peak ``ru_maxrss`` after the
+download minus the resident size before it; target < 64 MiB whatever the file size).
 Stops by itself; only loopback traffic.
 """
 
@@ -54,11 +56,12 @@ def make_file(path: Path, size: int) -> str:
 # -- the server process --------------------------------------------------------------------------
 
 
-async def serve(path: Path) -> None:
+async def serve(path: Path, rate_mb: float) -> None:
     from tests.downloads.hostile import HostileServer
 
     async with HostileServer() as server:
-        print(server.add("/big.mp4", path), flush=True)
+        print(server.add("/full-speed.mp4", path), flush=True)
+        print(server.add("/cdn-rate.mp4", path, rate=rate_mb * MiB), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
 
 
@@ -143,7 +146,7 @@ def run_ours(url: str, media: Path) -> dict[str, float | int | str]:
     return result
 
 
-def main(size_mb: int, rounds: int) -> int:
+def main(size_mb: int, rounds: int, rate_mb: float) -> int:
     curl = shutil.which("curl")
     if curl is None:
         print("curl is needed as the baseline (apt-get install curl)", file=sys.stderr)
@@ -154,42 +157,52 @@ def main(size_mb: int, rounds: int) -> int:
         source = root / "big.mp4"
         expected = make_file(source, size)
         os.sync()  # no writeback of the source competing with the measured downloads
+        command = [sys.executable, "-m", "tests.benchmarks.bench_download"]
         server = subprocess.Popen(
-            [sys.executable, "-m", "tests.benchmarks.bench_download", "--serve", str(source)],
+            [*command, "--serve", str(source), "--cdn-rate-mb", str(rate_mb)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
         try:
             assert server.stdout is not None
-            url = server.stdout.readline().strip()
-            run_curl(curl, url, root / "warm-up")  # page cache warm for both
-            hashing = sha256_seconds(source)
-            curl_runs: list[tuple[float, float]] = []
-            our_runs: list[tuple[float, float]] = []
-            growth: list[float] = []
-            for _ in range(rounds):
-                curl_runs.append(run_curl(curl, url, root / "curl.out"))
-                ours = run_ours(url, root / "media")
-                if ours["sha256"] != expected or ours["size"] != size:
-                    print(f"WRONG RESULT: {ours}", file=sys.stderr)
-                    return 1
-                our_runs.append((float(ours["seconds"]), float(ours["cpu"])))
-                growth.append((int(ours["rss_peak_kib"]) - int(ours["rss_before_kib"])) / 1024)
+            full_speed, cdn_rate = (
+                server.stdout.readline().strip(),
+                server.stdout.readline().strip(),
+            )
+            run_curl(curl, full_speed, root / "warm-up")  # page cache warm for both
+            print(f"file: {size // MiB} MiB, {os.cpu_count()} CPUs", flush=True)
+            print(f"SHA-256 of the file alone: {size / MiB / sha256_seconds(source):.0f} MiB/s")
+            scenarios = [
+                ("loopback at full speed", full_speed, rounds),
+                (f"paced at {rate_mb:g} MiB/s, like a fast CDN", cdn_rate, max(2, rounds // 2)),
+            ]
+            for title, url, count in scenarios:
+                curl_runs: list[tuple[float, float]] = []
+                our_runs: list[tuple[float, float]] = []
+                growth: list[float] = []
+                for _ in range(count):
+                    curl_runs.append(run_curl(curl, url, root / "curl.out"))
+                    ours = run_ours(url, root / "media")
+                    if ours["sha256"] != expected or ours["size"] != size:
+                        print(f"WRONG RESULT: {ours}", file=sys.stderr)
+                        return 1
+                    our_runs.append((float(ours["seconds"]), float(ours["cpu"])))
+                    growth.append((int(ours["rss_peak_kib"]) - int(ours["rss_before_kib"])) / 1024)
+                report(title, size, curl_runs, our_runs, growth)
         finally:
             if server.stdin is not None:
                 server.stdin.close()
             server.wait(10)
-    report(size, curl_runs, our_runs, growth, hashing)
     return 0
 
 
 def report(
+    title: str,
     size: int,
     curl_runs: list[tuple[float, float]],
     our_runs: list[tuple[float, float]],
     growth: list[float],
-    hashing: float,
 ) -> None:
     def speeds(runs: list[tuple[float, float]]) -> str:
         times = [seconds for seconds, cpu in runs]
@@ -201,27 +214,28 @@ def report(
     our_times = [seconds for seconds, cpu in our_runs]
     best_ratio = min(curl_times) / min(our_times)
     median_ratio = statistics.median(curl_times) / statistics.median(our_times)
-    print(f"file: {size // MiB} MiB over loopback, {len(curl_runs)} rounds, {os.cpu_count()} CPUs")
-    print(f"curl -o:    {speeds(curl_runs)}")
-    print(f"downloader: {speeds(our_runs)} (SHA-256 and fsync included)")
-    print(f"SHA-256 of the file alone: {hashing:.2f} s ({size / MiB / hashing:.0f} MiB/s)")
+    print(f"\n{title} ({len(curl_runs)} rounds)")
+    print(f"  curl -o:    {speeds(curl_runs)}")
+    print(f"  downloader: {speeds(our_runs)} (SHA-256 and fsync included)")
     print(
-        f"throughput ratio (downloader / curl): best {best_ratio:.2f}, "
+        f"  throughput ratio (downloader / curl): best {best_ratio:.2f}, "
         f"median {median_ratio:.2f} (target >= 0.9)"
     )
-    print(f"peak RSS growth while downloading: max {max(growth):.1f} MiB (target < 64 MiB)")
+    print(f"  peak RSS growth while downloading: max {max(growth):.1f} MiB (target < 64 MiB)")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cdn-rate-mb", type=float, default=100.0)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--fetch", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve))
+        asyncio.run(serve(args.serve, args.cdn_rate_mb))
     elif args.fetch:
         print(json.dumps(asyncio.run(fetch(args.fetch[0], Path(args.fetch[1])))))
     else:
-        sys.exit(main(args.size_mb, args.rounds))
+        sys.exit(main(args.size_mb, args.rounds, args.cdn_rate_mb))

@@ -21,6 +21,7 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 CHUNK = 64 * 1024
@@ -33,6 +34,7 @@ class Served:
     data: bytes | Path
     etag: str | None = None  # None: computed (strong); "" : no ETag header at all
     content_type: str = "video/mp4"
+    rate: float | None = None  # bytes per second for every honest answer; None: full speed
 
     @property
     def size(self) -> int:
@@ -141,7 +143,7 @@ class HostileServer:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 2)
 
-    def add(self, path: str, data: bytes | Path, **options: str | None) -> str:
+    def add(self, path: str, data: bytes | Path, **options: str | float | None) -> str:
         self.files[path] = Served(data, **options)  # type: ignore[arg-type]
         return self.base_url + path
 
@@ -221,6 +223,7 @@ class HostileServer:
         writer.write(_head(status, headers))
         cut = behaviour.at if isinstance(behaviour, Cut) else None
         rate = behaviour.rate if isinstance(behaviour, Honest | Cut) else None
+        rate = rate or served.rate
         await self._body(writer, served, send_from, send_to, cut=cut, rate=rate)
 
     def _range(self, request: Request, served: Served) -> tuple[int, int, int]:
@@ -258,17 +261,38 @@ class HostileServer:
                 await loop.sendfile(writer.transport, file, start, end - start)
             self.body_bytes_sent += end - start
             return
-        position = start
+        with contextlib.ExitStack() as stack:
+            source = None
+            if isinstance(served.data, Path):
+                source = stack.enter_context(served.data.open("rb"))
+                source.seek(start)
+            await self._paced(writer, served, source, start, stop, rate)
+        if cut is not None and stop < end:
+            writer.transport.abort()  # a reset mid-body, like a crashed edge server
+
+    async def _paced(
+        self,
+        writer: asyncio.StreamWriter,
+        served: Served,
+        source: BinaryIO | None,
+        start: int,
+        stop: int,
+        rate: float | None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        began, position = loop.time(), start
         while position < stop:
-            block = served.read(position, min(stop, position + CHUNK))
+            size = min(stop, position + CHUNK) - position
+            if source is not None:
+                block = source.read(size)
+            else:
+                block = served.read(position, position + size)
             writer.write(block)
             await writer.drain()
             position += len(block)
             self.body_bytes_sent += len(block)
-            if rate:
-                await asyncio.sleep(len(block) / rate)
-        if cut is not None and stop < end:
-            writer.transport.abort()  # a reset mid-body, like a crashed edge server
+            if rate:  # paced against the clock, so sleeping's overhead does not slow it more
+                await asyncio.sleep(max(0.0, began + (position - start) / rate - loop.time()))
 
     async def _send(
         self, writer: asyncio.StreamWriter, status: int, headers: dict[str, str], body: bytes
