@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from service.receiver.match import PROBE_OUTCOME
-from storage.records import DownloadStatus, TaskStatus
+from service.receiver.verify import token_hash
+from storage.memory import MemoryStorage
+from storage.records import DownloadStatus, TaskChange, TaskRecord, TaskStatus
 from tests.receiver_support import (
     EVIL_URL,
     PROVIDER_URL,
@@ -180,3 +183,35 @@ async def test_a_pending_task_does_not_take_the_probe_id(receiver: Receiver) -> 
     await receiver.run_jobs()
     stored = await receiver.task(task.id)
     assert (stored.status, stored.provider_task_id) == (TaskStatus.PENDING, None)
+
+
+class CountingLookups(MemoryStorage):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lookups = 0
+
+    async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None:
+        self.lookups += 1
+        return await super().get_task_by_token_hash(token_hash)
+
+
+async def test_an_acknowledged_task_is_looked_up_once(tmp_path: Path) -> None:
+    storage = CountingLookups()
+    async with open_receiver(tmp_path, storage=storage) as receiver:
+        await receiver.add_task(TOKEN)
+        for status in ("processing", "processing", "succeed"):
+            assert (await receiver.post(TOKEN, kling_task("kt-1", status))).status_code == 200
+        assert storage.lookups == 1
+        assert (await receiver.post(TOKEN, kling_task("kt-2", "succeed"))).status_code == 409
+
+
+async def test_an_unacknowledged_task_is_looked_up_every_time(tmp_path: Path) -> None:
+    """Its token may still be replaced (a resubmission): an old token must stop working."""
+    storage = CountingLookups()
+    async with open_receiver(tmp_path, storage=storage) as receiver:
+        task = await receiver.add_task(TOKEN, status=TaskStatus.PENDING, provider_task_id=None)
+        assert (await receiver.post(TOKEN, kling_task("kt-1", "submitted"))).status_code == 200
+        rotated = replace(task, callback_token_hash=token_hash("tok-new"))
+        assert await storage.apply(TaskChange(task=rotated))
+        assert (await receiver.post(TOKEN, kling_task("kt-1", "submitted"))).status_code == 404
+        assert storage.lookups == 2

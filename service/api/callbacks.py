@@ -37,11 +37,12 @@ from service.ids import new_id
 from service.jobs.kinds import INBOX, new_job
 from service.kling.notification import task_from_document
 from service.kling.state import ProviderTaskState
+from service.receiver.cache import TaskIds, TokenCache
 from service.receiver.limits import MAX_NOTIFICATION_BYTES, BodyTooLarge, read_capped
 from service.receiver.match import PROBE_OUTCOME, is_console_probe, mismatch, read_document
 from service.receiver.verify import UNSIGNED_VERIFICATION, same_hash, token_hash, verifier_for
 from service.services import Services
-from storage.records import NotificationRecord, TaskRecord
+from storage.records import NotificationRecord
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ async def receive_notification(request: Request) -> Response:
         document = read_document(body)
     except NotificationInvalid as exc:
         return error_response(400, "unreadable_notification", str(exc))
-    task = await _task_of(services, request.path_params["token"])
+    task = await _task_of(request, services, request.path_params["token"])
     state = _state_or_none(document)
     if is_console_probe(task, document, state):
         return await _probe(services, task, body, headers, verification)
@@ -108,12 +109,26 @@ def _verify(services: Services, body: bytes, headers: Mapping[str, str]) -> str 
     return verifier_for(secret.get_secret_value()).verify(body, headers)
 
 
-async def _task_of(services: Services, token: str) -> TaskRecord | None:
+async def _task_of(request: Request, services: Services, token: str) -> TaskIds | None:
     presented = token_hash(token)
+    cache = _token_cache(request)
+    known = cache.get(presented)
+    if known is not None:
+        return known
     task = await services.storage.get_task_by_token_hash(presented)
     if task is None or not same_hash(task.callback_token_hash, presented):
         return None
+    cache.remember(presented, task)
     return task
+
+
+def _token_cache(request: Request) -> TokenCache:
+    """The app's cache (one per app, made on first use: the lifespan belongs to app.py)."""
+    cache: TokenCache | None = getattr(request.app.state, "callback_token_cache", None)
+    if cache is None:
+        cache = TokenCache()
+        request.app.state.callback_token_cache = cache
+    return cache
 
 
 def _state_or_none(document: Mapping[str, Any]) -> ProviderTaskState | None:
@@ -125,7 +140,7 @@ def _state_or_none(document: Mapping[str, Any]) -> ProviderTaskState | None:
 
 async def _probe(
     services: Services,
-    task: TaskRecord | None,
+    task: TaskIds | None,
     body: bytes,
     headers: dict[str, str],
     verification: str,
@@ -143,7 +158,7 @@ async def _probe(
 
 async def _store(
     services: Services,
-    task: TaskRecord,
+    task: TaskIds,
     body: bytes,
     headers: dict[str, str],
     verification: str,

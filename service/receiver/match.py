@@ -21,6 +21,7 @@ from typing import Any
 
 from service.errors import NotificationInvalid
 from service.kling.state import ProviderStatus, ProviderTaskState
+from service.receiver.cache import TaskIds
 from storage.records import TaskRecord
 
 _ID_KEYS = ("task_id", "taskId", "id")
@@ -80,7 +81,7 @@ def external_ids(document: Mapping[str, Any]) -> frozenset[str]:
     return frozenset(found)
 
 
-def mismatch(task: TaskRecord, document: Mapping[str, Any]) -> str | None:
+def mismatch(task: TaskIds, document: Mapping[str, Any]) -> str | None:
     """Why the body is about another task than ``task``, or ``None`` when it is not."""
     externals = external_ids(document)
     if externals and task.external_task_id not in externals:
@@ -102,7 +103,7 @@ def as_this_task(
 
 
 def is_console_probe(
-    task: TaskRecord | None, document: Mapping[str, Any], state: ProviderTaskState | None
+    task: TaskIds | None, document: Mapping[str, Any], state: ProviderTaskState | None
 ) -> bool:
     """The console's test body: the newer shape, ``submitted``, no outputs, not our task."""
     if state is None or state.status != ProviderStatus.SUBMITTED:
