@@ -1,36 +1,35 @@
-"""Handler plugins end to end: misbehaving handlers on one event in the real pipeline, the
-built-in poster, and the example plugin package installed and discovered through its entry point.
+"""Handler plugins end to end: misbehaving handlers on one event in the real pipeline (and the
+built-in poster there), and a worker killed with SIGKILL in the middle of one of several runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import itertools
 import json
 import os
-import shutil
+import signal
 import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from handlers import Event
 from handlers.registry import build_registry
 from service.app import create_app
+from service.events import EventEmitter
 from service.loopback import serve_on_loopback
 from service.settings import load_settings
+from storage.records import JobStatus, TaskChange, TaskStatus
+from storage.sqlite import SQLiteStorage
+from tests.factories import make_task
 from tests.handlers.jpeg import jpeg_size
 
 pytestmark = pytest.mark.e2e
@@ -213,111 +212,108 @@ async def test_misbehaving_handlers_run_isolated_while_the_receiver_keeps_answer
     assert f'poster="/v1/tasks/{task_id}/videos/0/poster"' in dashboard
 
 
-# -- the example plugin package ---------------------------------------------------------------
+# -- a worker killed during one of several runs of one event ------------------------------------
 
-EXAMPLE = Path(__file__).parents[2] / "examples" / "omnihook-example-plugin"
-EXAMPLE_HANDLER = "omnihook_example_plugin:log_completed_task"
-
-
-def pip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pip", *args, "--disable-pip-version-check"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
-def setuptools_builds_wheels_alone() -> bool:
-    """setuptools builds wheels by itself from 70.1 on; before, it needs the ``wheel`` package."""
-    try:
-        major, minor = (int(part) for part in version("setuptools").split(".")[:2])
-    except (PackageNotFoundError, ValueError):
-        return False
-    return (major, minor) >= (70, 1) or find_spec("wheel") is not None
-
-
-@pytest.fixture
-def installed_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The example plugin pip-installed into a directory on this process's ``sys.path``.
-
-    A target directory rather than the shared virtualenv's site-packages: other test runs use
-    that environment at the same time, and a plugin appearing in it for a few seconds would
-    change what their registries load. Entry-point discovery reads every ``sys.path`` entry
-    alike, so this is the same discovery a plain ``pip install`` gets.
+CRASH_PLUGIN = textwrap.dedent(
     """
-    # Built from a copy: setuptools writes build/ and *.egg-info beside the sources.
-    source = shutil.copytree(EXAMPLE, tmp_path / "example", ignore=shutil.ignore_patterns("build"))
-    target = tmp_path / "site-packages"
-    # Without build isolation when this environment can build the wheel itself; otherwise pip
-    # fetches setuptools into an isolated build, as `pip install -e .` of omnihook just did.
-    isolation = ["--no-build-isolation"] if setuptools_builds_wheels_alone() else []
-    installed = pip("install", "--no-deps", *isolation, "--target", str(target), str(source))
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    monkeypatch.syspath_prepend(str(target))  # also invalidates the import caches
-    try:
-        yield target
-    finally:
-        sys.modules.pop("omnihook_example_plugin", None)
-        importlib.invalidate_caches()
+    import asyncio, os, time
+    from handlers import on
+
+    def mark(name, event):
+        marks = os.environ["CRASH_MARKS"]
+        with open(os.path.join(marks, f"{name}-{event.attempt}"), "x"):  # "x": never twice
+            pass
+
+    @on("task.completed")
+    def quick(event):
+        mark("quick", event)
+
+    @on("task.completed")
+    async def quick_async(event):
+        await asyncio.sleep(0)
+        mark("quick_async", event)
+
+    @on("task.completed")
+    def killed(event):
+        mark("killed", event)
+        if event.attempt == 1:
+            time.sleep(60)  # the worker is killed while this runs
+    """
+)
 
 
-def test_the_example_plugin_is_discovered_through_its_entry_point(
-    installed_example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A fresh registry, as `serve` builds it, finds the installed package's handlers.
-    registry = build_registry([])
-    handler = registry.get(EXAMPLE_HANDLER)
-    assert handler.source == "entry point completed-log"
-    assert handler.event_types == frozenset({"task.completed"})
-    assert (handler.timeout, handler.retries) == (10.0, (1.0, 10.0, 60.0))
-    assert "omnihook_example_plugin:print_failure" in registry
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as output:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "worker"],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
 
-    # `omnihook handlers`, run as a user would, lists them.
+
+async def test_a_worker_killed_mid_run_reruns_that_run_and_no_finished_one(tmp_path: Path) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    plugin = tmp_path / "crash_handlers.py"
+    plugin.write_text(CRASH_PLUGIN)
+    db = tmp_path / "omnihook.db"
+    storage = SQLiteStorage(str(db))
+    await storage.open()
+    # The event and its runs, written as the lifecycle writes them (same registry, same names).
+    emitter = EventEmitter(build_registry([str(plugin)]), tmp_path / "media")
+    task = make_task(status=TaskStatus.SUCCEEDED)
+    await storage.create_task(task)
+    event, jobs = emitter.emit("task.completed", task=task, videos=[], now=task.updated_at)
+    assert await storage.apply(TaskChange(task=task, events=[event], jobs=jobs))
+    runs = {job.payload["handler"].rsplit(":", 1)[1]: job.id for job in jobs}
+
+    async def status_of(name: str) -> JobStatus | None:
+        job = await storage.get_job(runs[name])
+        return job.status if job is not None else None
+
+    async def wait_until(what: str, check: Any, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not await check():
+            assert time.monotonic() < deadline, f"never happened: {what}"
+            await asyncio.sleep(0.05)
+
+    async def quick_ones_done() -> bool:
+        done = [await status_of("quick"), await status_of("quick_async")]
+        return (marks / "killed-1").exists() and done == [JobStatus.SUCCEEDED] * 2
+
     env = {name: value for name, value in os.environ.items() if not name.startswith("OMNIHOOK_")}
-    env["PYTHONPATH"] = str(installed_example)
-    listed = subprocess.run(
-        [sys.executable, "-m", "service.cli", "handlers", "--output", "json"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    env.update(
+        OMNIHOOK_DATABASE_URL=f"sqlite:///{db}",
+        OMNIHOOK_MEDIA_DIR=str(tmp_path / "media"),
+        OMNIHOOK_HANDLERS=str(plugin),
+        OMNIHOOK_JOB_LEASE_SECONDS="1",
+        OMNIHOOK_KLING_API_KEY="unused",
+        CRASH_MARKS=str(marks),
     )
-    assert listed.returncode == 0, listed.stderr
-    sources = {item["name"]: item["source"] for item in json.loads(listed.stdout)}
-    assert sources[EXAMPLE_HANDLER] == "entry point completed-log"
+    log = tmp_path / "worker.log"
+    workers = [start_worker(env, log)]
+    try:
+        await wait_until("the quick runs finished and the slow one started", quick_ones_done)
+        workers[0].send_signal(signal.SIGKILL)
+        workers[0].wait(10)
+        assert await status_of("killed") == JobStatus.RUNNING  # its lease outlives the worker
+        workers.append(start_worker(env, log))
 
-    # And it does its job, once per event however often it runs.
-    log = tmp_path / "completed.jsonl"
-    monkeypatch.setenv("COMPLETED_TASKS_LOG", str(log))
-    event = Event(
-        id="evt_example",
-        type="task.completed",
-        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
-        data={
-            "task": {
-                "id": "task_1",
-                "external_task_id": "order-7",
-                "model_name": "kling-v3-omni",
-                "request": {"prompt": "a lighthouse at dusk"},
-                "cost": "1.0",
-                "metadata": {"customer": "c-42"},
-                "videos": [{"path": "/srv/media/task_1/0.mp4"}],
-            }
-        },
-    )
-    handler.func(event)
-    handler.func(event)  # run again, as after a crash that lost the first outcome
-    [line] = log.read_text().splitlines()
-    assert json.loads(line) | {"completed_at": None} == {
-        "event_id": "evt_example",
-        "completed_at": None,
-        "task_id": "task_1",
-        "external_task_id": "order-7",
-        "model_name": "kling-v3-omni",
-        "prompt": "a lighthouse at dusk",
-        "cost": "1.0",
-        "videos": ["/srv/media/task_1/0.mp4"],
-        "metadata": {"customer": "c-42"},
-    }
+        async def rerun_done() -> bool:
+            return await status_of("killed") == JobStatus.SUCCEEDED
+
+        await wait_until("the killed run ran again", rerun_done)
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait(10)
+        await storage.close()
+
+    assert sorted(path.name for path in marks.iterdir()) == [
+        "killed-1",
+        "killed-2",  # taken up again once the dead worker's lease expired
+        "quick-1",  # finished before the crash: never run again
+        "quick_async-1",
+    ]
