@@ -79,16 +79,13 @@ async def receive_notification(request: Request) -> Response:
     except NotificationInvalid as exc:
         return error_response(400, "unreadable_notification", str(exc))
     task = await _task_of(request, services, request.path_params["token"])
-    state = _state_or_none(document)
+    state, unreadable = _read_state(document)
     if is_console_probe(task, document, state):
         return await _probe(services, task, body, headers, verification)
     if task is None:
         return error_response(404, "not_found", "unknown callback URL")
-    if state is None:
-        try:
-            task_from_document(document)  # raises again, with the reason
-        except NotificationInvalid as exc:
-            return error_response(400, "unreadable_notification", str(exc))
+    if unreadable is not None:
+        return error_response(400, "unreadable_notification", str(unreadable))
     why = mismatch(task, document)
     if why is not None:
         log.warning(
@@ -131,11 +128,14 @@ def _token_cache(request: Request) -> TokenCache:
     return cache
 
 
-def _state_or_none(document: Mapping[str, Any]) -> ProviderTaskState | None:
+def _read_state(
+    document: Mapping[str, Any],
+) -> tuple[ProviderTaskState | None, NotificationInvalid | None]:
+    """The task state the document reports, or why it reports none."""
     try:
-        return task_from_document(document)
-    except NotificationInvalid:
-        return None
+        return task_from_document(document), None
+    except NotificationInvalid as exc:
+        return None, exc
 
 
 async def _probe(
