@@ -19,6 +19,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
 def _task_id_param() -> dict[str, Any]:
     return {
         "name": "task_id",
@@ -194,6 +198,75 @@ SPEC: dict[str, Any] = {
                     "200": {"description": "the MP4 file", "content": {"video/mp4": {}}},
                     "206": {"description": "a byte range of it"},
                     "409": _json(_ERROR, "not downloaded yet"),
+                },
+            }
+        },
+        "/v1/tasks/{task_id}/videos/{index}/poster": {
+            "get": {
+                "summary": "The video's poster frame (JPEG), once the built-in handler wrote it",
+                "parameters": [
+                    _task_id_param(),
+                    {
+                        "name": "index",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    },
+                ],
+                "responses": {
+                    "200": {"description": "JPEG", "content": {"image/jpeg": {}}},
+                    "404": _json(_ERROR, "no poster (yet)"),
+                },
+            }
+        },
+        "/v1/notifications/{notification_id}": {
+            "get": {
+                "summary": "One received notification: raw body, headers, verification, outcome",
+                "parameters": [_path_param("notification_id")],
+                "responses": {
+                    "200": {"description": "the notification"},
+                    "404": _json(_ERROR, "unknown"),
+                },
+            }
+        },
+        "/v1/notifications/{notification_id}/replay": {
+            "post": {
+                "summary": "Put a stored notification through the pipeline again (harmless)",
+                "parameters": [_path_param("notification_id")],
+                "responses": {
+                    "202": {"description": "a new inbox job was enqueued"},
+                    "404": _json(_ERROR, "unknown"),
+                },
+            }
+        },
+        "/v1/handler-runs": {
+            "get": {
+                "summary": "Handler runs (one per event and handler), filtered",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"type": "string"}},
+                    {"name": "task", "in": "query", "schema": {"type": "string"}},
+                    {"name": "handler", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {"200": {"description": "runs and next_cursor"}},
+            }
+        },
+        "/v1/handler-runs/{run_id}": {
+            "get": {
+                "summary": "One handler run",
+                "parameters": [_path_param("run_id")],
+                "responses": {"200": {"description": "the run"}, "404": _json(_ERROR, "unknown")},
+            }
+        },
+        "/v1/handler-runs/{run_id}/retry": {
+            "post": {
+                "summary": "Run a finished handler run again from attempt 1",
+                "parameters": [_path_param("run_id")],
+                "responses": {
+                    "200": {"description": "queued again"},
+                    "404": _json(_ERROR, "unknown"),
+                    "409": _json(_ERROR, "still queued or running"),
                 },
             }
         },
