@@ -282,6 +282,7 @@ SPEC: dict[str, Any] = {
                     "400": _json(_ERROR, "unreadable body"),
                     "401": _json(_ERROR, "bad signature"),
                     "404": _json(_ERROR, "unknown token"),
+                    "409": _json(_ERROR, "the body names another task than its URL's"),
                     "413": _json(_ERROR, "body too large"),
                 },
             }
