@@ -13,7 +13,6 @@ import logging
 import secrets
 from dataclasses import replace
 from datetime import timedelta
-from functools import partial
 
 from service.errors import (
     ConfigurationError,
@@ -101,10 +100,12 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
 
 async def accept(services: Services, task_id: str, state: ProviderTaskState) -> str:
     """Record the provider's answer to a create (or a lookup that found the task)."""
-    planner = partial(
-        plan_provider_state, state=state, now=services.clock(), emitter=services.emitter
+    return await services.change_task(
+        task_id,
+        lambda t, v: plan_provider_state(
+            t, v, state, now=services.clock(), emitter=services.emitter
+        ),
     )
-    return await services.change_task(task_id, lambda t, v: planner(t, v))
 
 
 async def resume(services: Services, task: TaskRecord) -> str:

@@ -93,7 +93,8 @@ class Storage(ABC):
 
     @abstractmethod
     async def list_events(self, task_id: str) -> list[EventRecord]:
-        """Oldest first (timestamp, then insertion order)."""
+        """In the order they were written. Changes of one task are serialised by its version,
+        so this is the order of the task's story, whatever the clocks of several processes say."""
 
     @abstractmethod
     async def get_event(self, event_id: str) -> EventRecord | None: ...

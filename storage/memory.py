@@ -201,7 +201,7 @@ class MemoryStorage(Storage):
         async with self._lock:
             self._check_open()
             events = [e for e in self._events.values() if e.task_id == task_id]
-            return _out(sorted(events, key=lambda e: e.timestamp))  # stable: insertion order
+            return _out(events)  # insertion order: the order the changes were applied
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         async with self._lock:

@@ -158,7 +158,7 @@ class PostgresStorage(PostgresJobs):
     async def list_events(self, task_id: str) -> list[EventRecord]:
         async with self._connection() as conn:
             rows = await conn.fetch(
-                f"SELECT {sql.EVENTS} FROM events WHERE task_id = $1 ORDER BY timestamp, seq",
+                f"SELECT {sql.EVENTS} FROM events WHERE task_id = $1 ORDER BY seq",
                 task_id,
             )
         return [event_from_row(row) for row in rows]

@@ -278,7 +278,7 @@ class SQLiteStorage(Storage):
     async def list_events(self, task_id: str) -> list[EventRecord]:
         async with self._read() as conn:
             rows = await conn.execute_fetchall(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY timestamp, seq",
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY seq",
                 (task_id,),
             )
         return [event_from_row(row) for row in rows]

@@ -36,7 +36,6 @@ async def run_sync(services: Services, job: JobRecord) -> None:
     if task is None or task.status in FINAL:
         return
     state = await _query(services, task)
-    now = services.clock()
     if state is None:
         log.warning(
             "the provider does not know task %s",
@@ -44,12 +43,13 @@ async def run_sync(services: Services, job: JobRecord) -> None:
             extra={"action": "sync.unknown_task", "task_id": task.id},
         )
         # Counts as news: the task's next quiet spell starts now, and the deadline ends it.
-        await services.change_task(task_id, lambda t, v: _touched(t, now))
+        await services.change_task(task_id, lambda t, v: _touched(t, services.clock()))
     else:
+        # "now" is read inside the planner: a retried plan must not carry an older time.
         await services.change_task(
             task_id,
             lambda t, v: plan_provider_state(
-                t, v, state, now=now, emitter=services.emitter, confirmed=True
+                t, v, state, now=services.clock(), emitter=services.emitter, confirmed=True
             ),
         )
     if await _time_out_if_overdue(services, task_id):

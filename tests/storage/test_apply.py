@@ -100,14 +100,14 @@ async def test_videos_are_upserted_by_index(storage: Storage) -> None:
     assert videos[0] == done
 
 
-async def test_events_oldest_first_then_insertion_order(storage: Storage) -> None:
+async def test_events_of_one_change_keep_their_order(storage: Storage) -> None:
     task = await _stored(storage)
     late = make_event(task.id, timestamp=at(9))
     tie_a = make_event(task.id, timestamp=at(1))
     tie_b = make_event(task.id, timestamp=at(1))
     assert await storage.apply(TaskChange(task, events=[late, tie_a, tie_b]))
 
-    assert [e.id for e in await storage.list_events(task.id)] == [tie_a.id, tie_b.id, late.id]
+    assert [e.id for e in await storage.list_events(task.id)] == [late.id, tie_a.id, tie_b.id]
 
 
 async def test_concurrent_changes_of_one_version_only_one_wins(storage: Storage) -> None:
@@ -136,3 +136,19 @@ async def test_download_progress_is_recorded_without_a_version_bump(storage: Sto
     stored = await storage.get_task(task.id)
     assert stored is not None and stored.version == 1
     await storage.set_download_progress(task.id, 9, received=1, total=None)  # no such video
+
+
+async def test_events_are_listed_in_the_order_they_were_written(storage: Storage) -> None:
+    # Another process's clock may be behind: the story's order is the order of the changes.
+    task = make_task()
+    await storage.create_task(task)
+    first = make_event(task.id, type="task.processing", key="task.processing", timestamp=at(10))
+    assert await storage.apply(TaskChange(task=task, events=[first]))
+    stored = await storage.get_task(task.id)
+    assert stored is not None
+    later = make_event(task.id, type="task.succeeded", key="task.succeeded", timestamp=at(5))
+    assert await storage.apply(TaskChange(task=stored, events=[later]))
+    assert [e.type for e in await storage.list_events(task.id)] == [
+        "task.processing",
+        "task.succeeded",
+    ]
