@@ -101,10 +101,18 @@ class Worker:
         self._slot_freed.set()
 
     async def _wait_for_work(self) -> None:
+        """Sleep until there may be work: jobs enqueued by this process (``jobs_ready``) or by
+        any other one sharing the database (``wait_for_jobs``: LISTEN/NOTIFY on PostgreSQL, a
+        short poll on SQLite), a free slot, or the poll interval (leases that expire, retries
+        that fall due)."""
         ready = self._services.jobs_ready
         ready.clear()
         self._slot_freed.clear()
-        waiters = [asyncio.create_task(ready.wait()), asyncio.create_task(self._slot_freed.wait())]
+        waiters = [
+            asyncio.create_task(ready.wait()),
+            asyncio.create_task(self._slot_freed.wait()),
+            asyncio.create_task(self._services.storage.wait_for_jobs(self._poll_interval)),
+        ]
         try:
             await asyncio.wait(
                 waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
@@ -112,6 +120,8 @@ class Worker:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+            # collected, so that a wait that failed leaves no unretrieved exception behind
+            await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _execute(self, job: JobRecord) -> None:
         heartbeat = asyncio.create_task(self._keep_lease(job))

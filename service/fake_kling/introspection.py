@@ -12,11 +12,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from .media_http import ServedCounts, served_counts
 from .simulator import Simulator
 from .store import SimTask
 
 
-def describe(task: SimTask) -> dict[str, Any]:
+def describe(task: SimTask, served: dict[str, ServedCounts] | None = None) -> dict[str, Any]:
+    served = served or {}
     return {
         "task_id": task.task_id,
         "gateway_task_id": task.gateway_id,
@@ -28,7 +30,11 @@ def describe(task: SimTask) -> dict[str, Any]:
         "updated_at": task.updated_at,
         "scenario": asdict(task.scenario),
         "callback_url": task.callback_url,
-        "videos": [asdict(video) for video in task.videos],
+        # "served": how often the media route sent the video, whole (200) or a range (206)
+        "videos": [
+            {**asdict(video), "served": asdict(served.get(video.id, ServedCounts()))}
+            for video in task.videos
+        ],
         "callbacks": [
             {
                 "sent_at": record.sent_at_ms,
@@ -47,4 +53,6 @@ class IntrospectionEndpoint:
         self._simulator = simulator
 
     async def tasks(self, request: Request) -> Response:
-        return JSONResponse({"tasks": [describe(task) for task in self._simulator.store.all()]})
+        served = served_counts(self._simulator.media)
+        tasks = [describe(task, served) for task in self._simulator.store.all()]
+        return JSONResponse({"tasks": tasks})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,6 +13,23 @@ from .errors import KlingError
 from .media import MediaFile, MediaLibrary
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+@dataclass
+class ServedCounts:
+    """What the media route answered for one video: tests check "downloaded exactly once"."""
+
+    full: int = 0  # GET answered 200 with the whole file
+    partial: int = 0  # GET answered 206 with a range of it
+
+
+# per library (one per simulated account), without keeping a library alive
+_SERVED: WeakKeyDictionary[MediaLibrary, dict[str, ServedCounts]] = WeakKeyDictionary()
+
+
+def served_counts(library: MediaLibrary) -> dict[str, ServedCounts]:
+    """Video id → what was served of it, for ``/_sim/tasks``."""
+    return _SERVED.setdefault(library, {})
 
 
 class Unsatisfiable(Exception):
@@ -60,7 +79,8 @@ class MediaEndpoint:
         self._library = library
 
     async def serve(self, request: Request) -> Response:
-        media = self._library.get(request.path_params["video_id"])
+        video_id = request.path_params["video_id"]
+        media = self._library.get(video_id)
         if media is None:
             raise KlingError(1203, "video does not exist")
         headers = {
@@ -89,6 +109,12 @@ class MediaEndpoint:
         headers["Content-Length"] = str(len(body))
         if request.method == "HEAD":
             body = b""
+        else:
+            counts = served_counts(self._library).setdefault(video_id, ServedCounts())
+            if status == 200:
+                counts.full += 1
+            else:
+                counts.partial += 1
         return Response(body, status_code=status, headers=headers, media_type="video/mp4")
 
 
