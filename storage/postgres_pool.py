@@ -80,6 +80,9 @@ class PostgresConnection(Storage):
             await conn.fetchval("SELECT 1")
 
     async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
+        if self._pool is None:  # closed (or never opened): no listening connection to open
+            await asyncio.sleep(max(timeout, 0.0))
+            return
         await self._listener.wait(timeout)
 
     async def _connect(self) -> Any:

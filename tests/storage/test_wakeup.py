@@ -11,7 +11,7 @@ from storage import create_storage
 from storage.base import Storage
 from storage.records import TaskChange
 from tests.factories import at, make_job, make_notification, make_task
-from tests.storage.conftest import OpenAgain
+from tests.storage.conftest import Backend, OpenAgain
 from tests.storage.postgres_db import fresh_schema, needs_postgres, plain_url
 
 
@@ -115,3 +115,11 @@ async def test_postgresql_ignores_other_schemas_and_survives_a_lost_listener() -
         finally:
             await ours.close()
             await elsewhere.close()
+
+
+async def test_a_closed_storage_only_waits(backend: Backend) -> None:
+    store = backend.new()
+    await store.open()
+    await store.close()
+    assert 0.1 <= await _timed_wait(store, 0.15) < 2.0  # no error, nothing opened
+    await store.close()
