@@ -13,6 +13,11 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from storage.records import (
+    AttemptOutcome,
+    DeliveryAttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    EndpointEventRecord,
     EventRecord,
     JobRecord,
     NotificationRecord,
@@ -20,6 +25,7 @@ from storage.records import (
     TaskRecord,
     TaskStatus,
     VideoRecord,
+    WebhookEndpointRecord,
 )
 
 
@@ -181,3 +187,69 @@ class Storage(ABC):
         short poll; memory: this object's own writes). A spurious return is allowed, a missed
         one is only late by ``timeout``. Never raises for a lost connection: it waits instead.
         """
+
+    # -- outgoing webhooks -------------------------------------------------------------------
+    #
+    # ``apply`` fans each event it inserts out to the enabled endpoints whose filter takes it:
+    # one DeliveryRecord and one ``delivery`` job (dedupe key ``delivery:{event}:{endpoint}``)
+    # per pair, in the transaction that inserts the event, so no event is ever left undelivered.
+
+    @abstractmethod
+    async def create_endpoint(self, endpoint: WebhookEndpointRecord) -> None: ...
+
+    @abstractmethod
+    async def get_endpoint(self, endpoint_id: str) -> WebhookEndpointRecord | None: ...
+
+    @abstractmethod
+    async def list_endpoints(self) -> list[WebhookEndpointRecord]:
+        """Oldest first."""
+
+    @abstractmethod
+    async def update_endpoint(
+        self, endpoint: WebhookEndpointRecord, events: Sequence[EndpointEventRecord] = ()
+    ) -> bool:
+        """Write the endpoint if ``endpoint.version`` is still current (compare-and-set; the
+        stored and the given version then become ``version + 1``), with operator events;
+        False and nothing written otherwise."""
+
+    @abstractmethod
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        """Remove an endpoint with its deliveries, their attempts and its operator events;
+        False when there was none. Jobs of its deliveries find nothing left to do."""
+
+    @abstractmethod
+    async def list_endpoint_events(self, endpoint_id: str) -> list[EndpointEventRecord]:
+        """Oldest first."""
+
+    @abstractmethod
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
+
+    @abstractmethod
+    async def list_deliveries(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        task_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[DeliveryRecord]:
+        """Newest first (created_at, then id, descending); ``before`` is the keyset cursor."""
+
+    @abstractmethod
+    async def list_delivery_attempts(
+        self, delivery_ids: Collection[str]
+    ) -> list[DeliveryAttemptRecord]:
+        """The attempts of these deliveries, oldest first."""
+
+    @abstractmethod
+    async def record_delivery_attempt(self, outcome: AttemptOutcome) -> bool:
+        """Store an attempt, the delivery's new state and the endpoint's health in one
+        transaction. Answers True when this call disabled the endpoint (``outcome.disable``
+        and it was still enabled: the operator event is then stored too)."""
+
+    @abstractmethod
+    async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
+        """Make a finished (failed or succeeded) delivery pending again, due now, its schedule
+        from the start, and queue its job again, in one transaction. None when the delivery
+        or its job is not finished (or does not exist): nothing is written."""

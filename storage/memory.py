@@ -17,7 +17,11 @@ from typing import TypeVar
 
 from service.errors import Conflict, StorageError
 from storage.base import Storage
+from storage.memory_webhooks import MemoryWebhooks
 from storage.records import (
+    DeliveryAttemptRecord,
+    DeliveryRecord,
+    EndpointEventRecord,
     EventRecord,
     JobRecord,
     JobStatus,
@@ -26,6 +30,7 @@ from storage.records import (
     TaskRecord,
     TaskStatus,
     VideoRecord,
+    WebhookEndpointRecord,
 )
 
 _R = TypeVar("_R")
@@ -56,7 +61,7 @@ def _out(records: Iterable[_R]) -> list[_R]:
     return [copy.deepcopy(record) for record in records]
 
 
-class MemoryStorage(Storage):
+class MemoryStorage(MemoryWebhooks, Storage):
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._open = False
@@ -68,6 +73,11 @@ class MemoryStorage(Storage):
         self._jobs: dict[str, JobRecord] = {}
         # set whenever jobs are inserted or queued due now; cleared by the waiter it wakes
         self._jobs_added = asyncio.Event()
+        # outgoing webhooks (insertion order: oldest first)
+        self._endpoints: dict[str, WebhookEndpointRecord] = {}
+        self._endpoint_events: dict[str, EndpointEventRecord] = {}
+        self._deliveries: dict[str, DeliveryRecord] = {}
+        self._attempts: list[DeliveryAttemptRecord] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -159,6 +169,7 @@ class MemoryStorage(Storage):
                 k: n for k, n in self._notifications.items() if n.task_id != task_id
             }
             self._jobs = {k: j for k, j in self._jobs.items() if j.task_id != task_id}
+            self._forget_deliveries(lambda d: d.task_id == task_id)
 
     async def apply(self, change: TaskChange) -> bool:
         async with self._lock:
@@ -178,13 +189,16 @@ class MemoryStorage(Storage):
             videos = [_stored(v) for v in change.videos]
             self._check_task_refs((v.task_id for v in videos), extra_task_ids={task.id})
             events = self._events_to_insert(change.events, extra_task_ids={task.id})
-            jobs = self._jobs_to_insert(change.jobs, extra_task_ids={task.id})
+            deliveries, delivery_jobs = self._fan_out(events)
+            jobs = self._jobs_to_insert([*change.jobs, *delivery_jobs], extra_task_ids={task.id})
             # everything is valid: write it all
             self._tasks[task.id] = task
             for video in videos:
                 self._videos[(video.task_id, video.index)] = video
             for event in events:
                 self._events[event.id] = event
+            for delivery in deliveries:
+                self._deliveries[delivery.id] = delivery
             self._insert_jobs(jobs)
             change.task.version = task.version
             return True

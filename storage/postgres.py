@@ -33,6 +33,7 @@ from storage.postgres_rows import (
     video_args,
     video_from_row,
 )
+from storage.postgres_webhooks import PostgresWebhooks
 from storage.records import (
     EventRecord,
     JobRecord,
@@ -44,7 +45,7 @@ from storage.records import (
 )
 
 
-class PostgresStorage(PostgresJobs):
+class PostgresStorage(PostgresWebhooks, PostgresJobs):
     """Tasks, videos, events and the callback inbox; the queue and the pool are inherited."""
 
     # -- tasks -------------------------------------------------------------------------------
@@ -126,6 +127,7 @@ class PostgresStorage(PostgresJobs):
                 if events:
                     await conn.executemany(sql.INSERT_EVENT, events)
                 await self._insert_jobs(conn, change.jobs)
+                await self._fan_out(conn, change.events)
         except Conflict as exc:
             ext = change.task.external_task_id
             raise Conflict(f"external_task_id {ext!r} already exists") from exc

@@ -120,3 +120,124 @@ class TaskChange:
     # an event whose (task_id, key) is already there is skipped
     events: list[EventRecord] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)  # a dedupe_key already there is skipped
+
+
+# -- outgoing webhooks -----------------------------------------------------------------------
+#
+# An endpoint's secret is stored as it is (``whsec_`` + base64): an HMAC can only be computed
+# with the key itself, so, unlike callback tokens, it cannot be kept as a hash. Whoever can read
+# the database can sign as omnihook; protect it like the secrets themselves. Secrets are kept out
+# of ``repr`` and logs, and shown to people once (at creation and on rotation).
+
+DELIVERY_JOB_KIND = "delivery"  # the job that makes a delivery's attempts (service.jobs.kinds)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # attempts are still to be made
+    SUCCEEDED = "succeeded"  # a 2xx answer
+    FAILED = "failed"  # given up (schedule exhausted, 410, endpoint disabled); retry by hand
+
+
+@dataclass
+class WebhookEndpointRecord:
+    id: str  # wh_...
+    url: str
+    description: str
+    events: list[str]  # ["*"] or event types
+    enabled: bool
+    secret: str = field(repr=False)  # whsec_...; signs every delivery
+    created_at: datetime
+    updated_at: datetime
+    disabled_reason: str | None = None
+    # during a rotation the replaced secret signs too, until previous_secret_expires_at
+    previous_secret: str | None = field(default=None, repr=False)
+    previous_secret_expires_at: datetime | None = None
+    failing_since: datetime | None = None  # first failed attempt since the last success
+    version: int = 0  # bumped by every write (compare-and-set of update_endpoint)
+
+    def wants(self, event_type: str) -> bool:
+        return "*" in self.events or event_type in self.events
+
+
+@dataclass
+class EndpointEventRecord:
+    """Something that happened to an endpoint itself, for its operator (``webhook.disabled``...)."""
+
+    id: str  # wev_...
+    endpoint_id: str
+    type: str
+    timestamp: datetime
+    message: str
+
+
+@dataclass
+class DeliveryRecord:
+    """One event for one endpoint: created with the event, then attempted until done."""
+
+    id: str  # dlv_...
+    event_id: str
+    event_type: str
+    endpoint_id: str
+    task_id: str
+    job_id: str  # the durable job that makes the attempts
+    created_at: datetime
+    updated_at: datetime
+    status: DeliveryStatus = DeliveryStatus.PENDING
+    attempts: int = 0  # every attempt ever made
+    round_attempts: int = 0  # attempts since creation or the last retry by hand (the schedule)
+    last_status_code: int | None = None
+    last_error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+@dataclass
+class DeliveryAttemptRecord:
+    delivery_id: str
+    attempted_at: datetime
+    duration_ms: int
+    status_code: int | None = None  # None: no answer (refused, timeout, reset)
+    error: str | None = None  # None for a success
+    response_body: str = ""  # the first bytes of the answer, decoded leniently
+    response_truncated: bool = False
+
+
+@dataclass
+class AttemptOutcome:
+    """What one attempt changes, written in one transaction by ``record_delivery_attempt``."""
+
+    attempt: DeliveryAttemptRecord
+    delivery: DeliveryRecord  # its new state
+    # the endpoint's health: a success clears failing_since, a failure sets it unless set
+    endpoint_failing: bool
+    # when set: disable the endpoint (if still enabled), recording this operator event
+    disable: EndpointEventRecord | None = None
+
+
+def new_delivery(
+    event: EventRecord, endpoint_id: str, *, delivery_id: str, job_id: str
+) -> tuple[DeliveryRecord, JobRecord]:
+    """The delivery of ``event`` to an endpoint, and the job that makes it (due at once; a
+    second one for the same pair is skipped by its dedupe key)."""
+    now = event.timestamp
+    delivery = DeliveryRecord(
+        id=delivery_id,
+        event_id=event.id,
+        event_type=event.type,
+        endpoint_id=endpoint_id,
+        task_id=event.task_id,
+        job_id=job_id,
+        created_at=now,
+        updated_at=now,
+        next_attempt_at=now,
+    )
+    job = JobRecord(
+        id=job_id,
+        kind=DELIVERY_JOB_KIND,
+        payload={"delivery_id": delivery_id, "endpoint_id": endpoint_id, "event_id": event.id},
+        run_at=now,
+        created_at=now,
+        updated_at=now,
+        task_id=event.task_id,
+        dedupe_key=f"delivery:{event.id}:{endpoint_id}",
+    )
+    return delivery, job

@@ -51,6 +51,7 @@ from storage.sqlite_rows import (
     video_params,
 )
 from storage.sqlite_wakeup import SQLiteWakeup
+from storage.sqlite_webhooks import SQLiteWebhooks
 
 _INSERT_JOB = (
     f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
@@ -87,7 +88,7 @@ _R = TypeVar("_R")
 _HELD = "id = :id AND status = 'running' AND lease_token = :token"  # fencing
 
 
-class SQLiteStorage(Storage):
+class SQLiteStorage(SQLiteWebhooks, Storage):
     def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
@@ -257,11 +258,12 @@ class SQLiteStorage(Storage):
                 await conn.executemany(_UPSERT_VIDEO, videos)
                 await conn.executemany(_INSERT_EVENT, events)
                 await conn.executemany(_INSERT_JOB, jobs)
+                delivering = await self._fan_out(conn, change.events)
         except Conflict as exc:
             ext = change.task.external_task_id
             raise Conflict(f"external_task_id {ext!r} already exists") from exc
         change.task.version += 1
-        if jobs:
+        if jobs or delivering:
             self._wakeup.jobs_added()
         return True
 

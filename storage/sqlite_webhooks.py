@@ -1,0 +1,281 @@
+"""Outgoing webhooks in the SQLite backend: endpoints, deliveries and their attempts.
+
+A mixin of :class:`storage.sqlite.SQLiteStorage`, on its connection and transactions. The
+fan-out of new events (:meth:`SQLiteWebhooks._fan_out`) runs inside ``apply``'s transaction:
+the endpoints that want an event are found in SQL (``json_each`` over their filter), and each
+gets a delivery row and a ``delivery`` job in that same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from service.ids import new_id
+from storage.records import (
+    AttemptOutcome,
+    DeliveryAttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    EndpointEventRecord,
+    EventRecord,
+    WebhookEndpointRecord,
+    new_delivery,
+)
+from storage.sqlite_rows import JOB_COLUMNS, encode_time, job_params, placeholders
+from storage.sqlite_wakeup import SQLiteWakeup
+from storage.sqlite_webhooks_rows import (
+    ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
+    ENDPOINT_EVENT_COLUMNS,
+    attempt_from_row,
+    attempt_params,
+    delivery_from_row,
+    delivery_params,
+    endpoint_event_from_row,
+    endpoint_event_params,
+    endpoint_from_row,
+    endpoint_params,
+)
+
+# the enabled endpoints whose filter takes the event, if the event was inserted (an event whose
+# key was already there is skipped by apply, and so is its fan-out)
+_WANTING = (
+    "SELECT w.id FROM webhook_endpoints AS w "
+    "WHERE w.enabled = 1 AND EXISTS (SELECT 1 FROM events WHERE id = :event_id) "
+    "AND EXISTS (SELECT 1 FROM json_each(w.events) WHERE value IN ('*', :type)) "
+    "ORDER BY w.seq"
+)
+_INSERT_DELIVERY = (
+    f"INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) "
+    f"VALUES ({placeholders(DELIVERY_COLUMNS)}) ON CONFLICT (event_id, endpoint_id) DO NOTHING"
+)
+_INSERT_JOB = (
+    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
+    "ON CONFLICT (dedupe_key) DO NOTHING"
+)
+_INSERT_ENDPOINT_EVENT = (
+    f"INSERT INTO webhook_endpoint_events ({ENDPOINT_EVENT_COLUMNS}) "
+    f"VALUES ({placeholders(ENDPOINT_EVENT_COLUMNS)})"
+)
+_UPDATE_ENDPOINT = (
+    "UPDATE webhook_endpoints SET "
+    + ", ".join(
+        f"{c} = :{c}"
+        for c in (n.strip() for n in ENDPOINT_COLUMNS.split(","))
+        if c not in ("id", "version")
+    )
+    + ", version = version + 1 WHERE id = :id AND version = :version"
+)
+_UPDATE_DELIVERY = (
+    "UPDATE webhook_deliveries SET status = :status, attempts = :attempts, "
+    "round_attempts = :round_attempts, last_status_code = :last_status_code, "
+    "last_error = :last_error, next_attempt_at = :next_attempt_at, updated_at = :updated_at "
+    "WHERE id = :id"
+)
+
+
+class SQLiteWebhooks:
+    _wakeup: SQLiteWakeup
+
+    def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    def _write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    async def _fan_out(self, conn: aiosqlite.Connection, events: Sequence[EventRecord]) -> bool:
+        """Inside apply's transaction: deliveries and jobs for the events it inserted.
+        Answers whether any job was added."""
+        added = False
+        for event in events:
+            rows = await conn.execute_fetchall(_WANTING, {"event_id": event.id, "type": event.type})
+            made = [
+                new_delivery(event, row[0], delivery_id=new_id("dlv"), job_id=new_id("job"))
+                for row in rows
+            ]
+            if made:
+                await conn.executemany(_INSERT_DELIVERY, [delivery_params(d) for d, _ in made])
+                await conn.executemany(_INSERT_JOB, [job_params(j) for _, j in made])
+                added = True
+        return added
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    async def create_endpoint(self, endpoint: WebhookEndpointRecord) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                f"INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) "
+                f"VALUES ({placeholders(ENDPOINT_COLUMNS)})",
+                endpoint_params(endpoint),
+            )
+
+    async def get_endpoint(self, endpoint_id: str) -> WebhookEndpointRecord | None:
+        async with self._read() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?",
+                    (endpoint_id,),
+                )
+            )
+        return endpoint_from_row(rows[0]) if rows else None
+
+    async def list_endpoints(self) -> list[WebhookEndpointRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY seq"
+            )
+        return [endpoint_from_row(row) for row in rows]
+
+    async def update_endpoint(
+        self, endpoint: WebhookEndpointRecord, events: Sequence[EndpointEventRecord] = ()
+    ) -> bool:
+        params = endpoint_params(endpoint)
+        event_rows = [endpoint_event_params(event) for event in events]
+        async with self._write() as conn:
+            async with conn.execute(_UPDATE_ENDPOINT, params) as cursor:
+                if cursor.rowcount != 1:
+                    return False
+            await conn.executemany(_INSERT_ENDPOINT_EVENT, event_rows)
+        endpoint.version += 1
+        return True
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        # deliveries, their attempts and the operator events go with it (ON DELETE CASCADE)
+        async with (
+            self._write() as conn,
+            conn.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)) as cursor,
+        ):
+            return cursor.rowcount == 1
+
+    async def list_endpoint_events(self, endpoint_id: str) -> list[EndpointEventRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {ENDPOINT_EVENT_COLUMNS} FROM webhook_endpoint_events "
+                "WHERE endpoint_id = ? ORDER BY seq",
+                (endpoint_id,),
+            )
+        return [endpoint_event_from_row(row) for row in rows]
+
+    # -- deliveries --------------------------------------------------------------------------
+
+    async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
+        async with self._read() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?",
+                    (delivery_id,),
+                )
+            )
+        return delivery_from_row(rows[0]) if rows else None
+
+    async def list_deliveries(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        task_id: str | None = None,
+        status: DeliveryStatus | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> list[DeliveryRecord]:
+        where = ["1"]
+        params: dict[str, Any] = {"limit": max(limit, 0)}
+        for column, value in (("endpoint_id", endpoint_id), ("task_id", task_id)):
+            if value is not None:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if status is not None:
+            where.append("status = :status")
+            params["status"] = str(status)
+        if before is not None:
+            where.append("(created_at, id) < (:before_at, :before_id)")
+            params["before_at"], params["before_id"] = encode_time(before[0]), before[1]
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
+                "ORDER BY created_at DESC, id DESC LIMIT :limit",
+                params,
+            )
+        return [delivery_from_row(row) for row in rows]
+
+    async def list_delivery_attempts(
+        self, delivery_ids: Collection[str]
+    ) -> list[DeliveryAttemptRecord]:
+        names = {f"d{i}": delivery_id for i, delivery_id in enumerate(delivery_ids)}
+        if not names:
+            return []
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts "
+                f"WHERE delivery_id IN ({', '.join(':' + name for name in names)}) ORDER BY seq",
+                names,
+            )
+        return [attempt_from_row(row) for row in rows]
+
+    async def record_delivery_attempt(self, outcome: AttemptOutcome) -> bool:
+        delivery = delivery_params(outcome.delivery)
+        attempt = attempt_params(outcome.attempt)
+        at = encode_time(outcome.attempt.attempted_at)
+        endpoint_id = outcome.delivery.endpoint_id
+        async with self._write() as conn:
+            async with conn.execute(_UPDATE_DELIVERY, delivery) as cursor:
+                if cursor.rowcount != 1:
+                    return False  # deleted with its endpoint meanwhile: nothing left to record
+            await conn.execute(
+                f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) "
+                f"VALUES ({placeholders(ATTEMPT_COLUMNS)})",
+                attempt,
+            )
+            if outcome.endpoint_failing:
+                health = "failing_since = :at WHERE id = :id AND failing_since IS NULL"
+            else:
+                health = "failing_since = NULL WHERE id = :id AND failing_since IS NOT NULL"
+            await conn.execute(
+                f"UPDATE webhook_endpoints SET version = version + 1, {health}",
+                {"id": endpoint_id, "at": at},
+            )
+            disable = outcome.disable
+            if disable is None:
+                return False
+            async with conn.execute(
+                "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = :reason, "
+                "updated_at = :at, version = version + 1 WHERE id = :id AND enabled = 1",
+                {"id": endpoint_id, "reason": disable.message, "at": at},
+            ) as cursor:
+                if cursor.rowcount != 1:
+                    return False  # disabled already (by hand, or by another attempt)
+            await conn.execute(_INSERT_ENDPOINT_EVENT, endpoint_event_params(disable))
+            return True
+
+    async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
+        stamp = encode_time(now)
+        async with self._write() as conn:
+            rows = list(
+                await conn.execute_fetchall(
+                    "SELECT job_id FROM webhook_deliveries WHERE id = ? AND status != 'pending'",
+                    (delivery_id,),
+                )
+            )
+            if not rows:
+                return None
+            # as requeue_job: lease_token is kept, it must only ever grow
+            async with conn.execute(
+                "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
+                "lease_expires_at = NULL, updated_at = :now "
+                "WHERE id = :job_id AND status IN ('succeeded', 'failed')",
+                {"job_id": rows[0][0], "now": stamp},
+            ) as cursor:
+                if cursor.rowcount != 1:
+                    return None  # its job is still running: the outcome is being recorded
+            await conn.execute(
+                "UPDATE webhook_deliveries SET status = 'pending', round_attempts = 0, "
+                "next_attempt_at = :now, updated_at = :now WHERE id = :id",
+                {"id": delivery_id, "now": stamp},
+            )
+        self._wakeup.jobs_added()
+        return await self.get_delivery(delivery_id)
