@@ -11,9 +11,11 @@ migrations in :mod:`storage.sqlite_schema`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -86,6 +88,19 @@ _DUE = (
 _R = TypeVar("_R")
 
 _HELD = "id = :id AND status = 'running' AND lease_token = :token"  # fencing
+_INSERT_NOTIFICATION = (
+    f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) "
+    f"VALUES ({placeholders(NOTIFICATION_COLUMNS)})"
+)
+
+
+@dataclass
+class _Pending:
+    """A notification waiting for the group commit, and its caller's future."""
+
+    notification: dict[str, Any]
+    job: dict[str, Any]
+    done: asyncio.Future[None]
 
 
 class SQLiteStorage(SQLiteWebhooks, Storage):
@@ -95,6 +110,8 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._wakeup = SQLiteWakeup(self._data_version)
+        self._inbox: list[_Pending] = []  # notifications waiting for the next group commit
+        self._inbox_writer: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
@@ -120,6 +137,11 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
             self._conn = conn
 
     async def close(self) -> None:
+        writer = self._inbox_writer
+        if writer is not None and not writer.done():
+            # notifications already acknowledged-to-be are written before the connection goes
+            with contextlib.suppress(Exception):
+                await writer
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -295,16 +317,48 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
     # -- the callback inbox ------------------------------------------------------------------
 
     async def record_notification(self, notification: NotificationRecord, job: JobRecord) -> None:
-        params = notification_params(notification)
-        job_row = job_params(job)
-        async with self._write() as conn:
-            await conn.execute(
-                f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) "
-                f"VALUES ({placeholders(NOTIFICATION_COLUMNS)})",
-                params,
-            )
-            await conn.execute(_INSERT_JOB, job_row)
+        """Written together with the notifications of concurrent callers (group commit): one
+        transaction, so one ``fsync``, for all that arrived while the previous one committed.
+        Each caller returns once its own notification is durable, or gets its own error."""
+        pending = _Pending(
+            notification_params(notification),
+            job_params(job),
+            asyncio.get_running_loop().create_future(),
+        )
+        self._inbox.append(pending)
+        if self._inbox_writer is None or self._inbox_writer.done():
+            # A task of its own: a caller that is cancelled must not strand the others.
+            self._inbox_writer = asyncio.create_task(self._write_inbox())
+        await pending.done
+
+    async def _write_inbox(self) -> None:
+        while self._inbox:
+            batch, self._inbox = self._inbox, []
+            try:
+                await self._insert_notifications(batch)
+            except (StorageError, Conflict):
+                # One bad row (a task deleted meanwhile) must not fail its neighbours.
+                for pending in batch:
+                    await self._insert_notifications([pending])
+            except BaseException as exc:
+                for pending in batch:
+                    if not pending.done.done():
+                        pending.done.set_exception(StorageError(f"SQLite write failed: {exc}"))
+                raise
+
+    async def _insert_notifications(self, batch: list[_Pending]) -> None:
+        try:
+            async with self._write() as conn:
+                await conn.executemany(_INSERT_NOTIFICATION, [p.notification for p in batch])
+                await conn.executemany(_INSERT_JOB, [p.job for p in batch])
+        except (StorageError, Conflict) as exc:
+            if len(batch) == 1:
+                batch[0].done.set_exception(exc)
+                return
+            raise
         self._wakeup.jobs_added()
+        for pending in batch:
+            pending.done.set_result(None)
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
         async with self._read() as conn:

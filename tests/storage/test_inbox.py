@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from service.errors import StorageError
@@ -70,3 +72,19 @@ async def test_set_notification_outcome(storage: Storage, task: TaskRecord) -> N
     assert stored.outcome == "status: processing -> succeeded"
     await storage.set_notification_outcome("ntf_missing", "x")  # gone with its task: no error
     assert await storage.get_notification("ntf_missing") is None
+
+
+async def test_concurrent_notifications_are_all_stored_and_one_bad_fails_alone(
+    storage: Storage, task: TaskRecord
+) -> None:
+    good = [make_notification(task.id) for _ in range(20)]
+    orphan = make_notification("task_gone")  # its task does not exist
+    calls = [storage.record_notification(n, make_job(task_id=task.id)) for n in good]
+    calls.insert(7, storage.record_notification(orphan, make_job()))
+
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+
+    assert [type(o).__name__ for o in outcomes].count("NoneType") == 20
+    assert isinstance(outcomes[7], StorageError)
+    assert {n.id for n in await storage.list_notifications(task.id)} == {n.id for n in good}
+    assert await storage.get_notification(orphan.id) is None
