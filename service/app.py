@@ -26,6 +26,7 @@ from service.api import (
     notifications,
     openapi,
     tasks,
+    webhooks,
 )
 from service.api.access import ApiAccessMiddleware
 from service.api.errors import EXCEPTION_HANDLERS
@@ -63,6 +64,15 @@ ROUTES = [
     Route("/v1/handler-runs", handler_runs.list_handler_runs, methods=["GET"]),
     Route("/v1/handler-runs/{run_id}", handler_runs.get_run, methods=["GET"]),
     Route("/v1/handler-runs/{run_id}/retry", handler_runs.retry_run, methods=["POST"]),
+    Route("/v1/webhooks", webhooks.create_webhook, methods=["POST"]),
+    Route("/v1/webhooks", webhooks.list_webhooks, methods=["GET"]),
+    Route("/v1/webhooks/{webhook_id}", webhooks.get_webhook, methods=["GET"]),
+    Route("/v1/webhooks/{webhook_id}", webhooks.patch_webhook, methods=["PATCH"]),
+    Route("/v1/webhooks/{webhook_id}", webhooks.delete_webhook, methods=["DELETE"]),
+    Route("/v1/webhooks/{webhook_id}/deliveries", webhooks.webhook_deliveries, methods=["GET"]),
+    Route("/v1/deliveries/{delivery_id}", webhooks.get_delivery, methods=["GET"]),
+    Route("/v1/deliveries/{delivery_id}/retry", webhooks.retry_delivery, methods=["POST"]),
+    Route("/metrics/webhooks", webhooks.webhook_metrics, methods=["GET"]),
 ]
 
 

@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     # reconcile_batch quiet tasks.
     task_deadline: float = Field(default=86400.0, gt=0)
     reconcile_batch: int = Field(default=50, ge=1)
+    # Outgoing webhooks (issue 7): the time one delivery attempt may take (connecting, waiting
+    # for the answer and reading it, together), attempts in flight per endpoint and worker
+    # process (fewer while it fails), how long an endpoint may fail without one success before
+    # it is disabled, and how long a replaced secret still signs after a rotation.
+    webhook_timeout: float = Field(default=15.0, gt=0)
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1)
+    webhook_disable_after: float = Field(default=5 * 86400.0, gt=0)
+    webhook_secret_overlap: float = Field(default=86400.0, ge=0)
 
     @field_validator("public_url", "kling_base_url")
     @classmethod

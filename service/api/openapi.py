@@ -315,5 +315,211 @@ SPEC: dict[str, Any] = {
 }
 
 
+# -- outgoing webhooks -----------------------------------------------------------------------
+
+_WEBHOOK = {"$ref": "#/components/schemas/WebhookEndpoint"}
+_DELIVERY = {"$ref": "#/components/schemas/Delivery"}
+_EVENT_TYPES = [
+    "*",
+    "task.submitted",
+    "task.processing",
+    "task.succeeded",
+    "task.failed",
+    "video.downloaded",
+    "video.download_failed",
+    "task.completed",
+    "task.timed_out",
+]
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+SPEC["components"]["schemas"].update(
+    {
+        "WebhookEndpoint": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "url": {"type": "string"},
+                "description": {"type": "string"},
+                "events": {"type": "array", "items": {"enum": _EVENT_TYPES}},
+                "enabled": {"type": "boolean"},
+                "disabled_reason": {"type": ["string", "null"]},
+                "failing_since": _TIME,
+                "previous_secret_expires_at": _TIME,
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "secret": {
+                    "type": "string",
+                    "description": "whsec_...: only in the answers that create or rotate it",
+                },
+                "operator_events": {
+                    "type": "array",
+                    "description": "GET /v1/webhooks/{id} only: webhook.disabled, "
+                    "webhook.enabled, webhook.secret_rotated",
+                    "items": {"type": "object"},
+                },
+            },
+        },
+        "Delivery": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "event_id": {"type": "string", "description": "also its webhook-id"},
+                "event_type": {"type": "string"},
+                "endpoint_id": {"type": "string"},
+                "task_id": {"type": "string"},
+                "status": {"enum": ["pending", "succeeded", "failed"]},
+                "attempts": {"type": "integer"},
+                "last_status_code": {"type": ["integer", "null"]},
+                "last_error": {"type": ["string", "null"]},
+                "next_attempt_at": _TIME,
+                "created_at": {"type": "string", "format": "date-time"},
+                "updated_at": {"type": "string", "format": "date-time"},
+                "attempt_log": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "attempted_at": {"type": "string", "format": "date-time"},
+                            "status_code": {"type": ["integer", "null"]},
+                            "duration_ms": {"type": "integer"},
+                            "error": {"type": ["string", "null"]},
+                            "response_body": {"type": "string"},
+                            "response_truncated": {"type": "boolean"},
+                        },
+                    },
+                },
+            },
+        },
+    }
+)
+
+SPEC["paths"].update(
+    {
+        "/v1/webhooks": {
+            "post": {
+                "summary": "Register an endpoint; the answer holds its secret (shown once)",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["url"],
+                                "properties": {
+                                    "url": {"type": "string"},
+                                    "events": {
+                                        "type": "array",
+                                        "items": {"enum": _EVENT_TYPES},
+                                        "default": ["*"],
+                                    },
+                                    "description": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json(_WEBHOOK, "created, with its secret"),
+                    "422": _json(_ERROR, "invalid: a field, or a refused destination and why"),
+                },
+            },
+            "get": {
+                "summary": "Every endpoint (no secrets)",
+                "responses": {"200": {"description": '{"webhooks": [...]}'}},
+            },
+        },
+        "/v1/webhooks/{webhook_id}": {
+            "get": {
+                "summary": "One endpoint and its operator events",
+                "parameters": [_path_param("webhook_id")],
+                "responses": {"200": _json(_WEBHOOK, "the endpoint"), "404": _json(_ERROR, "")},
+            },
+            "patch": {
+                "summary": "Change url, events or description; enable or disable; rotate the "
+                'secret ({"rotate_secret": true}: the answer holds the new one)',
+                "parameters": [_path_param("webhook_id")],
+                "requestBody": {
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "url": {"type": "string"},
+                                    "events": {"type": "array", "items": {"enum": _EVENT_TYPES}},
+                                    "description": {"type": "string"},
+                                    "enabled": {"type": "boolean"},
+                                    "rotate_secret": {"type": "boolean"},
+                                },
+                            }
+                        }
+                    }
+                },
+                "responses": {
+                    "200": _json(_WEBHOOK, "the endpoint as changed"),
+                    "404": _json(_ERROR, "unknown"),
+                    "422": _json(_ERROR, "invalid"),
+                },
+            },
+            "delete": {
+                "summary": "Remove an endpoint with its deliveries",
+                "parameters": [_path_param("webhook_id")],
+                "responses": {"204": {"description": "removed"}, "404": _json(_ERROR, "")},
+            },
+        },
+        "/v1/webhooks/{webhook_id}/deliveries": {
+            "get": {
+                "summary": "The endpoint's deliveries, newest first, each with its attempts "
+                "(time, status code, duration, error, truncated answer)",
+                "parameters": [
+                    _path_param("webhook_id"),
+                    {"name": "status", "in": "query", "schema": {"type": "string"}},
+                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "deliveries": {"type": "array", "items": _DELIVERY},
+                                "next_cursor": {"type": ["string", "null"]},
+                            },
+                        },
+                        "a page of deliveries",
+                    ),
+                    "404": _json(_ERROR, "unknown endpoint"),
+                },
+            }
+        },
+        "/v1/deliveries/{delivery_id}": {
+            "get": {
+                "summary": "One delivery with its attempts",
+                "parameters": [_path_param("delivery_id")],
+                "responses": {"200": _json(_DELIVERY, "the delivery"), "404": _json(_ERROR, "")},
+            }
+        },
+        "/v1/deliveries/{delivery_id}/retry": {
+            "post": {
+                "summary": "Deliver a finished delivery again (same webhook-id), its retry "
+                "schedule from the start",
+                "parameters": [_path_param("delivery_id")],
+                "responses": {
+                    "202": _json(_DELIVERY, "pending again"),
+                    "404": _json(_ERROR, "unknown"),
+                    "409": _json(_ERROR, "still pending"),
+                },
+            }
+        },
+        "/metrics/webhooks": {
+            "get": {
+                "summary": "Prometheus metrics of the deliveries this process made",
+                "security": [],
+                "responses": {"200": {"description": "text exposition"}},
+            }
+        },
+    }
+)
+
+
 async def openapi_json(request: Request) -> Response:
     return JSONResponse(SPEC)

@@ -6,15 +6,16 @@ from datetime import datetime
 from typing import Any
 
 from service.ids import new_id
-from storage.records import JobRecord
+from storage.records import DELIVERY_JOB_KIND, JobRecord
 
 INBOX = "inbox"  # read one stored notification and apply it
 SUBMIT = "submit"  # finish a submission whose create answer was lost
 SYNC = "sync"  # ask the provider where a task stands and apply the answer
 DOWNLOAD = "download"  # fetch one video into the media directory
 HANDLER = "handler"  # run one handler plugin on one event
+DELIVERY = DELIVERY_JOB_KIND  # attempt one outgoing webhook delivery (made by Storage.apply)
 
-ALL_KINDS = (INBOX, SUBMIT, SYNC, DOWNLOAD, HANDLER)
+ALL_KINDS = (INBOX, SUBMIT, SYNC, DOWNLOAD, HANDLER, DELIVERY)
 
 
 def new_job(

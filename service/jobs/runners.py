@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from service.jobs import kinds
+from service.jobs.deliveries import delivery_schedule, run_delivery
 from service.jobs.downloads import download_given_up, run_download
 from service.jobs.handler_runs import handler_schedule, run_handler_job
 from service.jobs.inbox import run_inbox
@@ -38,4 +39,5 @@ RUNNERS: dict[str, JobRunner] = {
         run_download, lambda services, job: services.settings.download_retry, download_given_up
     ),
     kinds.HANDLER: JobRunner(run_handler_job, handler_schedule),
+    kinds.DELIVERY: JobRunner(run_delivery, delivery_schedule),
 }

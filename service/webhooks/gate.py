@@ -1,0 +1,114 @@
+"""Per-endpoint concurrency in one worker process: no endpoint holds up the others.
+
+A worker has a fixed number of slots. Without a limit, a burst of deliveries to one endpoint
+that never answers would take every slot for the length of a timeout, and every other endpoint
+(and every other kind of job) would wait behind it: head-of-line blocking. The gate lets at
+most ``limit`` attempts per endpoint run at once (``OMNIHOOK_WEBHOOK_ENDPOINT_CONCURRENCY``; one
+while the endpoint is failing, like a half-open circuit breaker). A delivery job that finds
+its endpoint full does not wait for it in a worker slot, except briefly when the endpoint
+answers fast: it is handed back to the queue until the endpoint's estimated next free turn.
+Turns are handed out one after the other (fair queueing at the endpoint's observed pace), so a
+backlog for a slow endpoint comes back spread out, behind the deliveries of the other endpoints,
+instead of all at once.
+
+Times here are the process's monotonic clock: they measure real attempts, never the (possibly
+simulated) clock of the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+# how long a job may wait in its worker slot for a fast endpoint to free one of its own
+PATIENCE = 0.25
+MIN_TURN = 0.05  # seconds: the shortest hand-back
+_SMOOTHING = 0.3  # weight of the newest attempt in the moving average of durations
+
+
+@dataclass
+class _Endpoint:
+    in_flight: dict[int, float] = field(default_factory=dict)  # attempt → its start
+    average: float | None = None  # seconds an attempt takes, smoothed
+    next_turn: float = 0.0
+    freed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class EndpointGate:
+    def __init__(self, *, timeout: float) -> None:
+        self._timeout = timeout
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._counter = 0
+
+    def in_flight(self, endpoint_id: str) -> int:
+        state = self._endpoints.get(endpoint_id)
+        return 0 if state is None else len(state.in_flight)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, endpoint_id: str, limit: int) -> AsyncIterator[bool]:
+        """``async with gate.slot(id, limit) as entered``: ``entered`` is False when the
+        endpoint stayed full (hand the job back, see :meth:`turn_delay`)."""
+        state = self._endpoints.setdefault(endpoint_id, _Endpoint())
+        if not await self._wait_for_room(state, limit):
+            yield False
+            return
+        self._counter += 1
+        attempt = self._counter
+        started = time.monotonic()
+        state.in_flight[attempt] = started
+        try:
+            yield True
+        finally:
+            del state.in_flight[attempt]
+            took = time.monotonic() - started
+            old = state.average
+            state.average = took if old is None else old + _SMOOTHING * (took - old)
+            state.freed.set()
+
+    async def _wait_for_room(self, state: _Endpoint, limit: int) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PATIENCE
+        while len(state.in_flight) >= limit:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._estimate(state) > PATIENCE:
+                return False  # slow: a slot held while waiting would block other work
+            state.freed.clear()
+            try:
+                await asyncio.wait_for(state.freed.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
+
+    def turn_delay(self, endpoint_id: str, limit: int) -> float:
+        """Seconds until the endpoint's next free turn, reserving it: successive callers get
+        successive turns, at the pace of the endpoint's attempts, with a little jitter."""
+        state = self._endpoints.setdefault(endpoint_id, _Endpoint())
+        now = time.monotonic()
+        pace = min(self._estimate(state), self._timeout) / max(limit, 1)
+        state.next_turn = max(state.next_turn, now) + max(pace, MIN_TURN / 2)
+        delay = max(state.next_turn - now, MIN_TURN)
+        return delay * random.uniform(1.0, 1.2)
+
+    def _estimate(self, state: _Endpoint) -> float:
+        """How long an attempt of this endpoint takes: what they took, or what the ones in
+        flight have taken so far if that is longer (an endpoint that stopped answering)."""
+        now = time.monotonic()
+        running = max((now - start for start in state.in_flight.values()), default=0.0)
+        return max(state.average or 0.0, running)
+
+
+_GATES: weakref.WeakKeyDictionary[object, EndpointGate] = weakref.WeakKeyDictionary()
+
+
+def gate_for(owner: object, *, timeout: float) -> EndpointGate:
+    """The gate of one process's services (``owner``: their storage object), made on first
+    use and gone with them."""
+    gate = _GATES.get(owner)
+    if gate is None:
+        gate = _GATES[owner] = EndpointGate(timeout=timeout)
+    return gate

@@ -1,0 +1,161 @@
+"""Making one delivery's next attempt: what a ``delivery`` job does each time it runs.
+
+A delivery is attempted only while it is pending and due (a job that runs early, after its
+worker died between recording an attempt and rescheduling, waits for the recorded time), its
+endpoint exists and is enabled, and the endpoint has a free slot in this process (else the job
+is handed back until its turn: :mod:`service.webhooks.gate`). The attempt, the delivery's new
+state and the endpoint's health (or its disabling) are recorded in one transaction; then the
+job is rescheduled (:class:`RetryLater` with the exact delay) or ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import replace
+from datetime import timedelta
+
+from service.downloads.destination import display_url
+from service.jobs.outcome import GiveUp, RetryLater
+from service.services import Services
+from service.webhooks import metrics
+from service.webhooks.attempt import AttemptResult, post_signed
+from service.webhooks.gate import gate_for
+from service.webhooks.policy import Decision, decide
+from service.webhooks.signing import delivery_body, signature_headers, signing_secrets
+from storage.records import (
+    AttemptOutcome,
+    DeliveryAttemptRecord,
+    DeliveryRecord,
+    DeliveryStatus,
+    WebhookEndpointRecord,
+)
+
+log = logging.getLogger(__name__)
+
+EARLY_TOLERANCE = timedelta(seconds=1)
+
+
+async def make_attempt(services: Services, delivery_id: str) -> None:
+    """Raises RetryLater (next attempt, or a hand-back) or GiveUp (the delivery failed)."""
+    storage = services.storage
+    delivery = await storage.get_delivery(delivery_id)
+    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+        return  # deleted with its endpoint, or finished already (a repeated job run)
+    now = services.clock()
+    due = delivery.next_attempt_at
+    if due is not None and due - now > EARLY_TOLERANCE:
+        raise RetryLater("not due yet", delay=(due - now).total_seconds())
+    endpoint = await storage.get_endpoint(delivery.endpoint_id)
+    if endpoint is None:
+        return
+    if not endpoint.enabled:
+        await _not_sent(services, delivery, endpoint)
+        raise GiveUp(f"endpoint {endpoint.id} is disabled")
+    event = await storage.get_event(delivery.event_id)
+    if event is None:
+        return  # gone with its task (and the delivery with it)
+    settings = services.settings
+    limit = 1 if endpoint.failing_since else settings.webhook_endpoint_concurrency
+    gate = gate_for(storage, timeout=settings.webhook_timeout)
+    async with gate.slot(endpoint.id, limit) as entered:
+        if not entered:
+            metrics.HANDED_BACK.inc()
+            raise RetryLater("endpoint busy", delay=gate.turn_delay(endpoint.id, limit))
+        now = services.clock()
+        body = delivery_body(event)
+        headers = signature_headers(event.id, now, body, signing_secrets(endpoint, now))
+        result = await post_signed(
+            services.downloads, endpoint.url, body, headers, seconds=settings.webhook_timeout
+        )
+    _count(result)
+    decision = decide(
+        delivery,
+        endpoint,
+        result,
+        now=now,
+        schedule=settings.webhook_retry,
+        disable_after=settings.webhook_disable_after,
+        rng=random.Random(),
+    )
+    await _record(services, endpoint, decision)
+
+
+async def _record(services: Services, endpoint: WebhookEndpointRecord, decision: Decision) -> None:
+    outcome = decision.outcome
+    delivery = outcome.delivery
+    if await services.storage.record_delivery_attempt(outcome):
+        assert outcome.disable is not None
+        reason = "gone" if outcome.attempt.status_code == 410 else "failing"
+        metrics.ENDPOINTS_DISABLED.labels(reason).inc()
+        log.warning(
+            "webhook endpoint %s (%s) disabled: %s",
+            endpoint.id,
+            display_url(endpoint.url),
+            outcome.disable.message,
+            extra={"action": "webhook.disabled", "endpoint_id": endpoint.id},
+        )
+    extra = {"delivery_id": delivery.id, "endpoint_id": endpoint.id, "event_id": delivery.event_id}
+    if delivery.status == DeliveryStatus.SUCCEEDED:
+        metrics.DELIVERIES_FINISHED.labels("succeeded").inc()
+        log.info(
+            "delivered %s to %s (HTTP %s, attempt %d)",
+            delivery.event_id,
+            endpoint.id,
+            delivery.last_status_code,
+            delivery.attempts,
+            extra={"action": "delivery.succeeded", **extra},
+        )
+        return
+    if decision.retry_in is not None:
+        log.info(
+            "delivery %s to %s failed (%s); attempt %d in %.0fs",
+            delivery.id,
+            endpoint.id,
+            delivery.last_error,
+            delivery.round_attempts + 1,
+            decision.retry_in,
+            extra={"action": "delivery.retry", **extra},
+        )
+        raise RetryLater(delivery.last_error or "failed", delay=decision.retry_in)
+    metrics.DELIVERIES_FINISHED.labels("failed").inc()
+    log.warning(
+        "delivery %s to %s failed: %s",
+        delivery.id,
+        endpoint.id,
+        delivery.last_error,
+        extra={"action": "delivery.failed", **extra},
+    )
+    raise GiveUp(delivery.last_error or "failed")
+
+
+async def _not_sent(
+    services: Services, delivery: DeliveryRecord, endpoint: WebhookEndpointRecord
+) -> None:
+    """A pending delivery of an endpoint disabled meanwhile: failed, with the reason in its
+    log, so it can be retried by hand once the endpoint is enabled again."""
+    now = services.clock()
+    error = f"not sent: the endpoint is disabled ({endpoint.disabled_reason or 'by hand'})"
+    note = DeliveryAttemptRecord(delivery.id, attempted_at=now, duration_ms=0, error=error)
+    failed = replace(
+        delivery,
+        status=DeliveryStatus.FAILED,
+        last_error=error,
+        next_attempt_at=None,
+        updated_at=now,
+    )
+    await services.storage.record_delivery_attempt(
+        AttemptOutcome(note, failed, endpoint_failing=endpoint.failing_since is not None)
+    )
+    metrics.DELIVERIES_FINISHED.labels("failed").inc()
+
+
+def _count(result: AttemptResult) -> None:
+    if result.succeeded:
+        kind = "success"
+    elif result.status_code is None and result.error and result.error.startswith("timed out"):
+        kind = "timeout"
+    else:
+        kind = "failure"
+    metrics.ATTEMPTS.labels(kind).inc()
+    metrics.ATTEMPT_SECONDS.observe(result.duration_ms / 1000)
