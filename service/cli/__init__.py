@@ -18,6 +18,7 @@ from .notifications import notifications
 from .serve import serve, worker
 from .submit import submit
 from .tasks import tasks
+from .webhooks import webhooks
 
 __all__ = ["cli", "main"]
 
@@ -34,7 +35,7 @@ def cli() -> None:
     """omnihook: a self-hosted, webhook-driven event service for Kling Omni Video."""
 
 
-for command in (serve, worker, submit, tasks, handlers, notifications, fake_kling, demo):
+for command in (serve, worker, submit, tasks, handlers, notifications, webhooks, fake_kling, demo):
     cli.add_command(command)
 
 

@@ -90,8 +90,8 @@ def refusal_reason(address: Address) -> str | None:
         (address.is_link_local, "link-local"),
         (address.is_multicast, "multicast"),
         (isinstance(address, ipaddress.IPv4Address) and address in _CGNAT, "carrier-grade NAT"),
-        (address.is_private, "a private network"),
         (address.is_reserved, "reserved"),
+        (address.is_private, "a private network"),
         (not address.is_global, "not globally routable"),
     )
     return next((reason for matched, reason in checks if matched), None)
