@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from service.api.tasks import services_of
 from service.errors import StorageError
+from service.webhooks.metrics import REGISTRY as WEBHOOK_METRICS
 
 
 async def healthz(request: Request) -> Response:
@@ -23,5 +24,6 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    registry = request.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    """This app's HTTP metrics and the deliveries this process made, in one exposition."""
+    body = generate_latest(request.state.metrics.registry) + generate_latest(WEBHOOK_METRICS)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
