@@ -1,4 +1,5 @@
-"""``GET /``: a plain dashboard page — tasks, their timelines, video previews — and the poster
+"""``GET /``: a plain dashboard page — tasks, their timelines, video previews, handler runs and
+webhook deliveries — and the poster
 images those previews show (``GET /v1/tasks/{id}/videos/{n}/poster``).
 
 Server-rendered with escaped values and no scripts beyond a refresh, so it needs nothing to
@@ -39,17 +40,38 @@ async def dashboard(request: Request) -> Response:
         videos = await services.storage.list_videos(task.id)
         events = await services.storage.list_events(task.id)
         runs = await services.storage.list_jobs(task_id=task.id, kind="handler")
+        deliveries = await services.storage.list_deliveries(task_id=task.id, limit=200)
         timeline = "".join(
             f"<li>{escape(isoformat(e.timestamp) or '')} <b>{escape(e.type)}</b></li>"
             for e in events
         )
         previews = "".join(_preview(services, task.id, v) for v in videos)
-        run_rows = "".join(
-            f"<tr><td>{escape(str(j.payload.get('handler')))}</td>"
-            f"<td>{escape(str(j.payload.get('event_type')))}</td>"
-            f"<td>{escape(j.status.value)}</td><td>{j.attempts}</td>"
-            f"<td>{escape(j.last_error or '')}</td></tr>"
-            for j in runs
+        runs_table = _table(
+            ("handler", "event", "status", "attempts", "error"),
+            [
+                (
+                    j.payload.get("handler"),
+                    j.payload.get("event_type"),
+                    j.status.value,
+                    j.attempts,
+                    j.last_error,
+                )
+                for j in runs
+            ],
+        )
+        deliveries_table = _table(
+            ("webhook", "event", "status", "attempts", "last code", "error"),
+            [
+                (
+                    d.endpoint_id,
+                    d.event_type,
+                    d.status.value,
+                    d.attempts,
+                    d.last_status_code,
+                    d.last_error,
+                )
+                for d in reversed(deliveries)
+            ],
         )
         prompt = str(task.request.get("prompt") or "")
         sections.append(
@@ -57,13 +79,7 @@ async def dashboard(request: Request) -> Response:
             f"{escape(task.status.value)}</span> <code>{escape(task.id)}</code> "
             f"{escape(task.model_name)} — {escape(prompt[:160])}</div>"
             f"<div>{escape(task.status_message)}</div>{previews}<ol>{timeline}</ol>"
-            + (
-                f"<table><tr><th>handler</th><th>event</th><th>status</th><th>attempts</th>"
-                f"<th>error</th></tr>{run_rows}</table>"
-                if run_rows
-                else ""
-            )
-            + "</div>"
+            f"{runs_table}{deliveries_table}</div>"
         )
     body = "".join(sections) or "<p>No tasks yet. Submit one with <code>omnihook submit</code>.</p>"
     page = (
@@ -72,6 +88,18 @@ async def dashboard(request: Request) -> Response:
         f"<style>{_STYLE}</style></head><body><h1>omnihook</h1>{body}</body></html>"
     )
     return HTMLResponse(page)
+
+
+def _table(headings: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
+    """An escaped HTML table, or nothing when there are no rows."""
+    if not rows:
+        return ""
+    head = "".join(f"<th>{escape(h)}</th>" for h in headings)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape('' if c is None else str(c))}</td>" for c in row) + "</tr>"
+        for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _poster_file(services: Services, video: VideoRecord) -> Path | None:

@@ -69,3 +69,6 @@ async def test_every_event_of_a_task_reaches_the_endpoint_signed(pipeline: Pipel
     assert {d["status"] for d in deliveries} == {"succeeded"}
     assert len(deliveries) == len(events)
     assert all(d["attempt_log"][0]["status_code"] == 204 for d in deliveries)
+    # the dashboard shows the task's deliveries beside its timeline
+    page = (await pipeline.api.get("/")).text
+    assert endpoint["id"] in page and "task.completed" in page
