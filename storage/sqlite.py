@@ -1,21 +1,21 @@
 """The SQLite backend (the embedded default), on aiosqlite.
 
 One connection per instance, guarded by an ``asyncio.Lock``: statements of concurrent coroutines
-would otherwise land inside each other's transactions. Every write is one ``BEGIN IMMEDIATE``
-transaction, which takes the database's write lock up front: another process (a second worker,
-``serve``) waits for it (busy timeout) instead of failing halfway, and a job selected as due is
-still due when it is marked leased. Row mapping lives in :mod:`storage.sqlite_rows`, opening and
-migrations in :mod:`storage.sqlite_schema`.
+would otherwise land inside each other's transactions. Every write is a unit (a coroutine function
+of the connection) handed to :meth:`SQLiteStorage._write`, the group commit of
+:mod:`storage.sqlite_batch`: concurrent writes share one ``BEGIN IMMEDIATE`` transaction and one
+``fsync``, each in a savepoint of its own. ``BEGIN IMMEDIATE`` takes the database's write lock up
+front: another process (a second worker, ``serve``) waits for it (busy timeout) instead of
+failing halfway, and a job selected as due is still due when it is marked leased. Row mapping
+lives in :mod:`storage.sqlite_rows`, opening and migrations in :mod:`storage.sqlite_schema`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -33,6 +33,7 @@ from storage.records import (
     TaskStatus,
     VideoRecord,
 )
+from storage.sqlite_batch import GroupCommit, Statements, Unit
 from storage.sqlite_rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
@@ -94,15 +95,6 @@ _INSERT_NOTIFICATION = (
 )
 
 
-@dataclass
-class _Pending:
-    """A notification waiting for the group commit, and its caller's future."""
-
-    notification: dict[str, Any]
-    job: dict[str, Any]
-    done: asyncio.Future[None]
-
-
 class SQLiteStorage(SQLiteWebhooks, Storage):
     def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
         self.path = path
@@ -110,8 +102,7 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._wakeup = SQLiteWakeup(self._data_version)
-        self._inbox: list[_Pending] = []  # notifications waiting for the next group commit
-        self._inbox_writer: asyncio.Task[None] | None = None
+        self._batches = GroupCommit(self._lock, self._require_open)
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
@@ -137,11 +128,8 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
             self._conn = conn
 
     async def close(self) -> None:
-        writer = self._inbox_writer
-        if writer is not None and not writer.done():
-            # notifications already acknowledged-to-be are written before the connection goes
-            with contextlib.suppress(Exception):
-                await writer
+        # writes already queued (callbacks about to be acknowledged...) land before it goes
+        await self._batches.drain()
         async with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None:
@@ -173,23 +161,12 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
             except (sqlite3.Error, ValueError) as exc:  # aiosqlite: ValueError once closed
                 raise StorageError(f"SQLite read failed: {exc}") from exc
 
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction: committed on success, rolled back on any error."""
-        async with self._lock:
-            conn = self._require_open()
-            try:
-                await conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    await conn.execute("ROLLBACK")
-                    raise
-                await conn.execute("COMMIT")
-            except sqlite3.IntegrityError as exc:
-                raise _integrity_error(exc) from exc
-            except (sqlite3.Error, ValueError) as exc:
-                raise StorageError(f"SQLite write failed: {exc}") from exc
+    async def _write(self, unit: Unit[_R]) -> _R:
+        """Run ``unit`` as one all-or-nothing write; answers its result once it is committed.
+        Not alone: with the writes queued meanwhile, in one transaction (group commit). The
+        unit may run twice (see :mod:`storage.sqlite_batch`): it only uses the connection, and
+        never this storage's methods (their lock is held while it runs)."""
+        return await self._batches.run(unit)
 
     def _require_open(self) -> aiosqlite.Connection:
         if self._conn is None:
@@ -201,13 +178,15 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
     async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
         params = task_params(task)
         job_rows = [job_params(job) for job in jobs]
+
+        async def unit(conn: aiosqlite.Connection) -> None:
+            await conn.execute(
+                f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({placeholders(TASK_COLUMNS)})", params
+            )
+            await conn.executemany(_INSERT_JOB, job_rows)
+
         try:
-            async with self._write() as conn:
-                await conn.execute(
-                    f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({placeholders(TASK_COLUMNS)})",
-                    params,
-                )
-                await conn.executemany(_INSERT_JOB, job_rows)
+            await self._write(unit)
         except Conflict as exc:
             raise Conflict(f"external_task_id {task.external_task_id!r} already exists") from exc
         if job_rows:
@@ -264,26 +243,33 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
         return [task_from_row(row) for row in rows]
 
     async def delete_task(self, task_id: str) -> None:
-        async with self._write() as conn:  # videos, events, notifications, jobs: ON DELETE CASCADE
-            await conn.execute("DELETE FROM tasks WHERE id = ?", (task_id,))
+        # videos, events, notifications, jobs: ON DELETE CASCADE
+        await self._write(Statements((("DELETE FROM tasks WHERE id = ?", [(task_id,)]),)))
 
     async def apply(self, change: TaskChange) -> bool:
         params = task_params(change.task)
         videos = [video_params(video) for video in change.videos]
         events = [event_params(event) for event in change.events]
         jobs = [job_params(job) for job in change.jobs]
+
+        async def unit(conn: aiosqlite.Connection) -> bool | None:
+            """None when someone else changed the task (nothing written), else whether the
+            events' fan-out added delivery jobs."""
+            async with conn.execute(_UPDATE_TASK, params) as cursor:
+                if cursor.rowcount != 1:
+                    return None
+            await conn.executemany(_UPSERT_VIDEO, videos)
+            await conn.executemany(_INSERT_EVENT, events)
+            await conn.executemany(_INSERT_JOB, jobs)
+            return await self._fan_out(conn, change.events)
+
         try:
-            async with self._write() as conn:
-                async with conn.execute(_UPDATE_TASK, params) as cursor:
-                    if cursor.rowcount != 1:
-                        return False  # someone else changed the task: nothing written
-                await conn.executemany(_UPSERT_VIDEO, videos)
-                await conn.executemany(_INSERT_EVENT, events)
-                await conn.executemany(_INSERT_JOB, jobs)
-                delivering = await self._fan_out(conn, change.events)
+            delivering = await self._write(unit)
         except Conflict as exc:
             ext = change.task.external_task_id
             raise Conflict(f"external_task_id {ext!r} already exists") from exc
+        if delivering is None:
+            return False
         change.task.version += 1
         if jobs or delivering:
             self._wakeup.jobs_added()
@@ -317,48 +303,17 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
     # -- the callback inbox ------------------------------------------------------------------
 
     async def record_notification(self, notification: NotificationRecord, job: JobRecord) -> None:
-        """Written together with the notifications of concurrent callers (group commit): one
-        transaction, so one ``fsync``, for all that arrived while the previous one committed.
-        Each caller returns once its own notification is durable, or gets its own error."""
-        pending = _Pending(
-            notification_params(notification),
-            job_params(job),
-            asyncio.get_running_loop().create_future(),
+        # Callbacks arrive in bursts: the group commit writes concurrent ones together, with
+        # two statements and one fsync for all
+        await self._write(
+            Statements(
+                (
+                    (_INSERT_NOTIFICATION, [notification_params(notification)]),
+                    (_INSERT_JOB, [job_params(job)]),
+                )
+            )
         )
-        self._inbox.append(pending)
-        if self._inbox_writer is None or self._inbox_writer.done():
-            # A task of its own: a caller that is cancelled must not strand the others.
-            self._inbox_writer = asyncio.create_task(self._write_inbox())
-        await pending.done
-
-    async def _write_inbox(self) -> None:
-        while self._inbox:
-            batch, self._inbox = self._inbox, []
-            try:
-                await self._insert_notifications(batch)
-            except (StorageError, Conflict):
-                # One bad row (a task deleted meanwhile) must not fail its neighbours.
-                for pending in batch:
-                    await self._insert_notifications([pending])
-            except BaseException as exc:
-                for pending in batch:
-                    if not pending.done.done():
-                        pending.done.set_exception(StorageError(f"SQLite write failed: {exc}"))
-                raise
-
-    async def _insert_notifications(self, batch: list[_Pending]) -> None:
-        try:
-            async with self._write() as conn:
-                await conn.executemany(_INSERT_NOTIFICATION, [p.notification for p in batch])
-                await conn.executemany(_INSERT_JOB, [p.job for p in batch])
-        except (StorageError, Conflict) as exc:
-            if len(batch) == 1:
-                batch[0].done.set_exception(exc)
-                return
-            raise
         self._wakeup.jobs_added()
-        for pending in batch:
-            pending.done.set_result(None)
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
         async with self._read() as conn:
@@ -380,25 +335,21 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
     async def set_download_progress(
         self, task_id: str, index: int, *, received: int, total: int | None
     ) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                "UPDATE videos SET bytes_received = ?, bytes_total = ? "
-                "WHERE task_id = ? AND video_index = ?",
-                (received, total, task_id, index),
-            )
+        sql = (
+            "UPDATE videos SET bytes_received = ?, bytes_total = ? "
+            "WHERE task_id = ? AND video_index = ?"
+        )
+        await self._write(Statements(((sql, [(received, total, task_id, index)]),)))
 
     async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
-        async with self._write() as conn:  # gone with its task: nothing left to annotate
-            await conn.execute(
-                "UPDATE notifications SET outcome = ? WHERE id = ?", (outcome, notification_id)
-            )
+        sql = "UPDATE notifications SET outcome = ? WHERE id = ?"  # gone with its task: no-op
+        await self._write(Statements(((sql, [(outcome, notification_id)]),)))
 
     # -- durable jobs ------------------------------------------------------------------------
 
     async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
         rows = [job_params(job) for job in jobs]
-        async with self._write() as conn:
-            await conn.executemany(_INSERT_JOB, rows)
+        await self._write(Statements(((_INSERT_JOB, rows),)))
         if rows:
             self._wakeup.jobs_added()
 
@@ -422,10 +373,11 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
                 return []
             params.update(names)
             kind_filter = f"AND kind IN ({', '.join(':' + name for name in names)})"
-        # BEGIN IMMEDIATE (in _write) holds the write lock from the select to the update:
+
+        # BEGIN IMMEDIATE (of the batch) holds the write lock from the select to the update:
         # no other process can lease the same rows in between
-        async with self._write() as conn:
-            rows = await conn.execute_fetchall(
+        async def unit(conn: aiosqlite.Connection) -> Iterable[sqlite3.Row]:
+            return await conn.execute_fetchall(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
                 "lease_token = lease_token + 1, lease_expires_at = :expires, updated_at = :now "
                 "WHERE seq IN (SELECT seq FROM jobs "
@@ -433,6 +385,8 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
                 f"RETURNING seq, {JOB_COLUMNS}",
                 params,
             )
+
+        rows = await self._write(unit)
         ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
         return [job_from_row(row) for row in ordered]
 
@@ -483,27 +437,28 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
 
     async def _fenced_update(self, job_id: str, lease_token: int, sets: str, **values: Any) -> bool:
         """Run ``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
-        async with (
-            self._write() as conn,
-            conn.execute(
+
+        async def unit(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
                 f"UPDATE jobs SET {sets} WHERE {_HELD}",
                 {"id": job_id, "token": lease_token, **values},
-            ) as cursor,
-        ):
-            return cursor.rowcount == 1
+            ) as cursor:
+                return cursor.rowcount == 1
+
+        return await self._write(unit)
 
     async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
         # lease_token is kept: it must only ever grow, or an old holder could come back
-        async with (
-            self._write() as conn,
-            conn.execute(
+        async def unit(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
                 "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
                 "lease_expires_at = NULL, updated_at = :now "
                 "WHERE id = :id AND status IN ('succeeded', 'failed')",
                 {"id": job_id, "now": encode_time(now)},
-            ) as cursor,
-        ):
-            queued = cursor.rowcount == 1
+            ) as cursor:
+                return cursor.rowcount == 1
+
+        queued = await self._write(unit)
         if queued:
             self._wakeup.jobs_added()
         return queued
@@ -544,10 +499,3 @@ async def _read_data_version(conn: aiosqlite.Connection) -> int:
 def _first(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:
     row = next(iter(rows), None)
     return None if row is None else decode(row)
-
-
-def _integrity_error(exc: sqlite3.IntegrityError) -> Exception:
-    """Conflict for a duplicate external_task_id (the one the API answers 409 for)."""
-    if "tasks.external_task_id" in str(exc):
-        return Conflict("external_task_id already exists")
-    return StorageError(f"SQLite constraint failed: {exc}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -26,6 +26,7 @@ from storage.records import (
     WebhookEndpointRecord,
     new_delivery,
 )
+from storage.sqlite_batch import Unit
 from storage.sqlite_rows import JOB_COLUMNS, encode_time, job_params, placeholders
 from storage.sqlite_wakeup import SQLiteWakeup
 from storage.sqlite_webhooks_rows import (
@@ -78,6 +79,7 @@ _UPDATE_DELIVERY = (
     "last_error = :last_error, next_attempt_at = :next_attempt_at, updated_at = :updated_at "
     "WHERE id = :id"
 )
+_R = TypeVar("_R")
 
 
 class SQLiteWebhooks:
@@ -86,7 +88,7 @@ class SQLiteWebhooks:
     def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         raise NotImplementedError
 
-    def _write(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+    async def _write(self, unit: Unit[_R]) -> _R:
         raise NotImplementedError
 
     async def _fan_out(self, conn: aiosqlite.Connection, events: Sequence[EventRecord]) -> bool:
@@ -108,12 +110,16 @@ class SQLiteWebhooks:
     # -- endpoints ---------------------------------------------------------------------------
 
     async def create_endpoint(self, endpoint: WebhookEndpointRecord) -> None:
-        async with self._write() as conn:
+        params = endpoint_params(endpoint)
+
+        async def unit(conn: aiosqlite.Connection) -> None:
             await conn.execute(
                 f"INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) "
                 f"VALUES ({placeholders(ENDPOINT_COLUMNS)})",
-                endpoint_params(endpoint),
+                params,
             )
+
+        await self._write(unit)
 
     async def get_endpoint(self, endpoint_id: str) -> WebhookEndpointRecord | None:
         async with self._read() as conn:
@@ -137,21 +143,28 @@ class SQLiteWebhooks:
     ) -> bool:
         params = endpoint_params(endpoint)
         event_rows = [endpoint_event_params(event) for event in events]
-        async with self._write() as conn:
+
+        async def unit(conn: aiosqlite.Connection) -> bool:
             async with conn.execute(_UPDATE_ENDPOINT, params) as cursor:
                 if cursor.rowcount != 1:
                     return False
             await conn.executemany(_INSERT_ENDPOINT_EVENT, event_rows)
+            return True
+
+        if not await self._write(unit):
+            return False
         endpoint.version += 1
         return True
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         # deliveries, their attempts and the operator events go with it (ON DELETE CASCADE)
-        async with (
-            self._write() as conn,
-            conn.execute("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)) as cursor,
-        ):
-            return cursor.rowcount == 1
+        async def unit(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
+            ) as cursor:
+                return cursor.rowcount == 1
+
+        return await self._write(unit)
 
     async def list_endpoint_events(self, endpoint_id: str) -> list[EndpointEventRecord]:
         async with self._read() as conn:
@@ -222,7 +235,8 @@ class SQLiteWebhooks:
         attempt = attempt_params(outcome.attempt)
         at = encode_time(outcome.attempt.attempted_at)
         endpoint_id = outcome.delivery.endpoint_id
-        async with self._write() as conn:
+
+        async def unit(conn: aiosqlite.Connection) -> bool:
             async with conn.execute(_UPDATE_DELIVERY, delivery) as cursor:
                 if cursor.rowcount != 1:
                     return False  # deleted with its endpoint meanwhile: nothing left to record
@@ -252,9 +266,12 @@ class SQLiteWebhooks:
             await conn.execute(_INSERT_ENDPOINT_EVENT, endpoint_event_params(disable))
             return True
 
+        return await self._write(unit)
+
     async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
         stamp = encode_time(now)
-        async with self._write() as conn:
+
+        async def unit(conn: aiosqlite.Connection) -> bool:
             rows = list(
                 await conn.execute_fetchall(
                     "SELECT job_id FROM webhook_deliveries WHERE id = ? AND status != 'pending'",
@@ -262,7 +279,7 @@ class SQLiteWebhooks:
                 )
             )
             if not rows:
-                return None
+                return False
             # as requeue_job: lease_token is kept, it must only ever grow
             async with conn.execute(
                 "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
@@ -271,11 +288,15 @@ class SQLiteWebhooks:
                 {"job_id": rows[0][0], "now": stamp},
             ) as cursor:
                 if cursor.rowcount != 1:
-                    return None  # its job is still running: the outcome is being recorded
+                    return False  # its job is still running: the outcome is being recorded
             await conn.execute(
                 "UPDATE webhook_deliveries SET status = 'pending', round_attempts = 0, "
                 "next_attempt_at = :now, updated_at = :now WHERE id = :id",
                 {"id": delivery_id, "now": stamp},
             )
+            return True
+
+        if not await self._write(unit):
+            return None
         self._wakeup.jobs_added()
         return await self.get_delivery(delivery_id)

@@ -1,0 +1,234 @@
+"""Group commit for the SQLite backend: every write is a unit, run by one writer task.
+
+A commit costs an ``fsync`` (up to milliseconds, by disk), more than a typical write's statements.
+So a write does not commit on its own: it is queued as a *unit* (a coroutine function taking the
+connection), and one writer task runs the queued units, up to :data:`MAX_BATCH` at a time, in
+ONE ``BEGIN IMMEDIATE`` transaction, each unit inside its own ``SAVEPOINT``, then commits once.
+Units that arrive while a batch runs join the next one.
+
+- A unit that raises is rolled back to its savepoint alone; its caller gets its own (translated)
+  error, its batch-mates commit. Savepoints cost two statements per unit, and units rarely
+  raise: a batch first runs without them, and only when a unit raises is it rolled back whole
+  and run again, each unit in its savepoint (a unit only computes from the connection, so
+  running it again is safe).
+- :class:`Statements` units (plain statements, no answer) that follow each other with the same
+  SQL run together, one ``executemany`` per statement for all of them.
+- A caller returns only after the COMMIT of its batch: if the COMMIT (or the BEGIN) fails, every
+  unit of the batch gets a :class:`StorageError`, nothing of it was written.
+- Units run one after another on the one connection, each seeing the writes of the units before
+  it: a compare-and-set or a fenced update in a unit holds exactly as in a transaction of its own.
+- ``BEGIN IMMEDIATE`` takes the database's write lock up front, so other processes still wait
+  for the whole batch (busy timeout) and never see part of it.
+- The writer holds the connection lock for the whole batch, from BEGIN to COMMIT: reads, which
+  take the same lock, never see the uncommitted writes of a batch that could still fail.
+  Consequently a unit must not call a read or write method of the storage (it would wait for
+  itself); it uses the connection it is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
+
+import aiosqlite
+
+from service.errors import Conflict, StorageError
+
+MAX_BATCH = 64  # bounds how long one batch holds the connection (and the database) for readers
+
+R = TypeVar("R")
+Unit = Callable[[aiosqlite.Connection], Awaitable[R]]
+Rows = Sequence[Any]  # the parameter rows of one statement
+
+
+@dataclass(frozen=True)
+class Statements:
+    """A unit that is only statements, each run for its rows, answering nothing.
+
+    Consecutive ones of a batch with the same statements run together, one ``executemany`` per
+    statement for all their rows (a burst of callbacks: two statements, not two per callback).
+    So like units' statements interleave: none may depend on another's effect but through the
+    database's constraints (inserts into different tables, single-statement updates...).
+    """
+
+    steps: tuple[tuple[str, Rows], ...]
+
+    @property
+    def shape(self) -> tuple[str, ...]:
+        return tuple(sql for sql, _ in self.steps)
+
+    async def __call__(self, conn: aiosqlite.Connection) -> None:
+        for sql, rows in self.steps:
+            await conn.executemany(sql, rows)
+
+
+@dataclass
+class _Queued(Generic[R]):
+    """A unit waiting for (or running in) a batch, its caller's future and its own outcome."""
+
+    run: Unit[R]
+    done: asyncio.Future[R]
+    value: R | None = None
+    error: BaseException | None = None
+
+    def settle(self, error: BaseException | None = None) -> None:
+        """Answer the caller (once the batch is committed, or with the batch's error)."""
+        if self.done.done():  # the caller was cancelled and left
+            return
+        error = error or self.error
+        if error is not None:
+            self.done.set_exception(error)
+        else:
+            self.done.set_result(self.value)  # type: ignore[arg-type]  # set by the unit
+
+
+class _TransactionLost(Exception):
+    """SQLite rolled the whole transaction back itself (disk full, I/O error...)."""
+
+
+class GroupCommit:
+    """The queue of write units and its writer task, on one connection and its lock."""
+
+    def __init__(self, lock: asyncio.Lock, connection: Callable[[], aiosqlite.Connection]) -> None:
+        self._lock = lock
+        self._connection = connection  # the open connection, or raises StorageError
+        self._queue: list[_Queued[Any]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def run(self, unit: Unit[R]) -> R:
+        """Run ``unit`` in the next batch; answers its result once the batch is committed."""
+        queued: _Queued[R] = _Queued(unit, asyncio.get_running_loop().create_future())
+        self._queue.append(queued)
+        if self._writer is None or self._writer.done():
+            # A task of its own: a caller that is cancelled must not strand the others.
+            self._writer = asyncio.create_task(self._drain())
+        return await queued.done
+
+    async def drain(self) -> None:
+        """Wait until every queued unit is written (or failed): before closing the connection."""
+        while self._writer is not None and not self._writer.done():
+            with contextlib.suppress(Exception):
+                await self._writer
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Queued[Any]]) -> None:
+        try:
+            async with self._lock:
+                conn = self._connection()
+                # Optimistic first, without savepoints (two statements less per unit): a unit
+                # that raises is rare (a duplicate external_task_id...). When one does, the
+                # transaction is rolled back and the batch runs again, each unit in a savepoint
+                # (units only compute from the connection: running one again is safe).
+                if not await _transaction(conn, batch, savepoints=False):
+                    await _transaction(conn, batch, savepoints=True)
+        except (sqlite3.Error, ValueError, StorageError, _TransactionLost) as exc:
+            for queued in batch:  # an error each: one raised in many tasks would mix tracebacks
+                failed = StorageError(f"SQLite write failed, nothing of its batch written: {exc}")
+                failed.__cause__ = exc
+                queued.settle(failed)
+            return
+        except BaseException as exc:  # the writer itself is cancelled: no caller waits forever
+            for queued in batch:
+                queued.settle(StorageError(f"SQLite write abandoned: {exc!r}"))
+            raise
+        for queued in batch:
+            queued.settle()
+
+
+async def _transaction(
+    conn: aiosqlite.Connection, batch: list[_Queued[Any]], *, savepoints: bool
+) -> bool:
+    """Run the batch's units in one transaction and commit it. Without savepoints, answers
+    False (all rolled back) when a unit raised and its error is not known to be its own."""
+    runnable = [queued for queued in batch if not queued.done.cancelled()]  # the others left
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        start = 0
+        while start < len(runnable):
+            if savepoints:
+                await _run_in_savepoint(conn, runnable[start])
+                start += 1
+                continue
+            group = _like_statements(runnable, start)
+            try:
+                await _run_together(conn, group)
+            except Exception as exc:
+                if len(runnable) == 1:  # alone, its transaction was its savepoint
+                    runnable[0].error = translate(exc)
+                if conn.in_transaction:
+                    await conn.execute("ROLLBACK")
+                return len(runnable) == 1
+            start += len(group)
+        await conn.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            if conn.in_transaction:
+                await conn.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _like_statements(runnable: list[_Queued[Any]], start: int) -> list[_Queued[Any]]:
+    """The unit at ``start`` and, if it is :class:`Statements`, the like ones that follow it."""
+    first = runnable[start].run
+    end = start + 1
+    if isinstance(first, Statements):
+        while end < len(runnable):
+            run = runnable[end].run
+            if not isinstance(run, Statements) or run.shape != first.shape:
+                break
+            end += 1
+    return runnable[start:end]
+
+
+async def _run_together(conn: aiosqlite.Connection, group: list[_Queued[Any]]) -> None:
+    if len(group) == 1:
+        group[0].error = None
+        group[0].value = await group[0].run(conn)
+        return
+    units = [cast(Statements, queued.run) for queued in group]
+    for position, sql in enumerate(units[0].shape):
+        await conn.executemany(sql, [row for unit in units for row in unit.steps[position][1]])
+    for queued in group:
+        queued.error, queued.value = None, None
+
+
+async def _run_in_savepoint(conn: aiosqlite.Connection, queued: _Queued[Any]) -> None:
+    queued.error = None
+    await conn.execute("SAVEPOINT unit")
+    try:
+        queued.value = await queued.run(conn)
+    except Exception as exc:
+        queued.error = translate(exc)
+        if not conn.in_transaction:  # its batch-mates' writes are gone too
+            queued.settle()
+            raise _TransactionLost(str(exc)) from exc
+        await conn.execute("ROLLBACK TO unit")
+    await conn.execute("RELEASE unit")
+
+
+def translate(exc: Exception) -> BaseException:
+    """A unit's error as its caller sees it: SQLite errors become the service's."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        error: Exception = _integrity_error(exc)
+    elif isinstance(exc, (sqlite3.Error, ValueError)):  # aiosqlite: ValueError once closed
+        error = StorageError(f"SQLite write failed: {exc}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
+
+
+def _integrity_error(exc: sqlite3.IntegrityError) -> Exception:
+    """Conflict for a duplicate external_task_id (the one the API answers 409 for)."""
+    if "tasks.external_task_id" in str(exc):
+        return Conflict("external_task_id already exists")
+    return StorageError(f"SQLite constraint failed: {exc}")

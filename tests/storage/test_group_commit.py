@@ -1,0 +1,200 @@
+"""Group commit: concurrent writes share transactions, yet each succeeds or fails on its own.
+
+The first tests run on every backend through the :class:`Storage` interface (on SQLite the
+writes below land in shared batches); the last ones drive SQLite's
+:class:`storage.sqlite_batch.GroupCommit` directly, on a connection that can be made to fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any, cast
+
+import aiosqlite
+import pytest
+
+from service.errors import Conflict, StorageError
+from storage import sqlite_schema
+from storage.base import Storage
+from storage.records import TaskChange, TaskStatus
+from storage.sqlite_batch import GroupCommit, Statements
+from tests.factories import make_event, make_job, make_task, make_video
+from tests.storage.conftest import OpenAgain
+
+
+async def test_concurrent_writes_of_many_coroutines_are_all_committed(
+    storage: Storage, open_again: OpenAgain
+) -> None:
+    tasks = [make_task() for _ in range(40)]
+    await asyncio.gather(*(storage.create_task(t, [make_job(task_id=t.id)]) for t in tasks))
+    changes = []
+    for task in tasks:
+        task.status = TaskStatus.PROCESSING
+        changes.append(TaskChange(task, events=[make_event(task.id)]))
+    jobs = [make_job() for _ in range(40)]
+    results = await asyncio.gather(
+        *(storage.apply(change) for change in changes),
+        *(storage.enqueue([job]) for job in jobs),
+    )
+    assert results[: len(changes)] == [True] * len(changes)
+
+    other = await open_again()  # another connection: only committed writes are visible there
+    for task in tasks:
+        stored = await other.get_task(task.id)
+        assert stored is not None and stored.version == 1
+        assert len(await other.list_events(task.id)) == 1
+        assert len(await other.list_jobs(task_id=task.id)) == 1
+    for job in jobs:
+        assert await other.get_job(job.id) == job
+
+
+async def test_a_failing_write_fails_alone_and_its_batch_mates_commit(
+    storage: Storage, open_again: OpenAgain
+) -> None:
+    taken = make_task()
+    await storage.create_task(taken)
+    fresh = [make_task() for _ in range(10)]
+    duplicate = make_task(external_task_id=taken.external_task_id)
+    jobs = [make_job() for _ in range(10)]
+    outcomes = await asyncio.gather(
+        *(storage.create_task(t) for t in fresh[:5]),
+        storage.create_task(duplicate, [make_job(task_id=duplicate.id)]),
+        *(storage.create_task(t) for t in fresh[5:]),
+        *(storage.enqueue([job]) for job in jobs),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[5], Conflict)
+    assert [o for i, o in enumerate(outcomes) if i != 5] == [None] * 20
+
+    other = await open_again()
+    assert await other.get_task(duplicate.id) is None
+    assert await other.list_jobs(task_id=duplicate.id) == []  # its job went with it
+    for task in fresh:
+        assert await other.get_task(task.id) == task
+    for job in jobs:
+        assert await other.get_job(job.id) == job
+
+
+async def test_concurrent_applies_of_one_version_among_other_writes_one_wins(
+    storage: Storage,
+) -> None:
+    task = make_task()
+    await storage.create_task(task)
+    contenders = [dataclasses.replace(task, status=TaskStatus.PROCESSING) for _ in range(8)]
+    changes = [TaskChange(c, videos=[make_video(task.id)]) for c in contenders]
+    results = await asyncio.gather(
+        *(storage.apply(c) for c in changes),
+        *(storage.create_task(make_task()) for _ in range(8)),
+    )
+    assert results[:8].count(True) == 1
+    stored = await storage.get_task(task.id)
+    assert stored is not None and stored.version == 1
+    assert len(await storage.list_videos(task.id)) == 1
+
+
+# -- SQLite's group commit itself --------------------------------------------------------------
+
+
+class _Connection:
+    """A real connection that logs the transaction's end, and can be told to fail COMMIT."""
+
+    def __init__(self, conn: aiosqlite.Connection, log: list[str]) -> None:
+        self._conn = conn
+        self._log = log
+        self.fail_commit = False
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+    async def execute(self, sql: str, parameters: Any = ()) -> aiosqlite.Cursor:
+        if sql == "COMMIT":
+            self._log.append("commit")
+            if self.fail_commit:
+                raise aiosqlite.OperationalError("disk I/O error (injected)")
+        return await self._conn.execute(sql, parameters)
+
+    async def executemany(self, sql: str, rows: Any) -> aiosqlite.Cursor:
+        return await self._conn.executemany(sql, rows)
+
+    async def execute_fetchall(self, sql: str, parameters: Any = ()) -> Any:
+        return await self._conn.execute_fetchall(sql, parameters)
+
+
+@pytest.fixture
+async def logged(tmp_path: Path) -> Any:
+    conn = await sqlite_schema.connect(str(tmp_path / "batch.db"), busy_timeout=5)
+    await conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    log: list[str] = []
+    wrapper = _Connection(conn, log)
+    batches = GroupCommit(asyncio.Lock(), lambda: cast(aiosqlite.Connection, wrapper))
+    try:
+        yield batches, wrapper, log, conn
+    finally:
+        await batches.drain()
+        await conn.close()
+
+
+def _insert(x: int) -> Statements:
+    return Statements((("INSERT INTO t (x) VALUES (?)", [(x,)]),))
+
+
+async def _values(conn: aiosqlite.Connection) -> list[int]:
+    return [row[0] for row in await conn.execute_fetchall("SELECT x FROM t ORDER BY x")]
+
+
+async def test_callers_return_only_after_their_batch_is_committed(logged: Any) -> None:
+    batches, _, log, conn = logged
+
+    async def write(x: int) -> None:
+        await batches.run(_insert(x))
+        log.append(f"returned {x}")
+
+    await asyncio.gather(*(write(x) for x in range(10)))
+    assert log[0] == "commit"  # one batch, one commit, before any caller returned
+    assert sorted(log[1:]) == sorted(f"returned {x}" for x in range(10))
+    assert await _values(conn) == list(range(10))
+
+
+async def test_a_failed_commit_fails_every_unit_of_its_batch(logged: Any) -> None:
+    batches, wrapper, log, conn = logged
+    wrapper.fail_commit = True
+    outcomes = await asyncio.gather(
+        *(batches.run(_insert(x)) for x in range(5)), return_exceptions=True
+    )
+    assert log == ["commit"]
+    assert all(isinstance(o, StorageError) for o in outcomes)
+    assert not conn.in_transaction
+    assert await _values(conn) == []
+
+    wrapper.fail_commit = False  # the next batch is a fresh transaction
+    await batches.run(_insert(7))
+    assert await _values(conn) == [7]
+
+
+async def test_a_unit_raising_halfway_is_rolled_back_to_its_savepoint(logged: Any) -> None:
+    batches, _, _, conn = logged
+
+    async def half_then_fail(db: aiosqlite.Connection) -> None:
+        await db.execute("INSERT INTO t (x) VALUES (100)")
+        raise RuntimeError("the unit's own failure")
+
+    async def count(db: aiosqlite.Connection) -> int:
+        rows = list(await db.execute_fetchall("SELECT count(*) FROM t"))
+        return int(rows[0][0])
+
+    outcomes = await asyncio.gather(
+        batches.run(_insert(1)),
+        batches.run(half_then_fail),
+        batches.run(_insert(1)),  # a duplicate key: a constraint failure of its own
+        batches.run(_insert(2)),
+        batches.run(count),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None and outcomes[3] is None
+    assert isinstance(outcomes[1], RuntimeError)
+    assert isinstance(outcomes[2], StorageError)
+    assert outcomes[4] == 2  # units run in order, each seeing the ones before it
+    assert await _values(conn) == [1, 2]
