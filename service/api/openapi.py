@@ -11,27 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-_ERROR = {"$ref": "#/components/schemas/Error"}
-_TASK = {"$ref": "#/components/schemas/Task"}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _path_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-
-
-def _task_id_param() -> dict[str, Any]:
-    return {
-        "name": "task_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-        "description": "the task's id or its external_task_id",
-    }
-
+from service.api.openapi_parts import ERROR, TASK, json_body, path_param, task_id_param
+from service.api.openapi_webhooks import WEBHOOK_PATHS, WEBHOOK_SCHEMAS
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -115,12 +96,14 @@ SPEC: dict[str, Any] = {
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
                 "responses": {
-                    "201": _json(_TASK, "the provider accepted the task"),
-                    "202": _json(_TASK, "stored; the provider's answer was lost, a job finishes"),
-                    "400": _json(_ERROR, "the body is not JSON"),
-                    "409": _json(_ERROR, "duplicate external_task_id"),
-                    "422": _json(_ERROR, "invalid request: every problem with its field path"),
-                    "502": _json(_ERROR, "the provider refused: its code and message"),
+                    "201": json_body(TASK, "the provider accepted the task"),
+                    "202": json_body(
+                        TASK, "stored; the provider's answer was lost, a job finishes"
+                    ),
+                    "400": json_body(ERROR, "the body is not JSON"),
+                    "409": json_body(ERROR, "duplicate external_task_id"),
+                    "422": json_body(ERROR, "invalid request: every problem with its field path"),
+                    "502": json_body(ERROR, "the provider refused: its code and message"),
                 },
             },
             "get": {
@@ -135,11 +118,11 @@ SPEC: dict[str, Any] = {
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": _json(
+                    "200": json_body(
                         {
                             "type": "object",
                             "properties": {
-                                "tasks": {"type": "array", "items": _TASK},
+                                "tasks": {"type": "array", "items": TASK},
                                 "next_cursor": {"type": ["string", "null"]},
                             },
                         },
@@ -151,16 +134,19 @@ SPEC: dict[str, Any] = {
         "/v1/tasks/{task_id}": {
             "get": {
                 "summary": "One task, with its handler runs",
-                "parameters": [_task_id_param()],
-                "responses": {"200": _json(_TASK, "the task"), "404": _json(_ERROR, "unknown")},
+                "parameters": [task_id_param()],
+                "responses": {
+                    "200": json_body(TASK, "the task"),
+                    "404": json_body(ERROR, "unknown"),
+                },
             }
         },
         "/v1/tasks/{task_id}/events": {
             "get": {
                 "summary": "The task's events, oldest first",
-                "parameters": [_task_id_param()],
+                "parameters": [task_id_param()],
                 "responses": {
-                    "200": _json(
+                    "200": json_body(
                         {
                             "type": "object",
                             "properties": {
@@ -178,7 +164,7 @@ SPEC: dict[str, Any] = {
         "/v1/tasks/{task_id}/notifications": {
             "get": {
                 "summary": "Every notification received for the task and what it changed",
-                "parameters": [_task_id_param()],
+                "parameters": [task_id_param()],
                 "responses": {"200": {"description": "notifications"}},
             }
         },
@@ -186,7 +172,7 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "A stored video file (Range supported)",
                 "parameters": [
-                    _task_id_param(),
+                    task_id_param(),
                     {
                         "name": "index",
                         "in": "path",
@@ -197,7 +183,7 @@ SPEC: dict[str, Any] = {
                 "responses": {
                     "200": {"description": "the MP4 file", "content": {"video/mp4": {}}},
                     "206": {"description": "a byte range of it"},
-                    "409": _json(_ERROR, "not downloaded yet"),
+                    "409": json_body(ERROR, "not downloaded yet"),
                 },
             }
         },
@@ -205,7 +191,7 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "The video's poster frame (JPEG), once the built-in handler wrote it",
                 "parameters": [
-                    _task_id_param(),
+                    task_id_param(),
                     {
                         "name": "index",
                         "in": "path",
@@ -215,27 +201,27 @@ SPEC: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {"description": "JPEG", "content": {"image/jpeg": {}}},
-                    "404": _json(_ERROR, "no poster (yet)"),
+                    "404": json_body(ERROR, "no poster (yet)"),
                 },
             }
         },
         "/v1/notifications/{notification_id}": {
             "get": {
                 "summary": "One received notification: raw body, headers, verification, outcome",
-                "parameters": [_path_param("notification_id")],
+                "parameters": [path_param("notification_id")],
                 "responses": {
                     "200": {"description": "the notification"},
-                    "404": _json(_ERROR, "unknown"),
+                    "404": json_body(ERROR, "unknown"),
                 },
             }
         },
         "/v1/notifications/{notification_id}/replay": {
             "post": {
                 "summary": "Put a stored notification through the pipeline again (harmless)",
-                "parameters": [_path_param("notification_id")],
+                "parameters": [path_param("notification_id")],
                 "responses": {
                     "202": {"description": "a new inbox job was enqueued"},
-                    "404": _json(_ERROR, "unknown"),
+                    "404": json_body(ERROR, "unknown"),
                 },
             }
         },
@@ -255,18 +241,21 @@ SPEC: dict[str, Any] = {
         "/v1/handler-runs/{run_id}": {
             "get": {
                 "summary": "One handler run",
-                "parameters": [_path_param("run_id")],
-                "responses": {"200": {"description": "the run"}, "404": _json(_ERROR, "unknown")},
+                "parameters": [path_param("run_id")],
+                "responses": {
+                    "200": {"description": "the run"},
+                    "404": json_body(ERROR, "unknown"),
+                },
             }
         },
         "/v1/handler-runs/{run_id}/retry": {
             "post": {
                 "summary": "Run a finished handler run again from attempt 1",
-                "parameters": [_path_param("run_id")],
+                "parameters": [path_param("run_id")],
                 "responses": {
                     "200": {"description": "queued again"},
-                    "404": _json(_ERROR, "unknown"),
-                    "409": _json(_ERROR, "still queued or running"),
+                    "404": json_body(ERROR, "unknown"),
+                    "409": json_body(ERROR, "still queued or running"),
                 },
             }
         },
@@ -279,11 +268,11 @@ SPEC: dict[str, Any] = {
                 ],
                 "responses": {
                     "200": {"description": "durably stored"},
-                    "400": _json(_ERROR, "unreadable body"),
-                    "401": _json(_ERROR, "bad signature"),
-                    "404": _json(_ERROR, "unknown token"),
-                    "409": _json(_ERROR, "the body names another task than its URL's"),
-                    "413": _json(_ERROR, "body too large"),
+                    "400": json_body(ERROR, "unreadable body"),
+                    "401": json_body(ERROR, "bad signature"),
+                    "404": json_body(ERROR, "unknown token"),
+                    "409": json_body(ERROR, "the body names another task than its URL's"),
+                    "413": json_body(ERROR, "body too large"),
                 },
             }
         },
@@ -317,208 +306,8 @@ SPEC: dict[str, Any] = {
 
 # -- outgoing webhooks -----------------------------------------------------------------------
 
-_WEBHOOK = {"$ref": "#/components/schemas/WebhookEndpoint"}
-_DELIVERY = {"$ref": "#/components/schemas/Delivery"}
-_EVENT_TYPES = [
-    "*",
-    "task.submitted",
-    "task.processing",
-    "task.succeeded",
-    "task.failed",
-    "video.downloaded",
-    "video.download_failed",
-    "task.completed",
-    "task.timed_out",
-]
-_TIME = {"type": ["string", "null"], "format": "date-time"}
-
-SPEC["components"]["schemas"].update(
-    {
-        "WebhookEndpoint": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "url": {"type": "string"},
-                "description": {"type": "string"},
-                "events": {"type": "array", "items": {"enum": _EVENT_TYPES}},
-                "enabled": {"type": "boolean"},
-                "disabled_reason": {"type": ["string", "null"]},
-                "failing_since": _TIME,
-                "previous_secret_expires_at": _TIME,
-                "created_at": {"type": "string", "format": "date-time"},
-                "updated_at": {"type": "string", "format": "date-time"},
-                "secret": {
-                    "type": "string",
-                    "description": "whsec_...: only in the answers that create or rotate it",
-                },
-                "operator_events": {
-                    "type": "array",
-                    "description": "GET /v1/webhooks/{id} only: webhook.disabled, "
-                    "webhook.enabled, webhook.secret_rotated",
-                    "items": {"type": "object"},
-                },
-            },
-        },
-        "Delivery": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "string"},
-                "event_id": {"type": "string", "description": "also its webhook-id"},
-                "event_type": {"type": "string"},
-                "endpoint_id": {"type": "string"},
-                "task_id": {"type": "string"},
-                "status": {"enum": ["pending", "succeeded", "failed"]},
-                "attempts": {"type": "integer"},
-                "last_status_code": {"type": ["integer", "null"]},
-                "last_error": {"type": ["string", "null"]},
-                "next_attempt_at": _TIME,
-                "created_at": {"type": "string", "format": "date-time"},
-                "updated_at": {"type": "string", "format": "date-time"},
-                "attempt_log": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {
-                            "attempted_at": {"type": "string", "format": "date-time"},
-                            "status_code": {"type": ["integer", "null"]},
-                            "duration_ms": {"type": "integer"},
-                            "error": {"type": ["string", "null"]},
-                            "response_body": {"type": "string"},
-                            "response_truncated": {"type": "boolean"},
-                        },
-                    },
-                },
-            },
-        },
-    }
-)
-
-SPEC["paths"].update(
-    {
-        "/v1/webhooks": {
-            "post": {
-                "summary": "Register an endpoint; the answer holds its secret (shown once)",
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["url"],
-                                "properties": {
-                                    "url": {"type": "string"},
-                                    "events": {
-                                        "type": "array",
-                                        "items": {"enum": _EVENT_TYPES},
-                                        "default": ["*"],
-                                    },
-                                    "description": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _json(_WEBHOOK, "created, with its secret"),
-                    "422": _json(_ERROR, "invalid: a field, or a refused destination and why"),
-                },
-            },
-            "get": {
-                "summary": "Every endpoint (no secrets)",
-                "responses": {"200": {"description": '{"webhooks": [...]}'}},
-            },
-        },
-        "/v1/webhooks/{webhook_id}": {
-            "get": {
-                "summary": "One endpoint and its operator events",
-                "parameters": [_path_param("webhook_id")],
-                "responses": {"200": _json(_WEBHOOK, "the endpoint"), "404": _json(_ERROR, "")},
-            },
-            "patch": {
-                "summary": "Change url, events or description; enable or disable; rotate the "
-                'secret ({"rotate_secret": true}: the answer holds the new one)',
-                "parameters": [_path_param("webhook_id")],
-                "requestBody": {
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {
-                                    "url": {"type": "string"},
-                                    "events": {"type": "array", "items": {"enum": _EVENT_TYPES}},
-                                    "description": {"type": "string"},
-                                    "enabled": {"type": "boolean"},
-                                    "rotate_secret": {"type": "boolean"},
-                                },
-                            }
-                        }
-                    }
-                },
-                "responses": {
-                    "200": _json(_WEBHOOK, "the endpoint as changed"),
-                    "404": _json(_ERROR, "unknown"),
-                    "422": _json(_ERROR, "invalid"),
-                },
-            },
-            "delete": {
-                "summary": "Remove an endpoint with its deliveries",
-                "parameters": [_path_param("webhook_id")],
-                "responses": {"204": {"description": "removed"}, "404": _json(_ERROR, "")},
-            },
-        },
-        "/v1/webhooks/{webhook_id}/deliveries": {
-            "get": {
-                "summary": "The endpoint's deliveries, newest first, each with its attempts "
-                "(time, status code, duration, error, truncated answer)",
-                "parameters": [
-                    _path_param("webhook_id"),
-                    {"name": "status", "in": "query", "schema": {"type": "string"}},
-                    {"name": "limit", "in": "query", "schema": {"type": "integer"}},
-                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                ],
-                "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "deliveries": {"type": "array", "items": _DELIVERY},
-                                "next_cursor": {"type": ["string", "null"]},
-                            },
-                        },
-                        "a page of deliveries",
-                    ),
-                    "404": _json(_ERROR, "unknown endpoint"),
-                },
-            }
-        },
-        "/v1/deliveries/{delivery_id}": {
-            "get": {
-                "summary": "One delivery with its attempts",
-                "parameters": [_path_param("delivery_id")],
-                "responses": {"200": _json(_DELIVERY, "the delivery"), "404": _json(_ERROR, "")},
-            }
-        },
-        "/v1/deliveries/{delivery_id}/retry": {
-            "post": {
-                "summary": "Deliver a finished delivery again (same webhook-id), its retry "
-                "schedule from the start",
-                "parameters": [_path_param("delivery_id")],
-                "responses": {
-                    "202": _json(_DELIVERY, "pending again"),
-                    "404": _json(_ERROR, "unknown"),
-                    "409": _json(_ERROR, "still pending"),
-                },
-            }
-        },
-        "/metrics/webhooks": {
-            "get": {
-                "summary": "Prometheus metrics of the deliveries this process made",
-                "security": [],
-                "responses": {"200": {"description": "text exposition"}},
-            }
-        },
-    }
-)
+SPEC["components"]["schemas"].update(WEBHOOK_SCHEMAS)
+SPEC["paths"].update(WEBHOOK_PATHS)
 
 
 async def openapi_json(request: Request) -> Response:

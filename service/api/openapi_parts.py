@@ -1,0 +1,26 @@
+"""Pieces shared by the halves of the OpenAPI description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+TASK = {"$ref": "#/components/schemas/Task"}
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def task_id_param() -> dict[str, Any]:
+    return {
+        "name": "task_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "the task's id or its external_task_id",
+    }
