@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TypeVar
 
 from service.errors import Conflict, StorageError
 from storage.base import Storage
+from storage.memory_copies import out, stored
+from storage.memory_jobs import MemoryJobs
 from storage.memory_webhooks import MemoryWebhooks
 from storage.records import (
     DeliveryAttemptRecord,
@@ -24,7 +25,6 @@ from storage.records import (
     EndpointEventRecord,
     EventRecord,
     JobRecord,
-    JobStatus,
     NotificationRecord,
     TaskChange,
     TaskRecord,
@@ -36,32 +36,9 @@ from storage.records import (
 _R = TypeVar("_R")
 
 _UNFINISHED = (TaskStatus.SUBMITTED, TaskStatus.PROCESSING)
-_FINISHED_JOBS = (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
 
-def _json_copy(value: _R) -> _R:
-    # A round trip through JSON, as the SQL backends do: a value they could not store
-    # fails here too instead of passing the fast tests and breaking in production.
-    try:
-        copied: _R = json.loads(json.dumps(value))
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"value is not JSON-serialisable: {exc}") from exc
-    return copied
-
-
-def _stored(record: _R, *json_fields: str) -> _R:
-    """A private copy of ``record`` to keep, its JSON fields normalised."""
-    fresh = copy.deepcopy(record)
-    for name in json_fields:
-        setattr(fresh, name, _json_copy(getattr(fresh, name)))
-    return fresh
-
-
-def _out(records: Iterable[_R]) -> list[_R]:
-    return [copy.deepcopy(record) for record in records]
-
-
-class MemoryStorage(MemoryWebhooks, Storage):
+class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
     def __init__(self) -> None:
         self._lock = asyncio.Lock()
         self._open = False
@@ -106,9 +83,9 @@ class MemoryStorage(MemoryWebhooks, Storage):
                 raise StorageError(f"task {task.id!r} already exists")
             if any(t.callback_token_hash == task.callback_token_hash for t in self._tasks.values()):
                 raise StorageError("callback_token_hash already exists")
-            stored = _stored(task, "request", "metadata")
+            kept = stored(task, "request", "metadata")
             new_jobs = self._jobs_to_insert(jobs, extra_task_ids={task.id})
-            self._tasks[task.id] = stored
+            self._tasks[task.id] = kept
             self._insert_jobs(new_jobs)
 
     async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
@@ -144,7 +121,7 @@ class MemoryStorage(MemoryWebhooks, Storage):
                 and (before is None or (t.created_at, t.id) < before)
             ]
             tasks.sort(key=lambda t: (t.created_at, t.id), reverse=True)
-            return _out(tasks[: max(limit, 0)])
+            return out(tasks[: max(limit, 0)])
 
     async def list_stale_tasks(self, *, quiet_since: datetime, limit: int) -> list[TaskRecord]:
         def news(task: TaskRecord) -> datetime:
@@ -156,7 +133,7 @@ class MemoryStorage(MemoryWebhooks, Storage):
                 t for t in self._tasks.values() if t.status in _UNFINISHED and news(t) < quiet_since
             ]
             stale.sort(key=lambda t: (news(t), t.id))
-            return _out(stale[: max(limit, 0)])
+            return out(stale[: max(limit, 0)])
 
     async def delete_task(self, task_id: str) -> None:
         async with self._lock:
@@ -177,7 +154,7 @@ class MemoryStorage(MemoryWebhooks, Storage):
             current = self._tasks.get(change.task.id)
             if current is None or current.version != change.task.version:
                 return False
-            task = _stored(change.task, "request", "metadata")
+            task = stored(change.task, "request", "metadata")
             task.version += 1
             for other in self._tasks.values():
                 if other.id == task.id:
@@ -186,7 +163,7 @@ class MemoryStorage(MemoryWebhooks, Storage):
                     raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
                 if other.callback_token_hash == task.callback_token_hash:
                     raise StorageError("callback_token_hash already exists")
-            videos = [_stored(v) for v in change.videos]
+            videos = [stored(v) for v in change.videos]
             self._check_task_refs((v.task_id for v in videos), extra_task_ids={task.id})
             events = self._events_to_insert(change.events, extra_task_ids={task.id})
             deliveries, delivery_jobs = self._fan_out(events)
@@ -209,13 +186,13 @@ class MemoryStorage(MemoryWebhooks, Storage):
         async with self._lock:
             self._check_open()
             videos = [v for v in self._videos.values() if v.task_id == task_id]
-            return _out(sorted(videos, key=lambda v: v.index))
+            return out(sorted(videos, key=lambda v: v.index))
 
     async def list_events(self, task_id: str) -> list[EventRecord]:
         async with self._lock:
             self._check_open()
             events = [e for e in self._events.values() if e.task_id == task_id]
-            return _out(events)  # insertion order: the order the changes were applied
+            return out(events)  # insertion order: the order the changes were applied
 
     async def get_event(self, event_id: str) -> EventRecord | None:
         async with self._lock:
@@ -230,9 +207,9 @@ class MemoryStorage(MemoryWebhooks, Storage):
             if notification.id in self._notifications:
                 raise StorageError(f"notification {notification.id!r} already exists")
             self._check_task_refs([notification.task_id])
-            stored = _stored(notification, "headers")
+            kept = stored(notification, "headers")
             jobs = self._jobs_to_insert([job])
-            self._notifications[stored.id] = stored
+            self._notifications[kept.id] = kept
             self._insert_jobs(jobs)
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
@@ -244,7 +221,7 @@ class MemoryStorage(MemoryWebhooks, Storage):
         async with self._lock:
             self._check_open()
             found = [n for n in self._notifications.values() if n.task_id == task_id]
-            return _out(sorted(found, key=lambda n: n.received_at))
+            return out(sorted(found, key=lambda n: n.received_at))
 
     async def set_download_progress(
         self, task_id: str, index: int, *, received: int, total: int | None
@@ -263,145 +240,7 @@ class MemoryStorage(MemoryWebhooks, Storage):
             if notification is not None:  # gone with its task: nothing left to annotate
                 notification.outcome = outcome
 
-    # -- durable jobs ------------------------------------------------------------------------
-
-    async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
-        async with self._lock:
-            self._check_open()
-            self._insert_jobs(self._jobs_to_insert(jobs))
-
-    async def lease_jobs(
-        self,
-        *,
-        now: datetime,
-        lease_seconds: float,
-        limit: int,
-        kinds: Collection[str] | None = None,
-    ) -> list[JobRecord]:
-        async with self._lock:
-            self._check_open()
-            due = [
-                (seq, job)
-                for seq, job in enumerate(self._jobs.values())
-                if (kinds is None or job.kind in kinds) and _is_due(job, now)
-            ]
-            due.sort(key=lambda pair: (pair[1].run_at, pair[0]))
-            expires = now + timedelta(seconds=lease_seconds)
-            leased = []
-            for _, job in due[: max(limit, 0)]:
-                job.status = JobStatus.RUNNING
-                job.attempts += 1
-                job.lease_token += 1
-                job.lease_expires_at = expires
-                job.updated_at = now
-                leased.append(job)
-            return _out(leased)
-
-    async def renew_lease(
-        self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
-    ) -> bool:
-        async with self._lock:
-            job = self._held_job(job_id, lease_token)
-            if job is None:
-                return False
-            job.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            job.updated_at = now
-            return True
-
-    async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
-        async with self._lock:
-            job = self._held_job(job_id, lease_token)
-            if job is None:
-                return False
-            job.status = JobStatus.SUCCEEDED
-            job.lease_expires_at = None
-            job.updated_at = now
-            return True
-
-    async def retry_job(
-        self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
-    ) -> bool:
-        async with self._lock:
-            job = self._held_job(job_id, lease_token)
-            if job is None:
-                return False
-            job.status = JobStatus.QUEUED
-            job.run_at = run_at
-            job.last_error = error
-            job.lease_expires_at = None
-            job.updated_at = now
-            if run_at <= now:
-                self._jobs_added.set()
-            return True
-
-    async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
-        async with self._lock:
-            job = self._held_job(job_id, lease_token)
-            if job is None:
-                return False
-            job.status = JobStatus.FAILED
-            job.last_error = error
-            job.lease_expires_at = None
-            job.updated_at = now
-            return True
-
-    async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
-        async with self._lock:
-            self._check_open()
-            job = self._jobs.get(job_id)
-            if job is None or job.status not in _FINISHED_JOBS:
-                return False
-            # lease_token is kept: it must only ever grow, or an old holder could come back
-            job.status = JobStatus.QUEUED
-            job.run_at = now
-            job.attempts = 0
-            job.lease_expires_at = None
-            job.updated_at = now
-            self._jobs_added.set()
-            return True
-
-    async def get_job(self, job_id: str) -> JobRecord | None:
-        async with self._lock:
-            self._check_open()
-            return copy.deepcopy(self._jobs.get(job_id))
-
-    async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
-        async with self._lock:
-            self._check_open()
-            found = [
-                j
-                for j in self._jobs.values()
-                if j.task_id == task_id and (kind is None or j.kind == kind)
-            ]
-            return _out(sorted(found, key=lambda j: j.created_at))
-
-    async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
-        # nothing but this object can add jobs, so its own writes are the whole story
-        try:
-            await asyncio.wait_for(self._jobs_added.wait(), max(timeout, 0.0))
-        except TimeoutError:
-            return
-        self._jobs_added.clear()  # after waking: a signal given meanwhile is never lost
-
-    async def next_job_due(self) -> datetime | None:
-        async with self._lock:
-            self._check_open()
-            times = [
-                job.run_at if job.status == JobStatus.QUEUED else job.lease_expires_at
-                for job in self._jobs.values()
-                if job.status in (JobStatus.QUEUED, JobStatus.RUNNING)
-            ]
-            return min((t for t in times if t is not None), default=None)
-
     # -- validation shared by the writes -----------------------------------------------------
-
-    def _held_job(self, job_id: str, lease_token: int) -> JobRecord | None:
-        """The job if ``lease_token`` still holds it (fencing), else None."""
-        self._check_open()
-        job = self._jobs.get(job_id)
-        if job is None or job.status != JobStatus.RUNNING or job.lease_token != lease_token:
-            return None
-        return job
 
     def _check_task_refs(
         self, task_ids: Iterable[str], extra_task_ids: Collection[str] = ()
@@ -425,38 +264,5 @@ class MemoryStorage(MemoryWebhooks, Storage):
             self._check_task_refs([event.task_id], extra_task_ids)
             keys.add((event.task_id, event.key))
             ids.add(event.id)
-            fresh.append(_stored(event, "data"))
+            fresh.append(stored(event, "data"))
         return fresh
-
-    def _jobs_to_insert(
-        self, jobs: Sequence[JobRecord], extra_task_ids: Collection[str] = ()
-    ) -> list[JobRecord]:
-        """The jobs that are new; one whose dedupe_key is already taken is skipped."""
-        keys = {j.dedupe_key for j in self._jobs.values() if j.dedupe_key is not None}
-        ids = set(self._jobs)
-        fresh = []
-        for job in jobs:
-            if job.dedupe_key is not None and job.dedupe_key in keys:
-                continue
-            if job.id in ids:
-                raise StorageError(f"job {job.id!r} already exists")
-            if job.task_id is not None:
-                self._check_task_refs([job.task_id], extra_task_ids)
-            if job.dedupe_key is not None:
-                keys.add(job.dedupe_key)
-            ids.add(job.id)
-            fresh.append(_stored(job, "payload"))
-        return fresh
-
-    def _insert_jobs(self, jobs: Iterable[JobRecord]) -> None:
-        for job in jobs:
-            self._jobs[job.id] = job
-            self._jobs_added.set()
-
-
-def _is_due(job: JobRecord, now: datetime) -> bool:
-    if job.status == JobStatus.QUEUED:
-        return job.run_at <= now
-    if job.status == JobStatus.RUNNING:  # an expired lease: its worker died
-        return job.lease_expires_at is not None and job.lease_expires_at <= now
-    return False
