@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -34,16 +34,15 @@ from storage.records import (
     VideoRecord,
 )
 from storage.sqlite_batch import GroupCommit, Statements, Unit
+from storage.sqlite_jobs import INSERT_JOB, SQLiteJobs, first_row
 from storage.sqlite_rows import (
     EVENT_COLUMNS,
-    JOB_COLUMNS,
     NOTIFICATION_COLUMNS,
     TASK_COLUMNS,
     VIDEO_COLUMNS,
     encode_time,
     event_from_row,
     event_params,
-    job_from_row,
     job_params,
     notification_from_row,
     notification_params,
@@ -56,10 +55,6 @@ from storage.sqlite_rows import (
 from storage.sqlite_wakeup import SQLiteWakeup
 from storage.sqlite_webhooks import SQLiteWebhooks
 
-_INSERT_JOB = (
-    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
-    "ON CONFLICT (dedupe_key) DO NOTHING"
-)
 _INSERT_EVENT = (
     f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)}) "
     "ON CONFLICT (task_id, event_key) DO NOTHING"
@@ -82,20 +77,15 @@ _UPDATE_TASK = (
     )
     + ", version = version + 1 WHERE id = :id AND version = :version"
 )
-# a job is due when queued and its time has come, or running on a lease its worker let expire
-_DUE = (
-    "((status = 'queued' AND run_at <= :now) OR (status = 'running' AND lease_expires_at <= :now))"
-)
 _R = TypeVar("_R")
 
-_HELD = "id = :id AND status = 'running' AND lease_token = :token"  # fencing
 _INSERT_NOTIFICATION = (
     f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) "
     f"VALUES ({placeholders(NOTIFICATION_COLUMNS)})"
 )
 
 
-class SQLiteStorage(SQLiteWebhooks, Storage):
+class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
     def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
@@ -183,7 +173,7 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
             await conn.execute(
                 f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({placeholders(TASK_COLUMNS)})", params
             )
-            await conn.executemany(_INSERT_JOB, job_rows)
+            await conn.executemany(INSERT_JOB, job_rows)
 
         try:
             await self._write(unit)
@@ -199,14 +189,14 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
                 "ORDER BY id = :key DESC LIMIT 1",
                 {"key": id_or_external_id},
             )
-        return _first(rows, task_from_row)
+        return first_row(rows, task_from_row)
 
     async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None:
         async with self._read() as conn:
             rows = await conn.execute_fetchall(
                 f"SELECT {TASK_COLUMNS} FROM tasks WHERE callback_token_hash = ?", (token_hash,)
             )
-        return _first(rows, task_from_row)
+        return first_row(rows, task_from_row)
 
     async def list_tasks(
         self,
@@ -260,7 +250,7 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
                     return None
             await conn.executemany(_UPSERT_VIDEO, videos)
             await conn.executemany(_INSERT_EVENT, events)
-            await conn.executemany(_INSERT_JOB, jobs)
+            await conn.executemany(INSERT_JOB, jobs)
             return await self._fan_out(conn, change.events)
 
         try:
@@ -298,7 +288,7 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
             rows = await conn.execute_fetchall(
                 f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
             )
-        return _first(rows, event_from_row)
+        return first_row(rows, event_from_row)
 
     # -- the callback inbox ------------------------------------------------------------------
 
@@ -309,7 +299,7 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
             Statements(
                 (
                     (_INSERT_NOTIFICATION, [notification_params(notification)]),
-                    (_INSERT_JOB, [job_params(job)]),
+                    (INSERT_JOB, [job_params(job)]),
                 )
             )
         )
@@ -321,7 +311,7 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
                 f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?",
                 (notification_id,),
             )
-        return _first(rows, notification_from_row)
+        return first_row(rows, notification_from_row)
 
     async def list_notifications(self, task_id: str) -> list[NotificationRecord]:
         async with self._read() as conn:
@@ -345,157 +335,7 @@ class SQLiteStorage(SQLiteWebhooks, Storage):
         sql = "UPDATE notifications SET outcome = ? WHERE id = ?"  # gone with its task: no-op
         await self._write(Statements(((sql, [(outcome, notification_id)]),)))
 
-    # -- durable jobs ------------------------------------------------------------------------
-
-    async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
-        rows = [job_params(job) for job in jobs]
-        await self._write(Statements(((_INSERT_JOB, rows),)))
-        if rows:
-            self._wakeup.jobs_added()
-
-    async def lease_jobs(
-        self,
-        *,
-        now: datetime,
-        lease_seconds: float,
-        limit: int,
-        kinds: Collection[str] | None = None,
-    ) -> list[JobRecord]:
-        params: dict[str, Any] = {
-            "now": encode_time(now),
-            "expires": encode_time(now + timedelta(seconds=lease_seconds)),
-            "limit": max(limit, 0),
-        }
-        kind_filter = ""
-        if kinds is not None:
-            names = {f"kind{i}": kind for i, kind in enumerate(kinds)}
-            if not names:
-                return []
-            params.update(names)
-            kind_filter = f"AND kind IN ({', '.join(':' + name for name in names)})"
-
-        # BEGIN IMMEDIATE (of the batch) holds the write lock from the select to the update:
-        # no other process can lease the same rows in between
-        async def unit(conn: aiosqlite.Connection) -> Iterable[sqlite3.Row]:
-            return await conn.execute_fetchall(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
-                "lease_token = lease_token + 1, lease_expires_at = :expires, updated_at = :now "
-                "WHERE seq IN (SELECT seq FROM jobs "
-                f"  WHERE {_DUE} {kind_filter} ORDER BY run_at, seq LIMIT :limit) "
-                f"RETURNING seq, {JOB_COLUMNS}",
-                params,
-            )
-
-        rows = await self._write(unit)
-        ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
-        return [job_from_row(row) for row in ordered]
-
-    async def renew_lease(
-        self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
-    ) -> bool:
-        expires = encode_time(now + timedelta(seconds=lease_seconds))
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "lease_expires_at = :expires, updated_at = :now",
-            now=encode_time(now),
-            expires=expires,
-        )
-
-    async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'succeeded', lease_expires_at = NULL, updated_at = :now",
-            now=encode_time(now),
-        )
-
-    async def retry_job(
-        self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
-    ) -> bool:
-        queued = await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'queued', run_at = :run_at, last_error = :error, "
-            "lease_expires_at = NULL, updated_at = :now",
-            now=encode_time(now),
-            run_at=encode_time(run_at),
-            error=error,
-        )
-        if queued and run_at <= now:
-            self._wakeup.jobs_added()
-        return queued
-
-    async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'failed', last_error = :error, lease_expires_at = NULL, updated_at = :now",
-            now=encode_time(now),
-            error=error,
-        )
-
-    async def _fenced_update(self, job_id: str, lease_token: int, sets: str, **values: Any) -> bool:
-        """Run ``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
-
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
-                f"UPDATE jobs SET {sets} WHERE {_HELD}",
-                {"id": job_id, "token": lease_token, **values},
-            ) as cursor:
-                return cursor.rowcount == 1
-
-        return await self._write(unit)
-
-    async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
-        # lease_token is kept: it must only ever grow, or an old holder could come back
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
-                "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
-                "lease_expires_at = NULL, updated_at = :now "
-                "WHERE id = :id AND status IN ('succeeded', 'failed')",
-                {"id": job_id, "now": encode_time(now)},
-            ) as cursor:
-                return cursor.rowcount == 1
-
-        queued = await self._write(unit)
-        if queued:
-            self._wakeup.jobs_added()
-        return queued
-
-    async def get_job(self, job_id: str) -> JobRecord | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-            )
-        return _first(rows, job_from_row)
-
-    async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_id = :task_id "
-                "AND (:kind IS NULL OR kind = :kind) ORDER BY created_at, seq",
-                {"task_id": task_id, "kind": kind},
-            )
-        return [job_from_row(row) for row in rows]
-
-    async def next_job_due(self) -> datetime | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT min(due) FROM ("
-                " SELECT min(run_at) AS due FROM jobs WHERE status = 'queued'"
-                " UNION ALL"
-                " SELECT min(lease_expires_at) FROM jobs WHERE status = 'running')"
-            )
-        value = next(iter(rows))[0]
-        return None if value is None else datetime.fromisoformat(value)
-
 
 async def _read_data_version(conn: aiosqlite.Connection) -> int:
     rows = await conn.execute_fetchall("PRAGMA data_version")
     return int(next(iter(rows))[0])
-
-
-def _first(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:
-    row = next(iter(rows), None)
-    return None if row is None else decode(row)

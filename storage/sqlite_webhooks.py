@@ -27,7 +27,8 @@ from storage.records import (
     new_delivery,
 )
 from storage.sqlite_batch import Unit
-from storage.sqlite_rows import JOB_COLUMNS, encode_time, job_params, placeholders
+from storage.sqlite_jobs import INSERT_JOB
+from storage.sqlite_rows import encode_time, job_params, placeholders
 from storage.sqlite_wakeup import SQLiteWakeup
 from storage.sqlite_webhooks_rows import (
     ATTEMPT_COLUMNS,
@@ -55,10 +56,6 @@ _WANTING = (
 _INSERT_DELIVERY = (
     f"INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) "
     f"VALUES ({placeholders(DELIVERY_COLUMNS)}) ON CONFLICT (event_id, endpoint_id) DO NOTHING"
-)
-_INSERT_JOB = (
-    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
-    "ON CONFLICT (dedupe_key) DO NOTHING"
 )
 _INSERT_ENDPOINT_EVENT = (
     f"INSERT INTO webhook_endpoint_events ({ENDPOINT_EVENT_COLUMNS}) "
@@ -103,7 +100,7 @@ class SQLiteWebhooks:
             ]
             if made:
                 await conn.executemany(_INSERT_DELIVERY, [delivery_params(d) for d, _ in made])
-                await conn.executemany(_INSERT_JOB, [job_params(j) for _, j in made])
+                await conn.executemany(INSERT_JOB, [job_params(j) for _, j in made])
                 added = True
         return added
 

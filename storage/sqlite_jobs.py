@@ -1,0 +1,191 @@
+"""Durable jobs in the SQLite backend: leases, fencing, retries and wake-ups.
+
+A mixin of :class:`storage.sqlite.SQLiteStorage`, whose connection, group commit and wake-up it
+shares. Leasing runs in the batch's ``BEGIN IMMEDIATE`` transaction, so a job selected as due is
+still due when it is marked leased, whatever another process does meanwhile.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Collection, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from storage.records import JobRecord
+from storage.sqlite_batch import Statements, Unit
+from storage.sqlite_rows import JOB_COLUMNS, encode_time, job_from_row, job_params, placeholders
+from storage.sqlite_wakeup import SQLiteWakeup
+
+_R = TypeVar("_R")
+
+INSERT_JOB = (
+    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
+    "ON CONFLICT (dedupe_key) DO NOTHING"
+)
+# a job is due when queued and its time has come, or running on a lease its worker let expire
+_DUE = (
+    "((status = 'queued' AND run_at <= :now) OR (status = 'running' AND lease_expires_at <= :now))"
+)
+_HELD = "id = :id AND status = 'running' AND lease_token = :token"  # fencing
+
+
+class SQLiteJobs:
+    _wakeup: SQLiteWakeup
+
+    def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    async def _write(self, unit: Unit[_R]) -> _R:
+        raise NotImplementedError
+
+    async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
+        rows = [job_params(job) for job in jobs]
+        await self._write(Statements(((INSERT_JOB, rows),)))
+        if rows:
+            self._wakeup.jobs_added()
+
+    async def lease_jobs(
+        self,
+        *,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        kinds: Collection[str] | None = None,
+    ) -> list[JobRecord]:
+        params: dict[str, Any] = {
+            "now": encode_time(now),
+            "expires": encode_time(now + timedelta(seconds=lease_seconds)),
+            "limit": max(limit, 0),
+        }
+        kind_filter = ""
+        if kinds is not None:
+            names = {f"kind{i}": kind for i, kind in enumerate(kinds)}
+            if not names:
+                return []
+            params.update(names)
+            kind_filter = f"AND kind IN ({', '.join(':' + name for name in names)})"
+
+        # BEGIN IMMEDIATE (of the batch) holds the write lock from the select to the update:
+        # no other process can lease the same rows in between
+        async def unit(conn: aiosqlite.Connection) -> Iterable[sqlite3.Row]:
+            return await conn.execute_fetchall(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
+                "lease_token = lease_token + 1, lease_expires_at = :expires, updated_at = :now "
+                "WHERE seq IN (SELECT seq FROM jobs "
+                f"  WHERE {_DUE} {kind_filter} ORDER BY run_at, seq LIMIT :limit) "
+                f"RETURNING seq, {JOB_COLUMNS}",
+                params,
+            )
+
+        rows = await self._write(unit)
+        ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
+        return [job_from_row(row) for row in ordered]
+
+    async def renew_lease(
+        self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
+    ) -> bool:
+        expires = encode_time(now + timedelta(seconds=lease_seconds))
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "lease_expires_at = :expires, updated_at = :now",
+            now=encode_time(now),
+            expires=expires,
+        )
+
+    async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'succeeded', lease_expires_at = NULL, updated_at = :now",
+            now=encode_time(now),
+        )
+
+    async def retry_job(
+        self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
+    ) -> bool:
+        queued = await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'queued', run_at = :run_at, last_error = :error, "
+            "lease_expires_at = NULL, updated_at = :now",
+            now=encode_time(now),
+            run_at=encode_time(run_at),
+            error=error,
+        )
+        if queued and run_at <= now:
+            self._wakeup.jobs_added()
+        return queued
+
+    async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
+        return await self._fenced_update(
+            job_id,
+            lease_token,
+            "status = 'failed', last_error = :error, lease_expires_at = NULL, updated_at = :now",
+            now=encode_time(now),
+            error=error,
+        )
+
+    async def _fenced_update(self, job_id: str, lease_token: int, sets: str, **values: Any) -> bool:
+        """Run ``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
+
+        async def unit(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                f"UPDATE jobs SET {sets} WHERE {_HELD}",
+                {"id": job_id, "token": lease_token, **values},
+            ) as cursor:
+                return cursor.rowcount == 1
+
+        return await self._write(unit)
+
+    async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
+        # lease_token is kept: it must only ever grow, or an old holder could come back
+        async def unit(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(
+                "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
+                "lease_expires_at = NULL, updated_at = :now "
+                "WHERE id = :id AND status IN ('succeeded', 'failed')",
+                {"id": job_id, "now": encode_time(now)},
+            ) as cursor:
+                return cursor.rowcount == 1
+
+        queued = await self._write(unit)
+        if queued:
+            self._wakeup.jobs_added()
+        return queued
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+            )
+        return first_row(rows, job_from_row)
+
+    async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_id = :task_id "
+                "AND (:kind IS NULL OR kind = :kind) ORDER BY created_at, seq",
+                {"task_id": task_id, "kind": kind},
+            )
+        return [job_from_row(row) for row in rows]
+
+    async def next_job_due(self) -> datetime | None:
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT min(due) FROM ("
+                " SELECT min(run_at) AS due FROM jobs WHERE status = 'queued'"
+                " UNION ALL"
+                " SELECT min(lease_expires_at) FROM jobs WHERE status = 'running')"
+            )
+        value = next(iter(rows))[0]
+        return None if value is None else datetime.fromisoformat(value)
+
+
+def first_row(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:
+    row = next(iter(rows), None)
+    return None if row is None else decode(row)
