@@ -13,6 +13,7 @@ lives in :mod:`storage.sqlite_rows`, opening and migrations in :mod:`storage.sql
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -90,6 +91,9 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         self.path = path
         self._busy_timeout = busy_timeout
         self._conn: aiosqlite.Connection | None = None
+        # Reads use a connection of their own: in WAL mode a reader sees the last commit and
+        # never waits for the writer, so reads do not break up the writes' group commits.
+        self._reader: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
         self._wakeup = SQLiteWakeup(self._data_version)
         self._batches = GroupCommit(self._lock, self._require_open)
@@ -115,6 +119,14 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
                 if isinstance(exc, sqlite3.Error):
                     raise StorageError(f"migrating {self.path!r} failed: {exc}") from exc
                 raise
+            if self.path != ":memory:":  # a second connection to :memory: is another database
+                try:
+                    self._reader = await sqlite_schema.connect(
+                        self.path, busy_timeout=self._busy_timeout
+                    )
+                except (OSError, sqlite3.Error) as exc:
+                    await conn.close()
+                    raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
             self._conn = conn
 
     async def close(self) -> None:
@@ -122,6 +134,10 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         await self._batches.drain()
         async with self._lock:
             conn, self._conn = self._conn, None
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    await reader.close()
             if conn is not None:
                 try:
                     await conn.close()
@@ -136,20 +152,31 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         await self._wakeup.wait(timeout)
 
     async def _data_version(self) -> int:
-        async with self._read() as conn:
-            return await _read_data_version(conn)
+        # on the writer's connection: its data_version moves with other processes' commits only
+        async with self._lock:
+            try:
+                return await _read_data_version(self._require_open())
+            except (sqlite3.Error, ValueError) as exc:
+                raise StorageError(f"SQLite read failed: {exc}") from exc
 
     # -- transactions ------------------------------------------------------------------------
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """The connection, for autocommit reads (each statement sees one snapshot)."""
-        async with self._lock:
-            conn = self._require_open()
-            try:
-                yield conn
-            except (sqlite3.Error, ValueError) as exc:  # aiosqlite: ValueError once closed
-                raise StorageError(f"SQLite read failed: {exc}") from exc
+        """A connection for autocommit reads (each statement sees the last committed snapshot;
+        never a batch's uncommitted writes)."""
+        if self._reader is None:  # :memory:, or not open: the one connection, under the lock
+            async with self._lock:
+                conn = self._require_open()
+                try:
+                    yield conn
+                except (sqlite3.Error, ValueError) as exc:  # aiosqlite: ValueError once closed
+                    raise StorageError(f"SQLite read failed: {exc}") from exc
+            return
+        try:
+            yield self._reader
+        except (sqlite3.Error, ValueError) as exc:
+            raise StorageError(f"SQLite read failed: {exc}") from exc
 
     async def _write(self, unit: Unit[_R]) -> _R:
         """Run ``unit`` as one all-or-nothing write; answers its result once it is committed.
