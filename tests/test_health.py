@@ -43,3 +43,11 @@ async def test_metrics_cover_requests_and_webhook_deliveries(client: httpx.Async
     text = (await client.get("/metrics")).text
     assert 'omnihook_http_requests_total{endpoint="healthz",status="200"}' in text
     assert "omnihook_webhook" in text  # the delivery metrics of this process, same exposition
+
+
+async def test_a_bad_list_query_is_a_400_naming_the_problem(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/v1/tasks?status=lost")
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "bad_request"
+    assert "status must be one of" in answer.json()["message"]
+    assert (await client.get("/v1/handler-runs?limit=0")).status_code == 400

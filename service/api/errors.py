@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.api.query import BadQuery
 from service.errors import (
     ConfigurationError,
     Conflict,
@@ -50,6 +51,10 @@ async def _unreachable(request: Request, exc: Exception) -> Response:
     return error_response(502, "provider_unreachable", str(exc))
 
 
+async def _bad_query(request: Request, exc: Exception) -> Response:
+    return error_response(400, "bad_request", str(exc))
+
+
 async def _storage(request: Request, exc: Exception) -> Response:
     return error_response(503, "storage_unavailable", str(exc))
 
@@ -70,5 +75,6 @@ EXCEPTION_HANDLERS = {
     ProviderError: _provider,
     ProviderUnreachable: _unreachable,
     StorageError: _storage,
+    BadQuery: _bad_query,
     HTTPException: _http,
 }

@@ -15,12 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.api.errors import error_response
+from service.api.query import enum_param, limit_param
 from service.api.tasks import services_of
 from service.jobs.handler_runs import find_handler_runs, get_handler_run, retry_handler_run
 from service.views import handler_run_json
 from storage.records import JobRecord, JobStatus
-
-MAX_LIMIT = 200
 
 
 def run_json(job: JobRecord) -> dict[str, Any]:
@@ -31,19 +30,8 @@ def run_json(job: JobRecord) -> dict[str, Any]:
 async def list_handler_runs(request: Request) -> Response:
     services = services_of(request)
     params = request.query_params
-    try:
-        status = JobStatus(params["status"]) if "status" in params else None
-    except ValueError:
-        allowed = ", ".join(s.value for s in JobStatus)
-        return error_response(400, "bad_request", f"status must be one of {allowed}")
-    try:
-        limit = int(params.get("limit", "50"))
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError
-    except ValueError:
-        return error_response(
-            400, "bad_request", f"limit must be a whole number from 1 to {MAX_LIMIT}"
-        )
+    status = enum_param(params, "status", JobStatus)
+    limit = limit_param(params)
     try:
         page = await find_handler_runs(
             services,

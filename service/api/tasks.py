@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
 from service.api.errors import error_response
+from service.api.query import enum_param, limit_param
 from service.downloads import media_type_for
 from service.errors import NotFound
 from service.kling.request import parse_submission
@@ -71,17 +72,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 async def list_tasks(request: Request) -> Response:
     services = services_of(request)
     params = request.query_params
-    try:
-        status = TaskStatus(params["status"]) if "status" in params else None
-    except ValueError:
-        allowed = ", ".join(s.value for s in TaskStatus)
-        return error_response(400, "bad_request", f"status must be one of {allowed}")
-    try:
-        limit = int(params.get("limit", "50"))
-        if not 1 <= limit <= 200:
-            raise ValueError
-    except ValueError:
-        return error_response(400, "bad_request", "limit must be a whole number from 1 to 200")
+    status = enum_param(params, "status", TaskStatus)
+    limit = limit_param(params)
     try:
         before = _decode_cursor(params["cursor"]) if "cursor" in params else None
     except ValueError as exc:

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.api.errors import error_response
+from service.api.query import enum_param, limit_param
 from service.api.tasks import services_of
 from service.webhooks import endpoints as ops
 from service.webhooks import metrics
@@ -34,7 +35,6 @@ from service.webhooks.views import (
 from storage.records import DeliveryStatus
 
 MAX_BODY = 64 * 1024
-MAX_LIMIT = 200
 
 
 async def _json_body(request: Request) -> Any:
@@ -89,19 +89,8 @@ async def webhook_deliveries(request: Request) -> Response:
     services = services_of(request)
     endpoint = await ops.get_endpoint(services, request.path_params["webhook_id"])
     params = request.query_params
-    try:
-        status = DeliveryStatus(params["status"]) if "status" in params else None
-    except ValueError:
-        allowed = ", ".join(s.value for s in DeliveryStatus)
-        return error_response(400, "bad_request", f"status must be one of {allowed}")
-    try:
-        limit = int(params.get("limit", "50"))
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError
-    except ValueError:
-        return error_response(
-            400, "bad_request", f"limit must be a whole number from 1 to {MAX_LIMIT}"
-        )
+    status = enum_param(params, "status", DeliveryStatus)
+    limit = limit_param(params)
     before = None
     if params.get("cursor"):
         last = await services.storage.get_delivery(params["cursor"])
