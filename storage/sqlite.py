@@ -47,6 +47,7 @@ from storage.sqlite_rows import (
     job_params,
     notification_from_row,
     notification_params,
+    page_filters,
     placeholders,
     task_from_row,
     task_params,
@@ -234,12 +235,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
     ) -> list[TaskRecord]:
         where = ["1"]
         params: dict[str, Any] = {"limit": max(limit, 0)}
-        if status is not None:
-            where.append("status = :status")
-            params["status"] = str(status)
-        if before is not None:
-            where.append("(created_at, id) < (:before_at, :before_id)")
-            params["before_at"], params["before_id"] = encode_time(before[0]), before[1]
+        page_filters(where, params, status=status, before=before)
         async with self._read() as conn:
             rows = await conn.execute_fetchall(
                 f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "

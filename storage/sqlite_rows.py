@@ -250,3 +250,19 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
 def placeholders(columns: str) -> str:
     """``:a, :b`` for the column list ``a, b``: named parameters matching ``*_params``."""
     return ", ".join(f":{name.strip()}" for name in columns.split(","))
+
+
+def page_filters(
+    where: list[str],
+    params: dict[str, Any],
+    *,
+    status: object | None,
+    before: tuple[datetime, str] | None,
+) -> None:
+    """The filters of a newest-first keyset page: a status, and the (created_at, id) cursor."""
+    if status is not None:
+        where.append("status = :status")
+        params["status"] = str(status)
+    if before is not None:
+        where.append("(created_at, id) < (:before_at, :before_id)")
+        params["before_at"], params["before_id"] = encode_time(before[0]), before[1]

@@ -28,7 +28,7 @@ from storage.records import (
 )
 from storage.sqlite_batch import Unit
 from storage.sqlite_jobs import INSERT_JOB
-from storage.sqlite_rows import encode_time, job_params, placeholders
+from storage.sqlite_rows import encode_time, job_params, page_filters, placeholders
 from storage.sqlite_wakeup import SQLiteWakeup
 from storage.sqlite_webhooks_rows import (
     ATTEMPT_COLUMNS,
@@ -199,12 +199,7 @@ class SQLiteWebhooks:
             if value is not None:
                 where.append(f"{column} = :{column}")
                 params[column] = value
-        if status is not None:
-            where.append("status = :status")
-            params["status"] = str(status)
-        if before is not None:
-            where.append("(created_at, id) < (:before_at, :before_id)")
-            params["before_at"], params["before_id"] = encode_time(before[0]), before[1]
+        page_filters(where, params, status=status, before=before)
         async with self._read() as conn:
             rows = await conn.execute_fetchall(
                 f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
