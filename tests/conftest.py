@@ -8,8 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from handlers import on
 from handlers.registry import HandlerRegistry
 from service.bootstrap import open_services
+from service.events import EventEmitter
 from service.services import Services
 from service.settings import load_settings
 from storage.memory import MemoryStorage
@@ -28,3 +30,15 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
         settings, storage=MemoryStorage(), registry=HandlerRegistry(), transport=transport
     ) as opened:
         yield opened
+
+
+@on("*")
+def everything(event: object) -> None:
+    """A handler of every event, so plans show the handler runs they cause."""
+
+
+@pytest.fixture
+def emitter(tmp_path: Path) -> EventEmitter:
+    registry = HandlerRegistry()
+    registry.register(everything, source="test")
+    return EventEmitter(registry, tmp_path)

@@ -96,3 +96,17 @@ def make_notification(task_id: str, **overrides: Any) -> NotificationRecord:
     }
     fields.update(overrides)
     return NotificationRecord(**fields)
+
+
+class ManualClock:
+    """A clock the test moves by hand; starts at ``start`` (default: the real now, so that
+    signatures checked against the wall clock still verify)."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)

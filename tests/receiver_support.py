@@ -31,7 +31,7 @@ from service.settings import load_settings
 from storage.base import Storage
 from storage.memory import MemoryStorage
 from storage.records import JobRecord, TaskRecord, TaskStatus
-from tests.factories import make_task
+from tests.factories import ManualClock, make_task
 
 SECRET = "whsec_" + base64.b64encode(b"omnihook-test-secret-0123456789ab").decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"omnihook-old-secret-0123456789abc").decode()
@@ -92,15 +92,7 @@ class ScriptedProvider:
         return httpx.MockTransport(self.handle)
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _with_state(app: ASGIApp, state: Mapping[str, Any]) -> ASGIApp:
@@ -119,7 +111,7 @@ class Receiver:
     client: httpx.AsyncClient
     services: Services
     provider: ScriptedProvider
-    clock: FakeClock
+    clock: ManualClock
 
     async def add_task(self, token: str, **fields: Any) -> TaskRecord:
         fields.setdefault("status", TaskStatus.SUBMITTED)
@@ -192,7 +184,7 @@ async def open_receiver(
 ) -> AsyncIterator[Receiver]:
     """The real app (memory backend, no in-process worker) and a client speaking to it."""
     provider = ScriptedProvider()
-    clock = FakeClock()
+    clock = ManualClock(START)
     app = create_app(
         load_settings(
             database_url="memory://",

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from handlers import on
-from handlers.registry import HandlerRegistry
 from service.events import EventEmitter
 from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
 from service.lifecycle import plan_provider_state, plan_video_status, plan_video_stored
 from storage.records import DownloadStatus, TaskStatus
 from tests.factories import at, make_task, make_video
-
-
-@on("*")
-def everything(event: object) -> None:
-    pass
-
-
-@pytest.fixture
-def emitter(tmp_path: Path) -> EventEmitter:
-    registry = HandlerRegistry()
-    registry.register(everything, source="test")
-    return EventEmitter(registry, tmp_path)
 
 
 def state(status: ProviderStatus, **kwargs: object) -> ProviderTaskState:

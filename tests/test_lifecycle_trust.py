@@ -4,12 +4,9 @@ provider; a task without a final state by its deadline times out, announced once
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
-from handlers import on
-from handlers.registry import HandlerRegistry
 from service.events import EventEmitter
 from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
 from service.lifecycle import describe_duration, plan_provider_state, plan_timed_out
@@ -17,18 +14,6 @@ from storage.records import TaskStatus
 from tests.factories import at, make_task
 
 VIDEO = ProviderVideo(index=0, provider_video_id="v1", url="https://evil.example/x.mp4")
-
-
-@on("*")
-def everything(event: object) -> None:
-    pass
-
-
-@pytest.fixture
-def emitter(tmp_path: Path) -> EventEmitter:
-    registry = HandlerRegistry()
-    registry.register(everything, source="test")
-    return EventEmitter(registry, tmp_path)
 
 
 @pytest.mark.parametrize("status", [ProviderStatus.SUCCEEDED, ProviderStatus.FAILED])

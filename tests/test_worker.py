@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import datetime, timedelta
 
 from service.jobs.kinds import new_job
 from service.jobs.outcome import GiveUp, RetryLater
@@ -13,19 +12,7 @@ from service.retry import RetrySchedule
 from service.services import Services
 from service.worker import Worker
 from storage.records import JobRecord, JobStatus
-
-
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now().astimezone()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.factories import ManualClock
 
 
 async def run_until(worker: Worker, condition: Awaitable[object], timeout: float = 5) -> None:
@@ -100,7 +87,7 @@ async def test_give_up_is_not_retried(services: Services) -> None:
 async def test_the_job_of_a_dead_worker_is_taken_up_once_its_lease_expires(
     services: Services,
 ) -> None:
-    clock = Clock()
+    clock = ManualClock()
     services.clock = clock
     job = new_job("t", {}, now=clock())
     await services.storage.enqueue([job])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +28,9 @@ from storage.records import (
     TaskRecord,
     WebhookEndpointRecord,
 )
-from tests.factories import make_event, make_task
+from tests.factories import ManualClock, make_event, make_task
 
 Behaviour = Callable[[httpx.Request], Awaitable[httpx.Response]]
-
-
-class Clock:
-    """A clock the test moves by hand (starting at the real now: signatures verify)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now().astimezone()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @dataclass
@@ -79,7 +65,7 @@ class Endpoints:
 @dataclass
 class Hooks:
     services: Services
-    clock: Clock
+    clock: ManualClock
     endpoints: Endpoints
     task: TaskRecord | None = None
 
@@ -173,7 +159,7 @@ async def make_hooks(tmp_path: Path) -> AsyncIterator[HookFactory]:
         )
         services = await opened.__aenter__()
         stack.append(opened)
-        clock = Clock()
+        clock = ManualClock()
         services.clock = clock
         worker = asyncio.create_task(Worker(services, poll_interval=0.01).run())
         stack.append(worker)
