@@ -38,12 +38,13 @@ from service.worker import Worker
 from storage.base import Storage
 
 ROUTES = [
+    # First: the router tries routes in order, and callbacks are most of the traffic.
+    Route("/callbacks/kling/{token}", callbacks.receive_notification, methods=["POST"]),
     Route("/", dashboard.dashboard, methods=["GET"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
     Route("/metrics", health.metrics, methods=["GET"]),
     Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
-    Route("/callbacks/kling/{token}", callbacks.receive_notification, methods=["POST"]),
     Route("/v1/tasks", tasks.create_task, methods=["POST"]),
     Route("/v1/tasks", tasks.list_tasks, methods=["GET"]),
     Route("/v1/tasks/{task_id}", tasks.get_task, methods=["GET"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,6 +34,9 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self._metrics = metrics
+        # (endpoint, status) -> its counter and its histogram: ``labels()`` checks and locks on
+        # every call, and the set of endpoints and statuses is small and fixed.
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,5 +55,13 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
-            self._metrics.requests.labels(endpoint, str(status)).inc()
-            self._metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            series = self._series.get((endpoint, status))
+            if series is None:
+                series = (
+                    self._metrics.requests.labels(endpoint, str(status)),
+                    self._metrics.latency.labels(endpoint),
+                )
+                self._series[(endpoint, status)] = series
+            requests, latency = series
+            requests.inc()
+            latency.observe(time.perf_counter() - started)

@@ -46,13 +46,15 @@ from storage.records import NotificationRecord
 
 log = logging.getLogger(__name__)
 
-_KEPT_HEADERS = (
-    "content-type",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-    "x-forwarded-for",
+_KEPT_HEADERS = frozenset(
+    {
+        b"content-type",
+        b"user-agent",
+        b"webhook-id",
+        b"webhook-timestamp",
+        b"webhook-signature",
+        b"x-forwarded-for",
+    }
 )
 
 
@@ -66,7 +68,7 @@ async def receive_notification(request: Request) -> Response:
         )
     except ClientDisconnect:
         return error_response(400, "client_disconnected", "the body was not received whole")
-    headers = {name: request.headers[name] for name in _KEPT_HEADERS if name in request.headers}
+    headers = _kept_headers(request.scope["headers"])
     verification = _verify(services, body, headers)
     if verification is None:
         log.warning(
@@ -95,7 +97,24 @@ async def receive_notification(request: Request) -> Response:
         )
         return error_response(409, "task_mismatch", why)
     notification = await _store(services, task, body, headers, verification)
-    return JSONResponse({"received": True, "notification_id": notification.id})
+    return _received(notification.id)
+
+
+def _kept_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The headers worth keeping with a notification (the first of each name, as Starlette's
+    ``Headers`` reads them), in one pass over the raw ones."""
+    kept: dict[str, str] = {}
+    for name, value in raw:
+        if name in _KEPT_HEADERS:
+            kept.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return kept
+
+
+def _received(notification_id: str) -> Response:
+    """``{"received": true, "notification_id": ...}``, spelled directly: ids are plain ASCII
+    letters and digits, so no JSON encoder is needed on the receiver's hottest path."""
+    body = b'{"received":true,"notification_id":"' + notification_id.encode() + b'"}'
+    return Response(body, media_type="application/json")
 
 
 def _verify(services: Services, body: bytes, headers: Mapping[str, str]) -> str | None:
