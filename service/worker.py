@@ -18,7 +18,7 @@ from datetime import timedelta
 from service.bootstrap import open_services
 from service.downloads import clean_partial_downloads
 from service.errors import StorageError
-from service.jobs.outcome import GiveUp, RetryLater
+from service.jobs.outcome import Ended, GiveUp, RetryLater
 from service.jobs.runners import RUNNERS, JobRunner
 from service.reconcile import enqueue_overdue_syncs
 from service.services import Services
@@ -142,7 +142,7 @@ class Worker:
     async def _run_and_record(self, job: JobRecord) -> None:
         runner = self._runners[job.kind]
         try:
-            await runner.run(self._services, job)
+            ended = await runner.run(self._services, job)
         except asyncio.CancelledError:
             # Shutting down: hand the job back so another worker can take it at once.
             with contextlib.suppress(Exception):
@@ -166,9 +166,10 @@ class Worker:
             )
             await self._retry(job, runner, f"{type(exc).__name__}: {exc}", None)
         else:
-            await self._services.storage.complete_job(
-                job.id, job.lease_token, now=self._services.clock()
-            )
+            if ended is not Ended.RECORDED:
+                await self._services.storage.complete_job(
+                    job.id, job.lease_token, now=self._services.clock()
+                )
 
     async def _retry(
         self, job: JobRecord, runner: JobRunner, error: str, delay: float | None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from storage.records import (
@@ -20,6 +21,7 @@ from storage.records import (
     EndpointEventRecord,
     EventRecord,
     JobRecord,
+    JobStatus,
     NotificationRecord,
     TaskChange,
     TaskRecord,
@@ -27,6 +29,41 @@ from storage.records import (
     VideoRecord,
     WebhookEndpointRecord,
 )
+
+
+@dataclass(frozen=True)
+class JobEnd:
+    """How a leased job ends, written in the transaction of its run's own results (see
+    ``record_delivery_attempt``) rather than in one of its own afterwards: one commit instead
+    of two, and no moment at which the results are stored but the job still looks unfinished.
+    Fenced by the lease token exactly like complete_job, retry_job and fail_job: a holder whose
+    lease was taken over changes nothing of the job."""
+
+    job_id: str
+    lease_token: int
+    now: datetime
+    status: JobStatus  # SUCCEEDED; QUEUED again (at run_at); or FAILED
+    run_at: datetime | None = None  # QUEUED: when it is due again
+    error: str | None = None  # QUEUED or FAILED: why
+
+    @property
+    def due_at_once(self) -> bool:
+        """Whether it puts the job back in the queue due now (a handed-back job): wake a
+        worker."""
+        return (
+            self.status == JobStatus.QUEUED and self.run_at is not None and self.run_at <= self.now
+        )
+
+    @classmethod
+    def of(
+        cls, job: JobRecord, *, now: datetime, retry_at: datetime | None, error: str | None
+    ) -> JobEnd:
+        """Succeeded (no error), queued again at ``retry_at``, or failed (an error alone)."""
+        if error is None:
+            return cls(job.id, job.lease_token, now, JobStatus.SUCCEEDED)
+        if retry_at is not None:
+            return cls(job.id, job.lease_token, now, JobStatus.QUEUED, retry_at, error)
+        return cls(job.id, job.lease_token, now, JobStatus.FAILED, error=error)
 
 
 class Storage(ABC):
@@ -243,10 +280,14 @@ class Storage(ABC):
         """The attempts of these deliveries, oldest first."""
 
     @abstractmethod
-    async def record_delivery_attempt(self, outcome: AttemptOutcome) -> bool:
+    async def record_delivery_attempt(
+        self, outcome: AttemptOutcome, job_end: JobEnd | None = None
+    ) -> bool:
         """Store an attempt, the delivery's new state and the endpoint's health in one
-        transaction. Answers True when this call disabled the endpoint (``outcome.disable``
-        and it was still enabled: the operator event is then stored too)."""
+        transaction, with ``job_end`` (the end of the delivery's job, fenced by its lease; it
+        is written even when the delivery is gone meanwhile). Answers True when this call
+        disabled the endpoint (``outcome.disable`` and it was still enabled: the operator
+        event is then stored too)."""
 
     @abstractmethod
     async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:

@@ -12,6 +12,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from service.errors import StorageError
+from storage.base import JobEnd
 from storage.memory_copies import out, stored
 from storage.records import JobRecord, JobStatus, TaskRecord
 
@@ -78,40 +79,37 @@ class MemoryJobs:
 
     async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
         async with self._lock:
-            job = self._held_job(job_id, lease_token)
-            if job is None:
-                return False
-            job.status = JobStatus.SUCCEEDED
-            job.lease_expires_at = None
-            job.updated_at = now
-            return True
+            return self._end_held_job(JobEnd(job_id, lease_token, now, JobStatus.SUCCEEDED))
 
     async def retry_job(
         self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
     ) -> bool:
+        end = JobEnd(job_id, lease_token, now, JobStatus.QUEUED, run_at=run_at, error=error)
         async with self._lock:
-            job = self._held_job(job_id, lease_token)
-            if job is None:
-                return False
-            job.status = JobStatus.QUEUED
-            job.run_at = run_at
-            job.last_error = error
-            job.lease_expires_at = None
-            job.updated_at = now
-            if run_at <= now:
-                self._jobs_added.set()
-            return True
+            return self._end_held_job(end)
 
     async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
         async with self._lock:
-            job = self._held_job(job_id, lease_token)
-            if job is None:
-                return False
-            job.status = JobStatus.FAILED
-            job.last_error = error
-            job.lease_expires_at = None
-            job.updated_at = now
-            return True
+            return self._end_held_job(
+                JobEnd(job_id, lease_token, now, JobStatus.FAILED, error=error)
+            )
+
+    def _end_held_job(self, end: JobEnd) -> bool:
+        """Under the lock: write ``end`` if its lease token still holds the job."""
+        job = self._held_job(end.job_id, end.lease_token)
+        if job is None:
+            return False
+        job.status = end.status
+        if end.status == JobStatus.QUEUED:
+            assert end.run_at is not None
+            job.run_at = end.run_at
+            if end.run_at <= end.now:
+                self._jobs_added.set()
+        if end.status != JobStatus.SUCCEEDED:
+            job.last_error = end.error
+        job.lease_expires_at = None
+        job.updated_at = end.now
+        return True
 
     async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
         async with self._lock:

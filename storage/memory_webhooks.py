@@ -16,6 +16,7 @@ from typing import TypeVar
 
 from service.errors import StorageError
 from service.ids import new_id
+from storage.base import JobEnd
 from storage.records import (
     AttemptOutcome,
     DeliveryAttemptRecord,
@@ -57,6 +58,9 @@ class MemoryWebhooks:
     _attempts: list[DeliveryAttemptRecord]
 
     def _check_open(self) -> None:
+        raise NotImplementedError
+
+    def _end_held_job(self, end: JobEnd) -> bool:
         raise NotImplementedError
 
     def _fan_out(
@@ -164,33 +168,41 @@ class MemoryWebhooks:
             wanted = set(delivery_ids)
             return _out(a for a in self._attempts if a.delivery_id in wanted)
 
-    async def record_delivery_attempt(self, outcome: AttemptOutcome) -> bool:
+    async def record_delivery_attempt(
+        self, outcome: AttemptOutcome, job_end: JobEnd | None = None
+    ) -> bool:
         async with self._lock:
             self._check_open()
-            delivery = outcome.delivery
-            if delivery.id not in self._deliveries:
-                return False  # deleted with its endpoint meanwhile: nothing left to record
-            endpoint = self._endpoints.get(delivery.endpoint_id)
-            self._attempts.append(_stored(outcome.attempt))
-            self._deliveries[delivery.id] = _stored(delivery)
-            if endpoint is None:
-                return False
-            if outcome.endpoint_failing:
-                if endpoint.failing_since is None:
-                    endpoint.failing_since = outcome.attempt.attempted_at
-                    endpoint.version += 1
-            elif endpoint.failing_since is not None:
-                endpoint.failing_since = None
+            disabled = self._record_attempt(outcome)
+            if job_end is not None:
+                self._end_held_job(job_end)
+            return disabled
+
+    def _record_attempt(self, outcome: AttemptOutcome) -> bool:
+        delivery = outcome.delivery
+        if delivery.id not in self._deliveries:
+            return False  # deleted with its endpoint meanwhile: nothing left to record
+        endpoint = self._endpoints.get(delivery.endpoint_id)
+        self._attempts.append(_stored(outcome.attempt))
+        self._deliveries[delivery.id] = _stored(delivery)
+        if endpoint is None:
+            return False
+        if outcome.endpoint_failing:
+            if endpoint.failing_since is None:
+                endpoint.failing_since = outcome.attempt.attempted_at
                 endpoint.version += 1
-            disable = outcome.disable
-            if disable is None or not endpoint.enabled:
-                return False
-            endpoint.enabled = False
-            endpoint.disabled_reason = disable.message
-            endpoint.updated_at = disable.timestamp
+        elif endpoint.failing_since is not None:
+            endpoint.failing_since = None
             endpoint.version += 1
-            self._endpoint_events[disable.id] = _stored(disable)
-            return True
+        disable = outcome.disable
+        if disable is None or not endpoint.enabled:
+            return False
+        endpoint.enabled = False
+        endpoint.disabled_reason = disable.message
+        endpoint.updated_at = disable.timestamp
+        endpoint.version += 1
+        self._endpoint_events[disable.id] = _stored(disable)
+        return True
 
     async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
         async with self._lock:

@@ -12,9 +12,33 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from storage import postgres_sql as sql
+from storage.base import JobEnd
 from storage.postgres_pool import PostgresConnection
 from storage.postgres_rows import job_args, job_from_row, utc
-from storage.records import JobRecord
+from storage.records import JobRecord, JobStatus
+
+
+async def write_job_end(conn: Any, end: JobEnd) -> bool:
+    """In the caller's transaction: write ``end`` if its lease token still holds the job
+    (the caller wakes the workers when ``end.due_at_once``)."""
+    now = utc(end.now)
+    values: tuple[Any, ...]
+    if end.status == JobStatus.SUCCEEDED:
+        sets, values = "status = 'succeeded', lease_expires_at = NULL, updated_at = $3", (now,)
+    elif end.status == JobStatus.QUEUED:
+        assert end.run_at is not None
+        sets = (
+            "status = 'queued', run_at = $3, last_error = $4, lease_expires_at = NULL, "
+            "updated_at = $5"
+        )
+        values = (utc(end.run_at), end.error, now)
+    else:
+        sets = "status = 'failed', last_error = $3, lease_expires_at = NULL, updated_at = $4"
+        values = (end.error, now)
+    status = await conn.execute(
+        f"UPDATE jobs SET {sets} WHERE {sql.HELD}", end.job_id, end.lease_token, *values
+    )
+    return bool(status == "UPDATE 1")
 
 
 class PostgresJobs(PostgresConnection):
@@ -53,49 +77,33 @@ class PostgresJobs(PostgresConnection):
         )
 
     async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'succeeded', lease_expires_at = NULL, updated_at = $3",
-            utc(now),
-        )
+        return await self._end_job(JobEnd(job_id, lease_token, now, JobStatus.SUCCEEDED))
 
     async def retry_job(
         self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
     ) -> bool:
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'queued', run_at = $3, last_error = $4, lease_expires_at = NULL, "
-            "updated_at = $5",
-            utc(run_at),
-            error,
-            utc(now),
-            wake=utc(run_at) <= utc(now),  # due at once (a handed-back job): wake a worker
+        return await self._end_job(
+            JobEnd(job_id, lease_token, now, JobStatus.QUEUED, run_at=run_at, error=error)
         )
 
     async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'failed', last_error = $3, lease_expires_at = NULL, updated_at = $4",
-            error,
-            utc(now),
-        )
+        return await self._end_job(JobEnd(job_id, lease_token, now, JobStatus.FAILED, error=error))
 
-    async def _fenced_update(
-        self, job_id: str, lease_token: int, sets: str, *values: Any, wake: bool = False
-    ) -> bool:
+    async def _end_job(self, end: JobEnd) -> bool:
+        async with self._transaction() as conn:
+            if not await write_job_end(conn, end):
+                return False
+            if end.due_at_once:  # a handed-back job: wake a worker
+                await self._notify(conn)
+            return True
+
+    async def _fenced_update(self, job_id: str, lease_token: int, sets: str, *values: Any) -> bool:
         """``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
         async with self._transaction() as conn:
             status = await conn.execute(
                 f"UPDATE jobs SET {sets} WHERE {sql.HELD}", job_id, lease_token, *values
             )
-            if status != "UPDATE 1":
-                return False
-            if wake:
-                await self._notify(conn)
-            return True
+            return bool(status == "UPDATE 1")
 
     async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
         # lease_token is kept: it must only ever grow, or an old holder could come back

@@ -14,6 +14,8 @@ from typing import Any
 
 from service.ids import new_id
 from storage import postgres_webhooks_rows as sql
+from storage.base import JobEnd
+from storage.postgres_jobs import write_job_end
 from storage.postgres_pool import PostgresConnection
 from storage.postgres_rows import utc
 from storage.postgres_webhooks_rows import (
@@ -147,44 +149,53 @@ class PostgresWebhooks(PostgresConnection):
             )
         return [attempt_from_row(row) for row in rows]
 
-    async def record_delivery_attempt(self, outcome: AttemptOutcome) -> bool:
+    async def record_delivery_attempt(
+        self, outcome: AttemptOutcome, job_end: JobEnd | None = None
+    ) -> bool:
+        async with self._transaction() as conn:
+            disabled = await self._record_attempt(conn, outcome)
+            # the job ends even if its delivery is gone meanwhile
+            if job_end is not None and await write_job_end(conn, job_end) and job_end.due_at_once:
+                await self._notify(conn)
+            return disabled
+
+    async def _record_attempt(self, conn: Any, outcome: AttemptOutcome) -> bool:
         delivery = delivery_args(outcome.delivery)
         # id, then status, attempts, round_attempts, last_status_code, last_error,
         # next_attempt_at and updated_at (see sql.UPDATE_DELIVERY)
         changing = (delivery[0], *delivery[8:14], delivery[7])
         at = utc(outcome.attempt.attempted_at)
         endpoint_id = outcome.delivery.endpoint_id
-        async with self._transaction() as conn:
-            if await conn.execute(sql.UPDATE_DELIVERY, *changing) != "UPDATE 1":
-                return False  # deleted with its endpoint meanwhile: nothing left to record
-            await conn.execute(sql.INSERT_ATTEMPT, *attempt_args(outcome.attempt))
-            if outcome.endpoint_failing:
-                await conn.execute(
-                    "UPDATE webhook_endpoints SET failing_since = $2, version = version + 1 "
-                    "WHERE id = $1 AND failing_since IS NULL",
-                    endpoint_id,
-                    at,
-                )
-            else:
-                await conn.execute(
-                    "UPDATE webhook_endpoints SET failing_since = NULL, version = version + 1 "
-                    "WHERE id = $1 AND failing_since IS NOT NULL",
-                    endpoint_id,
-                )
-            disable = outcome.disable
-            if disable is None:
-                return False
-            status = await conn.execute(
-                "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, "
-                "updated_at = $3, version = version + 1 WHERE id = $1 AND enabled",
+        if await conn.execute(sql.UPDATE_DELIVERY, *changing) != "UPDATE 1":
+            return False  # deleted with its endpoint meanwhile: nothing left to record
+        await conn.execute(sql.INSERT_ATTEMPT, *attempt_args(outcome.attempt))
+        if outcome.endpoint_failing:
+            await conn.execute(
+                "UPDATE webhook_endpoints SET failing_since = $2, version = version + 1 "
+                "WHERE id = $1 AND failing_since IS NULL",
                 endpoint_id,
-                disable.message,
                 at,
             )
-            if status != "UPDATE 1":
-                return False  # disabled already (by hand, or by another attempt)
-            await conn.execute(sql.INSERT_ENDPOINT_EVENT, *endpoint_event_args(disable))
-            return True
+        else:
+            await conn.execute(
+                "UPDATE webhook_endpoints SET failing_since = NULL, version = version + 1 "
+                "WHERE id = $1 AND failing_since IS NOT NULL",
+                endpoint_id,
+            )
+        disable = outcome.disable
+        if disable is None:
+            return False
+        status = await conn.execute(
+            "UPDATE webhook_endpoints SET enabled = false, disabled_reason = $2, "
+            "updated_at = $3, version = version + 1 WHERE id = $1 AND enabled",
+            endpoint_id,
+            disable.message,
+            at,
+        )
+        if status != "UPDATE 1":
+            return False  # disabled already (by hand, or by another attempt)
+        await conn.execute(sql.INSERT_ENDPOINT_EVENT, *endpoint_event_args(disable))
+        return True
 
     async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
         now = utc(now)

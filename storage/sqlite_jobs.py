@@ -15,9 +15,18 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from storage.records import JobRecord
+from storage.base import JobEnd
+from storage.records import JobRecord, JobStatus
 from storage.sqlite_batch import Statements, Unit
-from storage.sqlite_rows import JOB_COLUMNS, encode_time, job_from_row, job_params, placeholders
+from storage.sqlite_rows import (
+    JOB_COLUMNS,
+    Params,
+    encode_optional_time,
+    encode_time,
+    job_from_row,
+    job_params,
+    placeholders,
+)
 from storage.sqlite_wakeup import SQLiteWakeup
 
 _R = TypeVar("_R")
@@ -31,6 +40,29 @@ _DUE = (
     "((status = 'queued' AND run_at <= :now) OR (status = 'running' AND lease_expires_at <= :now))"
 )
 _HELD = "id = :id AND status = 'running' AND lease_token = :token"  # fencing
+# how a held job ends (the SETs of complete_job, retry_job, fail_job)
+_END_SETS = {
+    JobStatus.SUCCEEDED: "status = 'succeeded', lease_expires_at = NULL, updated_at = :now",
+    JobStatus.QUEUED: (
+        "status = 'queued', run_at = :run_at, last_error = :error, "
+        "lease_expires_at = NULL, updated_at = :now"
+    ),
+    JobStatus.FAILED: (
+        "status = 'failed', last_error = :error, lease_expires_at = NULL, updated_at = :now"
+    ),
+}
+
+
+def job_end_step(end: JobEnd) -> tuple[str, Params]:
+    """The fenced UPDATE that writes ``end``, for a unit of the caller's. Its SQL depends on
+    the status alone, so like ends in a batch of :class:`Statements` run as one executemany."""
+    return f"UPDATE jobs SET {_END_SETS[end.status]} WHERE {_HELD}", {
+        "id": end.job_id,
+        "token": end.lease_token,
+        "now": encode_time(end.now),
+        "run_at": encode_optional_time(end.run_at),
+        "error": end.error,
+    }
 
 
 class SQLiteJobs:
@@ -98,37 +130,29 @@ class SQLiteJobs:
         )
 
     async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'succeeded', lease_expires_at = NULL, updated_at = :now",
-            now=encode_time(now),
-        )
+        return await self._end_job(JobEnd(job_id, lease_token, now, JobStatus.SUCCEEDED))
 
     async def retry_job(
         self, job_id: str, lease_token: int, *, now: datetime, run_at: datetime, error: str
     ) -> bool:
-        queued = await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'queued', run_at = :run_at, last_error = :error, "
-            "lease_expires_at = NULL, updated_at = :now",
-            now=encode_time(now),
-            run_at=encode_time(run_at),
-            error=error,
+        return await self._end_job(
+            JobEnd(job_id, lease_token, now, JobStatus.QUEUED, run_at=run_at, error=error)
         )
-        if queued and run_at <= now:
-            self._wakeup.jobs_added()
-        return queued
 
     async def fail_job(self, job_id: str, lease_token: int, *, now: datetime, error: str) -> bool:
-        return await self._fenced_update(
-            job_id,
-            lease_token,
-            "status = 'failed', last_error = :error, lease_expires_at = NULL, updated_at = :now",
-            now=encode_time(now),
-            error=error,
-        )
+        return await self._end_job(JobEnd(job_id, lease_token, now, JobStatus.FAILED, error=error))
+
+    async def _end_job(self, end: JobEnd) -> bool:
+        sql, params = job_end_step(end)
+
+        async def unit(conn: aiosqlite.Connection) -> bool:
+            async with conn.execute(sql, params) as cursor:
+                return cursor.rowcount == 1
+
+        ended = await self._write(unit)
+        if ended and end.due_at_once:
+            self._wakeup.jobs_added()
+        return ended
 
     async def _fenced_update(self, job_id: str, lease_token: int, sets: str, **values: Any) -> bool:
         """Run ``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""

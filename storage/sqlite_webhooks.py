@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from service.ids import new_id
+from storage.base import JobEnd
 from storage.records import (
     AttemptOutcome,
     DeliveryAttemptRecord,
@@ -26,9 +27,9 @@ from storage.records import (
     WebhookEndpointRecord,
     new_delivery,
 )
-from storage.sqlite_batch import Unit
-from storage.sqlite_jobs import INSERT_JOB
-from storage.sqlite_rows import encode_time, job_params, page_filters, placeholders
+from storage.sqlite_batch import Statements, Unit
+from storage.sqlite_jobs import INSERT_JOB, job_end_step
+from storage.sqlite_rows import Params, encode_time, job_params, page_filters, placeholders
 from storage.sqlite_wakeup import SQLiteWakeup
 from storage.sqlite_webhooks_rows import (
     ATTEMPT_COLUMNS,
@@ -76,7 +77,49 @@ _UPDATE_DELIVERY = (
     "last_error = :last_error, next_attempt_at = :next_attempt_at, updated_at = :updated_at "
     "WHERE id = :id"
 )
+_INSERT_ATTEMPT = (
+    f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) VALUES ({placeholders(ATTEMPT_COLUMNS)})"
+)
+# only while the attempt's delivery exists (it goes with its endpoint or its task): a write
+# that needs no answer, and so can share an executemany with others
+_OF_DELIVERY = " AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = :delivery_id)"
+_INSERT_ATTEMPT_OF_DELIVERY = (
+    f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) SELECT {placeholders(ATTEMPT_COLUMNS)} "
+    "WHERE 1" + _OF_DELIVERY
+)
+# the endpoint's health after an attempt: failing since its first failure, or healthy again
+_HEALTH = {
+    True: "UPDATE webhook_endpoints SET version = version + 1, failing_since = :at "
+    "WHERE id = :endpoint_id AND failing_since IS NULL",
+    False: "UPDATE webhook_endpoints SET version = version + 1, failing_since = NULL "
+    "WHERE id = :endpoint_id AND failing_since IS NOT NULL",
+}
 _R = TypeVar("_R")
+
+
+async def _record_disabling(
+    conn: aiosqlite.Connection,
+    delivery: Params,
+    attempt: Params,
+    health: Params,
+    outcome: AttemptOutcome,
+    disable: EndpointEventRecord,
+) -> bool:
+    """An attempt whose outcome disables its endpoint; True when this one did."""
+    async with conn.execute(_UPDATE_DELIVERY, delivery) as cursor:
+        if cursor.rowcount != 1:
+            return False  # deleted with its endpoint meanwhile: nothing left to record
+    await conn.execute(_INSERT_ATTEMPT, attempt)
+    await conn.execute(_HEALTH[outcome.endpoint_failing], health)
+    async with conn.execute(
+        "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = :reason, "
+        "updated_at = :at, version = version + 1 WHERE id = :id AND enabled = 1",
+        {"id": health["endpoint_id"], "reason": disable.message, "at": health["at"]},
+    ) as cursor:
+        if cursor.rowcount != 1:
+            return False  # disabled already (by hand, or by another attempt)
+    await conn.execute(_INSERT_ENDPOINT_EVENT, endpoint_event_params(disable))
+    return True
 
 
 class SQLiteWebhooks:
@@ -222,43 +265,43 @@ class SQLiteWebhooks:
             )
         return [attempt_from_row(row) for row in rows]
 
-    async def record_delivery_attempt(self, outcome: AttemptOutcome) -> bool:
+    async def record_delivery_attempt(
+        self, outcome: AttemptOutcome, job_end: JobEnd | None = None
+    ) -> bool:
         delivery = delivery_params(outcome.delivery)
         attempt = attempt_params(outcome.attempt)
-        at = encode_time(outcome.attempt.attempted_at)
-        endpoint_id = outcome.delivery.endpoint_id
+        health = {
+            "endpoint_id": outcome.delivery.endpoint_id,
+            "delivery_id": outcome.delivery.id,
+            "at": encode_time(outcome.attempt.attempted_at),
+        }
+        job_step = [] if job_end is None else [job_end_step(job_end)]
+        disable = outcome.disable
+        if disable is None:
+            # The common case answers nothing (False): plain statements, which the group
+            # commit runs as one executemany each for all the attempts of a batch.
+            steps = [
+                (_UPDATE_DELIVERY, [delivery]),
+                (_INSERT_ATTEMPT_OF_DELIVERY, [attempt]),
+                (_HEALTH[outcome.endpoint_failing] + _OF_DELIVERY, [health]),
+                *((sql, [params]) for sql, params in job_step),  # ends even if it is gone
+            ]
+            await self._write(Statements(tuple(steps)))
+            disabled = False
+        else:
 
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(_UPDATE_DELIVERY, delivery) as cursor:
-                if cursor.rowcount != 1:
-                    return False  # deleted with its endpoint meanwhile: nothing left to record
-            await conn.execute(
-                f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) "
-                f"VALUES ({placeholders(ATTEMPT_COLUMNS)})",
-                attempt,
-            )
-            if outcome.endpoint_failing:
-                health = "failing_since = :at WHERE id = :id AND failing_since IS NULL"
-            else:
-                health = "failing_since = NULL WHERE id = :id AND failing_since IS NOT NULL"
-            await conn.execute(
-                f"UPDATE webhook_endpoints SET version = version + 1, {health}",
-                {"id": endpoint_id, "at": at},
-            )
-            disable = outcome.disable
-            if disable is None:
-                return False
-            async with conn.execute(
-                "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = :reason, "
-                "updated_at = :at, version = version + 1 WHERE id = :id AND enabled = 1",
-                {"id": endpoint_id, "reason": disable.message, "at": at},
-            ) as cursor:
-                if cursor.rowcount != 1:
-                    return False  # disabled already (by hand, or by another attempt)
-            await conn.execute(_INSERT_ENDPOINT_EVENT, endpoint_event_params(disable))
-            return True
+            async def unit(conn: aiosqlite.Connection) -> bool:
+                disabled = await _record_disabling(
+                    conn, delivery, attempt, health, outcome, disable
+                )
+                for sql, params in job_step:  # the job ends even if its delivery is gone
+                    await conn.execute(sql, params)
+                return disabled
 
-        return await self._write(unit)
+            disabled = await self._write(unit)
+        if job_end is not None and job_end.due_at_once:
+            self._wakeup.jobs_added()
+        return disabled
 
     async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
         stamp = encode_time(now)

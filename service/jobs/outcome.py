@@ -7,7 +7,17 @@ lose it.
 
 from __future__ import annotations
 
+from enum import Enum
+
 from service.errors import OmnihookError
+
+
+class Ended(Enum):
+    """What a run returns when it wrote its job's end itself, in the transaction of its own
+    results (``storage.base.JobEnd``): the worker writes nothing more for the job. A run that
+    returns None has succeeded, and the worker marks its job so."""
+
+    RECORDED = "recorded"
 
 
 class RetryLater(OmnihookError):

@@ -10,6 +10,7 @@ from service.jobs.deliveries import delivery_schedule, run_delivery
 from service.jobs.downloads import download_given_up, run_download
 from service.jobs.handler_runs import handler_schedule, run_handler_job
 from service.jobs.inbox import run_inbox
+from service.jobs.outcome import Ended
 from service.jobs.provider_sync import run_submit, run_sync, submit_given_up, sync_given_up
 from service.retry import RetrySchedule
 from service.services import Services
@@ -22,7 +23,7 @@ PROVIDER_SCHEDULE = RetrySchedule.of([1, 5, 30, 120, 600, 1800, 3600, 7200, 2160
 
 @dataclass(frozen=True)
 class JobRunner:
-    run: Callable[[Services, JobRecord], Awaitable[None]]
+    run: Callable[[Services, JobRecord], Awaitable[Ended | None]]
     schedule: Callable[[Services, JobRecord], RetrySchedule]
     on_give_up: Callable[[Services, JobRecord, str], Awaitable[None]] | None = None
 

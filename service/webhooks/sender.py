@@ -4,8 +4,9 @@ A delivery is attempted only while it is pending and due (a job that runs early,
 worker died between recording an attempt and rescheduling, waits for the recorded time), its
 endpoint exists and is enabled, and the endpoint has a free slot in this process (else the job
 is handed back until its turn: :mod:`service.webhooks.gate`). The attempt, the delivery's new
-state and the endpoint's health (or its disabling) are recorded in one transaction; then the
-job is rescheduled (:class:`RetryLater` with the exact delay) or ends.
+state, the endpoint's health (or its disabling) and the end of the job (done, due again at the
+delivery's next attempt, or failed) are recorded in one transaction: one commit per attempt,
+and a crash leaves either all of it or none (the job then runs again: same ``webhook-id``).
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from dataclasses import replace
 from datetime import timedelta
 
 from service.downloads.destination import display_url
-from service.jobs.outcome import GiveUp, RetryLater
+from service.jobs.outcome import Ended, GiveUp, RetryLater
 from service.services import Services
 from service.webhooks import metrics
 from service.webhooks.attempt import AttemptResult, post_signed
 from service.webhooks.gate import gate_for
 from service.webhooks.policy import Decision, decide
 from service.webhooks.signing import delivery_body, signature_headers, signing_secrets
+from storage.base import JobEnd
 from storage.records import (
     AttemptOutcome,
     DeliveryAttemptRecord,
     DeliveryRecord,
     DeliveryStatus,
+    JobRecord,
     WebhookEndpointRecord,
 )
 
@@ -36,25 +39,27 @@ log = logging.getLogger(__name__)
 EARLY_TOLERANCE = timedelta(seconds=1)
 
 
-async def make_attempt(services: Services, delivery_id: str) -> None:
-    """Raises RetryLater (next attempt, or a hand-back) or GiveUp (the delivery failed)."""
+async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
+    """The attempt of the delivery of ``job``, recorded with the job's end (``Ended.RECORDED``).
+    None: nothing to attempt, the job is done. Raises RetryLater (a hand-back: not due yet,
+    the endpoint busy) or GiveUp (the endpoint is disabled)."""
     storage = services.storage
-    delivery = await storage.get_delivery(delivery_id)
+    delivery = await storage.get_delivery(str(job.payload["delivery_id"]))
     if delivery is None or delivery.status != DeliveryStatus.PENDING:
-        return  # deleted with its endpoint, or finished already (a repeated job run)
+        return None  # deleted with its endpoint, or finished already (a repeated job run)
     now = services.clock()
     due = delivery.next_attempt_at
     if due is not None and due - now > EARLY_TOLERANCE:
         raise RetryLater("not due yet", delay=(due - now).total_seconds())
     endpoint = await storage.get_endpoint(delivery.endpoint_id)
     if endpoint is None:
-        return
+        return None
     if not endpoint.enabled:
         await _not_sent(services, delivery, endpoint)
         raise GiveUp(f"endpoint {endpoint.id} is disabled")
     event = await storage.get_event(delivery.event_id)
     if event is None:
-        return  # gone with its task (and the delivery with it)
+        return None  # gone with its task (and the delivery with it)
     settings = services.settings
     limit = 1 if endpoint.failing_since else settings.webhook_endpoint_concurrency
     gate = gate_for(storage, timeout=settings.webhook_timeout)
@@ -78,13 +83,22 @@ async def make_attempt(services: Services, delivery_id: str) -> None:
         disable_after=settings.webhook_disable_after,
         rng=random.Random(),
     )
-    await _record(services, endpoint, decision)
+    return await _record(services, endpoint, decision, job)
 
 
-async def _record(services: Services, endpoint: WebhookEndpointRecord, decision: Decision) -> None:
+async def _record(
+    services: Services, endpoint: WebhookEndpointRecord, decision: Decision, job: JobRecord
+) -> Ended:
     outcome = decision.outcome
     delivery = outcome.delivery
-    if await services.storage.record_delivery_attempt(outcome):
+    succeeded = delivery.status == DeliveryStatus.SUCCEEDED
+    job_end = JobEnd.of(
+        job,
+        now=services.clock(),
+        retry_at=delivery.next_attempt_at if decision.retry_in is not None else None,
+        error=None if succeeded else delivery.last_error or "failed",
+    )
+    if await services.storage.record_delivery_attempt(outcome, job_end):
         assert outcome.disable is not None
         reason = "gone" if outcome.attempt.status_code == 410 else "failing"
         metrics.ENDPOINTS_DISABLED.labels(reason).inc()
@@ -96,7 +110,7 @@ async def _record(services: Services, endpoint: WebhookEndpointRecord, decision:
             extra={"action": "webhook.disabled", "endpoint_id": endpoint.id},
         )
     extra = {"delivery_id": delivery.id, "endpoint_id": endpoint.id, "event_id": delivery.event_id}
-    if delivery.status == DeliveryStatus.SUCCEEDED:
+    if succeeded:
         metrics.DELIVERIES_FINISHED.labels("succeeded").inc()
         log.info(
             "delivered %s to %s (HTTP %s, attempt %d)",
@@ -106,7 +120,7 @@ async def _record(services: Services, endpoint: WebhookEndpointRecord, decision:
             delivery.attempts,
             extra={"action": "delivery.succeeded", **extra},
         )
-        return
+        return Ended.RECORDED
     if decision.retry_in is not None:
         log.info(
             "delivery %s to %s failed (%s); attempt %d in %.0fs",
@@ -117,7 +131,7 @@ async def _record(services: Services, endpoint: WebhookEndpointRecord, decision:
             decision.retry_in,
             extra={"action": "delivery.retry", **extra},
         )
-        raise RetryLater(delivery.last_error or "failed", delay=decision.retry_in)
+        return Ended.RECORDED
     metrics.DELIVERIES_FINISHED.labels("failed").inc()
     log.warning(
         "delivery %s to %s failed: %s",
@@ -126,7 +140,7 @@ async def _record(services: Services, endpoint: WebhookEndpointRecord, decision:
         delivery.last_error,
         extra={"action": "delivery.failed", **extra},
     )
-    raise GiveUp(delivery.last_error or "failed")
+    return Ended.RECORDED
 
 
 async def _not_sent(
