@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
 from service.ids import new_id
-from storage.base import Storage
+from storage.base import JobEnd, Storage
 from storage.records import (
     AttemptOutcome,
     DeliveryAttemptRecord,
     DeliveryRecord,
     DeliveryStatus,
     EndpointEventRecord,
+    JobRecord,
     JobStatus,
     TaskChange,
     TaskRecord,
@@ -193,6 +195,129 @@ async def test_disabling_through_an_attempt_happens_once(storage: Storage) -> No
     assert stored is not None
     assert (stored.enabled, stored.disabled_reason) == (False, "410 Gone")
     assert await storage.list_endpoint_events(endpoint.id) == [first]
+
+
+async def _lease_delivery_job(storage: Storage, seconds: float = 1) -> JobRecord:
+    [job] = await storage.lease_jobs(now=at(seconds), lease_seconds=60, limit=1)
+    assert job.kind == "delivery"
+    return job
+
+
+async def test_an_attempt_ends_its_job_in_the_same_transaction(storage: Storage) -> None:
+    _, delivery = await _deliver_one(storage)
+    job = await _lease_delivery_job(storage)
+    later = dataclasses.replace(
+        delivery, attempts=1, round_attempts=1, last_error="HTTP 500", next_attempt_at=at(70)
+    )
+    again = JobEnd.of(job, now=at(10), retry_at=at(70), error="HTTP 500")
+    outcome = AttemptOutcome(_attempt(delivery, 10, 500), later, endpoint_failing=True)
+    assert not await storage.record_delivery_attempt(outcome, again)
+    stored = await storage.get_job(job.id)
+    assert stored is not None
+    assert (stored.status, stored.run_at, stored.last_error) == (
+        JobStatus.QUEUED,
+        at(70),
+        "HTTP 500",
+    )
+
+    job = await _lease_delivery_job(storage, 70)
+    done = dataclasses.replace(later, status=DeliveryStatus.SUCCEEDED, attempts=2)
+    outcome = AttemptOutcome(_attempt(delivery, 71, 200), done, endpoint_failing=False)
+    await storage.record_delivery_attempt(
+        outcome, JobEnd.of(job, now=at(71), retry_at=None, error=None)
+    )
+    stored = await storage.get_job(job.id)
+    assert stored is not None and stored.status == JobStatus.SUCCEEDED
+    assert await storage.get_delivery(delivery.id) == done
+    assert len(await storage.list_delivery_attempts([delivery.id])) == 2
+
+
+async def test_a_stale_lease_records_the_attempt_but_not_the_job_end(storage: Storage) -> None:
+    _, delivery = await _deliver_one(storage)
+    old = await _lease_delivery_job(storage)
+    new = await _lease_delivery_job(storage, 100)  # the first lease expired: taken over
+    done = dataclasses.replace(delivery, status=DeliveryStatus.SUCCEEDED, attempts=1)
+    outcome = AttemptOutcome(_attempt(delivery, 101, 200), done, endpoint_failing=False)
+    await storage.record_delivery_attempt(
+        outcome, JobEnd.of(old, now=at(101), retry_at=None, error=None)
+    )
+    stored = await storage.get_job(old.id)
+    assert stored is not None
+    assert (stored.status, stored.lease_token) == (JobStatus.RUNNING, new.lease_token)
+    assert await storage.get_delivery(delivery.id) == done
+
+
+async def test_the_job_of_a_delivery_gone_meanwhile_still_ends(storage: Storage) -> None:
+    endpoint, delivery = await _deliver_one(storage)
+    job = await _lease_delivery_job(storage)
+    assert await storage.delete_endpoint(endpoint.id)
+    done = dataclasses.replace(delivery, status=DeliveryStatus.SUCCEEDED, attempts=1)
+    for disable in (
+        None,
+        EndpointEventRecord(new_id("wev"), endpoint.id, "webhook.disabled", at(2), "gone"),
+    ):
+        outcome = AttemptOutcome(
+            _attempt(delivery, 2, 200), done, endpoint_failing=False, disable=disable
+        )
+        end = JobEnd.of(job, now=at(2), retry_at=None, error="HTTP 410")
+        assert not await storage.record_delivery_attempt(outcome, end)
+    assert await storage.list_delivery_attempts([delivery.id]) == []
+    stored = await storage.get_job(job.id)
+    assert stored is not None and (stored.status, stored.last_error) == (
+        JobStatus.FAILED,
+        "HTTP 410",
+    )
+
+
+async def test_a_disabling_attempt_ends_its_job_too(storage: Storage) -> None:
+    endpoint, delivery = await _deliver_one(storage)
+    job = await _lease_delivery_job(storage)
+    failed = dataclasses.replace(delivery, status=DeliveryStatus.FAILED, attempts=1)
+    event = EndpointEventRecord(new_id("wev"), endpoint.id, "webhook.disabled", at(2), "410 Gone")
+    outcome = AttemptOutcome(
+        _attempt(delivery, 2, 410), failed, endpoint_failing=True, disable=event
+    )
+    end = JobEnd.of(job, now=at(2), retry_at=None, error="HTTP 410")
+    assert await storage.record_delivery_attempt(outcome, end)
+    stored = await storage.get_job(job.id)
+    assert stored is not None and stored.status == JobStatus.FAILED
+    assert await storage.get_delivery(delivery.id) == failed
+
+
+async def test_concurrent_attempts_are_each_recorded_with_their_job(storage: Storage) -> None:
+    # on SQLite, like writes of one batch share an executemany: each row still lands
+    endpoints = [make_endpoint() for _ in range(6)]
+    for endpoint in endpoints:
+        await storage.create_endpoint(endpoint)
+    task = await _task(storage)
+    assert await storage.apply(TaskChange(task, events=[make_event(task.id, key="k")]))
+    jobs = await storage.lease_jobs(now=at(1), lease_seconds=60, limit=10)
+    deliveries = {d.job_id: d for d in await storage.list_deliveries(task_id=task.id)}
+    assert len(jobs) == len(deliveries) == 6
+
+    def record(job: JobRecord, n: int) -> Any:
+        delivery = deliveries[job.id]
+        ok = n % 2 == 0
+        state = dataclasses.replace(
+            delivery,
+            status=DeliveryStatus.SUCCEEDED if ok else DeliveryStatus.PENDING,
+            attempts=1,
+            last_error=None if ok else "HTTP 500",
+            next_attempt_at=None if ok else at(60),
+        )
+        attempt = _attempt(delivery, 2, 200 if ok else 500)
+        end = JobEnd.of(job, now=at(2), retry_at=at(60), error=state.last_error)
+        return storage.record_delivery_attempt(AttemptOutcome(attempt, state, not ok), end)
+
+    await asyncio.gather(*(record(job, n) for n, job in enumerate(jobs)))
+    for n, job in enumerate(jobs):
+        stored = await storage.get_job(job.id)
+        assert stored is not None
+        assert stored.status == (JobStatus.SUCCEEDED if n % 2 == 0 else JobStatus.QUEUED)
+        [attempt] = await storage.list_delivery_attempts([deliveries[job.id].id])
+        assert attempt.status_code == (200 if n % 2 == 0 else 500)
+    failing = [await storage.get_endpoint(d.endpoint_id) for d in deliveries.values()]
+    assert sum(1 for e in failing if e is not None and e.failing_since == at(2)) == 3
 
 
 async def test_list_deliveries_filters_newest_first_with_a_cursor(storage: Storage) -> None:
