@@ -66,6 +66,15 @@ class JobEnd:
         return cls(job.id, job.lease_token, now, JobStatus.FAILED, error=error)
 
 
+@dataclass(frozen=True)
+class DeliveryParts:
+    """A delivery and what its next attempt needs, read together."""
+
+    delivery: DeliveryRecord
+    endpoint: WebhookEndpointRecord | None  # None: deleted meanwhile
+    event: EventRecord | None  # None: gone with its task
+
+
 class Storage(ABC):
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -260,6 +269,15 @@ class Storage(ABC):
 
     @abstractmethod
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None: ...
+
+    async def get_delivery_parts(self, delivery_id: str) -> DeliveryParts | None:
+        """The delivery with its endpoint and its event; None when there is no such delivery.
+        This reads them one after the other; a backend may read them in one query."""
+        delivery = await self.get_delivery(delivery_id)
+        if delivery is None:
+            return None
+        endpoint = await self.get_endpoint(delivery.endpoint_id)
+        return DeliveryParts(delivery, endpoint, await self.get_event(delivery.event_id))
 
     @abstractmethod
     async def list_deliveries(

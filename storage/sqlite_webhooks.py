@@ -8,15 +8,16 @@ gets a delivery row and a ``delivery`` job in that same transaction.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
 from service.ids import new_id
-from storage.base import JobEnd
+from storage.base import DeliveryParts, JobEnd
 from storage.records import (
     AttemptOutcome,
     DeliveryAttemptRecord,
@@ -29,7 +30,15 @@ from storage.records import (
 )
 from storage.sqlite_batch import Statements, Unit
 from storage.sqlite_jobs import INSERT_JOB, job_end_step
-from storage.sqlite_rows import Params, encode_time, job_params, page_filters, placeholders
+from storage.sqlite_rows import (
+    EVENT_COLUMNS,
+    Params,
+    encode_time,
+    event_from_row,
+    job_params,
+    page_filters,
+    placeholders,
+)
 from storage.sqlite_wakeup import SQLiteWakeup
 from storage.sqlite_webhooks_rows import (
     ATTEMPT_COLUMNS,
@@ -95,6 +104,32 @@ _HEALTH = {
     "WHERE id = :endpoint_id AND failing_since IS NOT NULL",
 }
 _R = TypeVar("_R")
+
+
+def _names(columns: str) -> list[str]:
+    return [name.strip() for name in columns.split(",")]
+
+
+_DELIVERY_NAMES = _names(DELIVERY_COLUMNS)
+_ENDPOINT_NAMES = _names(ENDPOINT_COLUMNS)
+_EVENT_NAMES = _names(EVENT_COLUMNS)
+_DELIVERY_PARTS = (
+    "SELECT "
+    + ", ".join(
+        [f"d.{c}" for c in _DELIVERY_NAMES]
+        + [f"w.{c}" for c in _ENDPOINT_NAMES]
+        + [f"e.{c}" for c in _EVENT_NAMES]
+    )
+    + " FROM webhook_deliveries AS d "
+    "LEFT JOIN webhook_endpoints AS w ON w.id = d.endpoint_id "
+    "LEFT JOIN events AS e ON e.id = d.event_id WHERE d.id = ?"
+)
+
+
+def _part(row: sqlite3.Row, names: list[str], start: int) -> sqlite3.Row:
+    """The columns of one table of a joined row, by name (the names repeat across tables)."""
+    # the row decoders only look columns up by name: a dict does for them
+    return cast(sqlite3.Row, dict(zip(names, row[start : start + len(names)], strict=True)))
 
 
 async def _record_disabling(
@@ -226,6 +261,22 @@ class SQLiteWebhooks:
                 )
             )
         return delivery_from_row(rows[0]) if rows else None
+
+    async def get_delivery_parts(self, delivery_id: str) -> DeliveryParts | None:
+        # one query, one trip to the reader's thread, one snapshot
+        async with self._read() as conn:
+            rows = list(await conn.execute_fetchall(_DELIVERY_PARTS, (delivery_id,)))
+        if not rows:
+            return None
+        row = rows[0]
+        delivery = _part(row, _DELIVERY_NAMES, 0)
+        endpoint = _part(row, _ENDPOINT_NAMES, len(_DELIVERY_NAMES))
+        event = _part(row, _EVENT_NAMES, len(_DELIVERY_NAMES) + len(_ENDPOINT_NAMES))
+        return DeliveryParts(
+            delivery_from_row(delivery),
+            None if endpoint["id"] is None else endpoint_from_row(endpoint),
+            None if event["id"] is None else event_from_row(event),
+        )
 
     async def list_deliveries(
         self,

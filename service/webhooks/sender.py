@@ -44,20 +44,19 @@ async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
     None: nothing to attempt, the job is done. Raises RetryLater (a hand-back: not due yet,
     the endpoint busy) or GiveUp (the endpoint is disabled)."""
     storage = services.storage
-    delivery = await storage.get_delivery(str(job.payload["delivery_id"]))
-    if delivery is None or delivery.status != DeliveryStatus.PENDING:
+    parts = await storage.get_delivery_parts(str(job.payload["delivery_id"]))
+    if parts is None or parts.delivery.status != DeliveryStatus.PENDING:
         return None  # deleted with its endpoint, or finished already (a repeated job run)
+    delivery, endpoint, event = parts.delivery, parts.endpoint, parts.event
     now = services.clock()
     due = delivery.next_attempt_at
     if due is not None and due - now > EARLY_TOLERANCE:
         raise RetryLater("not due yet", delay=(due - now).total_seconds())
-    endpoint = await storage.get_endpoint(delivery.endpoint_id)
     if endpoint is None:
         return None
     if not endpoint.enabled:
         await _not_sent(services, delivery, endpoint)
         raise GiveUp(f"endpoint {endpoint.id} is disabled")
-    event = await storage.get_event(delivery.event_id)
     if event is None:
         return None  # gone with its task (and the delivery with it)
     settings = services.settings

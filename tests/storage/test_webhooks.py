@@ -197,6 +197,16 @@ async def test_disabling_through_an_attempt_happens_once(storage: Storage) -> No
     assert await storage.list_endpoint_events(endpoint.id) == [first]
 
 
+async def test_a_delivery_is_read_with_its_endpoint_and_event(storage: Storage) -> None:
+    endpoint, delivery = await _deliver_one(storage)
+    parts = await storage.get_delivery_parts(delivery.id)
+    assert parts is not None
+    assert parts.delivery == delivery
+    assert parts.endpoint == await storage.get_endpoint(endpoint.id)
+    assert parts.event is not None and parts.event == await storage.get_event(delivery.event_id)
+    assert await storage.get_delivery_parts("dlv_missing") is None
+
+
 async def _lease_delivery_job(storage: Storage, seconds: float = 1) -> JobRecord:
     [job] = await storage.lease_jobs(now=at(seconds), lease_seconds=60, limit=1)
     assert job.kind == "delivery"
