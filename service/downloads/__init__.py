@@ -5,7 +5,10 @@
 - :mod:`~service.downloads.resume`: ``Range``/``If-Range``, strong ETags, lying ``206``s;
 - :mod:`~service.downloads.files`: the stable partial file, its sidecar, commit and cleaning;
 - :mod:`~service.downloads.writer`: hashing and writing off the event loop, in batches;
-- :mod:`~service.downloads.stream`: the network stream, reading in large blocks;
+- :mod:`~service.downloads.body`: large bodies read straight from the socket, in a thread;
+- :mod:`~service.downloads.sockets`: the guarded clients' plain sockets (exact heads);
+- :mod:`~service.downloads.tls`: TLS over those sockets, through anyio;
+- :mod:`~service.downloads.stream`: what those streams share (read size, errors);
 - :mod:`~service.downloads.media`: content types, magic bytes (MP4/MOV), the duration;
 - :mod:`~service.downloads.destination`: the address guard (checked on the connected address).
 """

@@ -26,13 +26,14 @@ import asyncio
 import ipaddress
 import logging
 import socket
+import ssl
 import typing
 from collections.abc import Awaitable, Callable
 
 import httpcore
 import httpx
 
-from service.downloads.stream import LargeReads
+from service.downloads.sockets import SocketBackend
 from service.errors import DownloadError
 
 log = logging.getLogger(__name__)
@@ -187,8 +188,8 @@ async def system_resolver(host: str, port: int) -> list[str]:
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Connects only to addresses it resolved and checked itself (see the module docstring);
-    its streams read in large blocks (:mod:`service.downloads.stream`)."""
+    """Connects only to addresses it resolved and checked itself (see the module docstring),
+    through plain sockets by default (:mod:`service.downloads.sockets`)."""
 
     def __init__(
         self,
@@ -199,7 +200,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self._allow_private = allow_private
         self._resolver = resolver
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or SocketBackend()
 
     async def connect_tcp(
         self,
@@ -210,22 +211,20 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
         if self._allow_private:
-            stream = await self._inner.connect_tcp(
+            return await self._inner.connect_tcp(
                 host, port, timeout, local_address=local_address, socket_options=socket_options
             )
-            return LargeReads(stream)
         addresses = await self._checked_addresses(host, port)
         failure: Exception | None = None
         for address in addresses:
             try:
-                stream = await self._inner.connect_tcp(
+                return await self._inner.connect_tcp(
                     str(address),
                     port,
                     timeout,
                     local_address=local_address,
                     socket_options=socket_options,
                 )
-                return LargeReads(stream)
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc  # try the next checked address, as a resolver-driven connect would
         assert failure is not None  # _checked_addresses never answers an empty list
@@ -286,11 +285,12 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         resolver: Resolver = system_resolver,
         inner: httpcore.AsyncNetworkBackend | None = None,
         limits: httpx.Limits | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         super().__init__(limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

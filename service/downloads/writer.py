@@ -1,16 +1,19 @@
 """Writing and hashing off the event loop, one batch behind the network.
 
-Received chunks are gathered into batches (:data:`BATCH_BYTES`); a batch is hashed and written
-by a worker thread while the event loop receives the next one (``hashlib`` and file writes
-release the GIL), so the network, the hash and the disk work at the same time. Every
-:data:`SYNC_EVERY` bytes the thread also flushes the file to disk, so the ``fsync`` before the
-rename has little left to do and a crash loses little of what a resume could use. Memory stays
-bounded: one batch being filled, one being written.
+Received chunks are gathered into batches (:data:`BATCH_BYTES`), or come as large blocks of a
+buffer the reader reuses (:meth:`BatchWriter.write_borrowed`). A batch or block is hashed by one
+worker thread and written by another, while the event loop (or the reader's thread) receives the
+next one: ``hashlib`` and file writes release the GIL, so the network, the hash and the disk
+work at the same time, and the hash (the slowest of the three on a fast link) never waits for
+the disk. Every :data:`SYNC_EVERY` bytes the writing thread also flushes the file to disk, so
+the ``fsync`` before the rename has little left to do and a crash loses little of what a resume
+could use. Memory stays bounded: one batch being filled, one being hashed and written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from service.downloads.files import PartialFile
@@ -23,16 +26,24 @@ class BatchWriter:
     def __init__(self, partial: PartialFile, digest: Any) -> None:
         self._partial = partial
         self._digest = digest
-        self._batch: list[bytes] = []
+        self._batch: list[bytes | memoryview] = []
         self._batched = 0
-        self._in_flight: asyncio.Future[None] | None = None
+        self._in_flight: list[asyncio.Future[None]] = []
         self._unsynced = 0
 
-    async def add(self, chunk: bytes) -> None:
+    async def add(self, chunk: bytes | memoryview) -> None:
         self._batch.append(chunk)
         self._batched += len(chunk)
         if self._batched >= BATCH_BYTES:
             await self._hand_over()
+
+    async def write_borrowed(self, block: memoryview | bytes) -> None:
+        """Hand ``block`` over at once. It is only borrowed: it must stay untouched until the
+        next call to this writer returns (which waits until ``block`` is written)."""
+        if self._batch:
+            await self._hand_over()  # what was gathered goes first
+        await self._settle()
+        self._start([block])
 
     async def flush(self) -> None:
         """Write what is left and wait until everything is written (even if cancelled)."""
@@ -43,24 +54,39 @@ class BatchWriter:
     async def _hand_over(self) -> None:
         await self._settle()
         batch, self._batch, self._batched = self._batch, [], 0
-        self._in_flight = asyncio.get_running_loop().run_in_executor(None, self._write, batch)
+        self._start(batch)
+
+    def _start(self, batch: list[bytes | memoryview]) -> None:
+        loop = asyncio.get_running_loop()
+        self._in_flight = [
+            loop.run_in_executor(None, self._hash, batch),
+            loop.run_in_executor(None, self._write, batch),
+        ]
 
     async def _settle(self) -> None:
-        in_flight, self._in_flight = self._in_flight, None
-        if in_flight is None:
+        in_flight, self._in_flight = self._in_flight, []
+        if not in_flight:
             return
         try:
-            await asyncio.shield(in_flight)
+            await asyncio.wait(in_flight)  # never cancels them
         except asyncio.CancelledError:
-            # The thread keeps writing: the file must not be closed under it.
-            await asyncio.wait([in_flight])
-            if not in_flight.cancelled():
-                in_flight.exception()  # retrieved: it is the cancellation that matters now
+            # The threads keep going: the file must not be closed under them.
+            while not all(future.done() for future in in_flight):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait(in_flight)
+            for future in in_flight:
+                future.exception()  # retrieved: it is the cancellation that matters now
             raise
+        failures = [future.exception() for future in in_flight]
+        for failure in failures:
+            if failure is not None:
+                raise failure
 
-    def _write(self, batch: list[bytes]) -> None:
+    def _hash(self, batch: list[bytes | memoryview]) -> None:
         for chunk in batch:  # the chunks as received: no copy into one buffer
             self._digest.update(chunk)
+
+    def _write(self, batch: list[bytes | memoryview]) -> None:
         self._partial.write_all(batch)
         self._unsynced += sum(map(len, batch))
         if self._unsynced >= SYNC_EVERY:

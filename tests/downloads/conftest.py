@@ -12,7 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
-from service.downloads import PARTIAL_DIR, DownloadLimits, DownloadResult, download_video
+from service.downloads import (
+    PARTIAL_DIR,
+    DownloadLimits,
+    DownloadResult,
+    GuardedTransport,
+    download_video,
+)
 from service.downloads.downloader import UrlRefresher
 from service.fake_kling.media import free_box, load_sample, mp4_boxes
 from tests.downloads.hostile import HostileServer
@@ -55,7 +61,10 @@ def limits(**overrides: Any) -> DownloadLimits:
 
 @dataclass
 class Runner:
-    """Runs download_video into one media directory, remembering the progress it reported."""
+    """Runs download_video into one media directory, remembering the progress it reported.
+
+    Without a ``transport`` it goes through the worker's own (:class:`GuardedTransport`, private
+    addresses allowed for the loopback server), where large bodies are read from the socket."""
 
     media_dir: Path
     progress: list[tuple[int, int | None]] = field(default_factory=list)
@@ -72,6 +81,7 @@ class Runner:
         async def record(received: int, total: int | None) -> None:
             self.progress.append((received, total))
 
+        transport = transport or GuardedTransport(allow_private=True)
         async with httpx.AsyncClient(transport=transport, timeout=10) as http:
             return await download_video(
                 http,

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import hashlib
 import re
+import ssl
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,8 @@ Behaviour = Honest | Cut | LyingRange | Status | Html | Replace
 
 
 class HostileServer:
-    def __init__(self) -> None:
+    def __init__(self, *, tls: ssl.SSLContext | None = None) -> None:
+        self._tls = tls
         self.files: dict[str, Served] = {}
         self.requests: list[Request] = []
         self.body_bytes_sent = 0
@@ -127,9 +129,9 @@ class HostileServer:
         self.base_url = ""
 
     async def __aenter__(self) -> HostileServer:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0, ssl=self._tls)
         port = self._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        self.base_url = f"{'https' if self._tls else 'http'}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(
