@@ -31,6 +31,7 @@ from service.api import (
 from service.api.access import ApiAccessMiddleware
 from service.api.errors import EXCEPTION_HANDLERS
 from service.bootstrap import open_services
+from service.heap import freeze_startup_heap
 from service.logs import install_redaction
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
@@ -84,8 +85,11 @@ def create_app(
     storage: Storage | None = None,
     registry: HandlerRegistry | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    freeze_heap: bool = False,
 ) -> Starlette:
-    """``storage``, ``registry`` and ``transport`` replace the configured ones (tests)."""
+    """``storage``, ``registry`` and ``transport`` replace the configured ones (tests).
+    ``freeze_heap``: the app is its process's only one (``serve``), so what exists once it has
+    started can be left out of garbage collection (:mod:`service.heap`)."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -95,6 +99,8 @@ def create_app(
         async with open_services(
             settings, storage=storage, registry=registry, transport=transport
         ) as services:
+            if freeze_heap:  # the server, the app and its services have all started now
+                freeze_startup_heap()
             worker = asyncio.create_task(Worker(services).run()) if with_worker else None
             try:
                 yield {"services": services, "metrics": metrics}

@@ -6,6 +6,7 @@ import click
 import uvicorn
 
 from handlers.registry import HandlerRegistry
+from service.heap import freeze_startup_heap
 from service.settings import Settings, load_settings
 
 
@@ -35,7 +36,7 @@ def serve(host: str, port: int, no_worker: bool, forwarded_allow_ips: str | None
     # Loaded here, before the server starts: a broken plugin stops `serve` with one line naming
     # it and its problem, not a traceback out of the app's lifespan.
     registry = load_plugins(settings)
-    app = create_app(settings, with_worker=not no_worker, registry=registry)
+    app = create_app(settings, with_worker=not no_worker, registry=registry, freeze_heap=True)
     # Proxy headers on: behind a PaaS router or a reverse proxy, the client address and the
     # scheme (for public URLs and the loopback-only rule) come from X-Forwarded-*.
     uvicorn.run(
@@ -60,6 +61,7 @@ def worker() -> None:
     from .common import run_until_stopped
 
     load_plugins(settings)  # checked before starting, as `serve` does
+    freeze_startup_heap()
     click.echo("omnihook worker running; Ctrl+C to stop", err=True)
     run_until_stopped(run_worker(settings))
 
