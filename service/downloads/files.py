@@ -125,19 +125,20 @@ class PartialFile:
             if pending and written:
                 pending[0] = pending[0][written:]
 
-    def flush_to_disk(self) -> None:
-        """Make what was written durable, then let the kernel drop it from its page cache.
+    def start_writeback(self) -> None:
+        """Start writing what was written to disk, without waiting, and let the kernel drop
+        from its page cache what an earlier call already had written out.
 
-        A video is written once and read rarely: keeping hundreds of megabytes of it cached
-        would push out what the database and the rest of the machine use. Pages that go back
-        to the kernel at once are also the ones the next writes reuse, which is cheaper than
-        taking fresh memory (markedly so in a virtual machine)."""
-        self._handle.flush()
-        fd = self._handle.fileno()
-        os.fdatasync(fd)
+        The ``fsync`` before the rename (:meth:`commit`) is what makes the file durable; this
+        only leaves it little to do, without stopping the writes (an ``fdatasync`` here would
+        wait for the disk and the journal). ``POSIX_FADV_DONTNEED`` starts the writeback of
+        dirty pages and drops the clean ones. A video is written once and read rarely: keeping
+        hundreds of megabytes of it cached would push out what the database and the rest of the
+        machine use, and pages given back at once are the ones the next writes reuse, cheaper
+        than fresh memory (markedly so in a virtual machine)."""
         if hasattr(os, "posix_fadvise"):
             with contextlib.suppress(OSError):  # advice only: a file system may not take it
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                os.posix_fadvise(self._handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
     def hash_prefix(self, length: int) -> tuple[Any, bytes]:
         """A running SHA-256 over the first ``length`` bytes, and the first bytes themselves."""

@@ -43,7 +43,7 @@ class SocketBackend(httpcore.AsyncNetworkBackend):
         options = list(socket_options or ())
         with mapped_errors(timeout=httpcore.ConnectTimeout, error=httpcore.ConnectError):
             async with asyncio.timeout(timeout):
-                infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+                infos = await _addresses(host, port)
                 failure: OSError | None = None
                 for family, kind, proto, _, address in infos:
                     sock = socket.socket(family, kind, proto)
@@ -142,6 +142,18 @@ class SocketStream(httpcore.AsyncNetworkStream):
             if info == "server_addr":
                 return self.socket.getpeername()
         return None
+
+
+async def _addresses(host: str, port: int) -> list[typing.Any]:
+    """Where to connect to: a literal address (what the guard hands over) needs no resolver,
+    so no trip through a thread; a name is resolved by the event loop's resolver."""
+    try:
+        return socket.getaddrinfo(
+            host.encode("ascii"), port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST
+        )
+    except (UnicodeEncodeError, socket.gaierror):
+        loop = asyncio.get_running_loop()
+        return await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
 
 
 async def _readable(sock: socket.socket) -> None:

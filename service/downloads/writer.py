@@ -5,9 +5,10 @@ buffer the reader reuses (:meth:`BatchWriter.write_borrowed`). A batch or block 
 worker thread and written by another, while the event loop (or the reader's thread) receives the
 next one: ``hashlib`` and file writes release the GIL, so the network, the hash and the disk
 work at the same time, and the hash (the slowest of the three on a fast link) never waits for
-the disk. Every :data:`SYNC_EVERY` bytes the writing thread also flushes the file to disk, so
-the ``fsync`` before the rename has little left to do and a crash loses little of what a resume
-could use. Memory stays bounded: one batch being filled, one being hashed and written.
+the disk. Every :data:`WRITEBACK_EVERY` bytes the writing thread also starts writing the file
+out to disk, without waiting (:meth:`PartialFile.start_writeback`), so the ``fsync`` before the
+rename has little left to do and a crash loses little of what a resume could use. Memory stays
+bounded: one batch being filled, one being hashed and written.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from service.downloads.files import PartialFile
 
 BATCH_BYTES = 1024 * 1024
-SYNC_EVERY = 32 * 1024 * 1024
+WRITEBACK_EVERY = 32 * 1024 * 1024
 
 
 class BatchWriter:
@@ -29,7 +30,7 @@ class BatchWriter:
         self._batch: list[bytes | memoryview] = []
         self._batched = 0
         self._in_flight: list[asyncio.Future[None]] = []
-        self._unsynced = 0
+        self._not_written_back = 0
 
     async def add(self, chunk: bytes | memoryview) -> None:
         self._batch.append(chunk)
@@ -88,7 +89,7 @@ class BatchWriter:
 
     def _write(self, batch: list[bytes | memoryview]) -> None:
         self._partial.write_all(batch)
-        self._unsynced += sum(map(len, batch))
-        if self._unsynced >= SYNC_EVERY:
-            self._unsynced = 0
-            self._partial.flush_to_disk()
+        self._not_written_back += sum(map(len, batch))
+        if self._not_written_back >= WRITEBACK_EVERY:
+            self._not_written_back = 0
+            self._partial.start_writeback()

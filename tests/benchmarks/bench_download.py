@@ -6,7 +6,8 @@ A server process (raw asyncio, honest ``Range``/``ETag``) serves one file on 127
 at full speed (``sendfile``: the loopback's ceiling, where only the clients' CPU counts) and
 paced like a fast CDN connection (``--cdn-rate-mb`` MiB/s). Each round fetches it with
 ``curl -o`` and with :func:`download_video` (in a fresh subprocess, through the guarded
-transport the worker uses, progress callback included), alternately. Reported per scenario:
+transport the worker uses, progress callback included, its client warmed by a one-byte request
+as a worker's is), alternately. Reported per scenario:
 the throughput of each and their ratio (target >= 0.9; the downloader also computes SHA-256
 and ``fsync``s before its rename, curl does neither), CPU seconds, what SHA-256 alone costs on
 this machine, and the downloading process's peak RSS growth (peak ``ru_maxrss`` after the
@@ -89,6 +90,11 @@ async def fetch(url: str, media: Path) -> dict[str, float | int | str]:
 
     transport = GuardedTransport(allow_private=True)
     async with httpx.AsyncClient(transport=transport, timeout=60) as http:
+        # A worker's client has made requests before this download: the HTTP stack's lazy
+        # imports (anyio's event-loop backend, ~20-40 ms) are paid once per process, not per
+        # download. One byte of the file, on a connection of its own (the server closes each).
+        warm_up = await http.get(url, headers={"Range": "bytes=0-0"})
+        assert warm_up.status_code == 206
         before = current_rss_kib()
         cpu_before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()

@@ -116,6 +116,33 @@ async def test_after_an_informational_head_reads_go_past_the_next_head() -> None
         assert not stream.at_head_end  # so h11 may hold body bytes: no direct read
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+async def test_connects_to_a_literal_address_or_a_name(host: str) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"pong")
+        await writer.drain()
+
+    server, port = await raw_server(answer)
+    try:
+        stream = await SocketBackend().connect_tcp(host, port, timeout=5)
+        await stream.write(b"GET / HTTP/1.1\r\n\r\n")
+        assert await stream.read(10, timeout=5) == b"pong"
+        assert stream.get_extra_info("server_addr")[1] == port
+        await stream.aclose()
+    finally:
+        server.close()
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    import httpcore
+
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, not listening: refused
+        with pytest.raises(httpcore.ConnectError):
+            await SocketBackend().connect_tcp("127.0.0.1", port, timeout=5)
+
+
 async def test_reads_time_out_as_httpcore_expects() -> None:
     import httpcore
 

@@ -90,3 +90,21 @@ async def test_a_second_download_of_the_same_video_backs_off(
 async def test_stored_files_are_readable_by_others(server: HostileServer, run: Runner) -> None:
     result = await run(server.add("/v.mp4", video_bytes(10_000)))
     assert os.stat(result.path).st_mode & 0o044 == 0o044
+
+
+def test_starting_writeback_keeps_the_bytes_and_is_only_advice(tmp_path: Path) -> None:
+    """The writer's early writeback drops written pages from the cache, never the bytes; on a
+    file that takes no advice (a device) it is silently skipped."""
+    from service.downloads.files import PartialFile
+
+    partial = PartialFile.open(tmp_path, "v")
+    partial.write_all([b"a" * 5000, memoryview(b"b" * 3000)])
+    partial.start_writeback()
+    assert partial.path.read_bytes() == b"a" * 5000 + b"b" * 3000
+    partial.commit(tmp_path / "v.mp4")
+    assert (tmp_path / "v.mp4").read_bytes() == b"a" * 5000 + b"b" * 3000
+    if os.path.exists("/dev/full"):
+        (tmp_path / PARTIAL_DIR / "w.part").symlink_to("/dev/full")
+        device = PartialFile.open(tmp_path, "w")
+        device.start_writeback()  # posix_fadvise refuses a device: no error
+        device.release(keep=True)
