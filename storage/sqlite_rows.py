@@ -29,7 +29,7 @@ Params = dict[str, Any]
 
 def encode_time(value: datetime) -> str:
     if value.tzinfo is UTC:  # nearly always (the clock's): no conversion to make
-        return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
     if value.tzinfo is None:  # records promise aware datetimes; a naive one is taken as UTC
         value = value.replace(tzinfo=UTC)
     naive_utc = value.astimezone(UTC).replace(tzinfo=None)
@@ -48,9 +48,13 @@ def decode_optional_time(text: str | None) -> datetime | None:
     return None if text is None else decode_time(text)
 
 
+# One encoder for all: ``json.dumps`` with options builds a new one on every call.
+_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_json(value: Any) -> str:
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return _JSON.encode(value)
     except (TypeError, ValueError) as exc:
         raise StorageError(f"value is not JSON-serialisable: {exc}") from exc
 
