@@ -13,6 +13,10 @@ Units that arrive while a batch runs join the next one.
   running it again is safe).
 - :class:`Statements` units (plain statements, no answer) that follow each other with the same
   SQL run together, one ``executemany`` per statement for all of them.
+- Every statement is a trip to the connection's thread and back (a hand-over of the GIL each
+  way, a wake-up of the event loop), which costs more than most statements. So a batch made
+  only of units that need no event loop (:class:`Statements`, and :class:`OnThread` units:
+  plain functions of the ``sqlite3`` connection) runs whole, BEGIN to COMMIT, in ONE trip.
 - A caller returns only after the COMMIT of its batch: if the COMMIT (or the BEGIN) fails, every
   unit of the batch gets a :class:`StorageError`, nothing of it was written.
 - Units run one after another on the one connection, each seeing the writes of the units before
@@ -32,6 +36,7 @@ import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
 import aiosqlite
@@ -65,6 +70,40 @@ class Statements:
         for sql, rows in self.steps:
             await conn.executemany(sql, rows)
 
+    def run_here(self, raw: sqlite3.Connection) -> None:
+        for sql, rows in self.steps:
+            raw.executemany(sql, rows)
+
+
+@dataclass(frozen=True)
+class OnThread(Generic[R]):
+    """A unit that is a plain function of the ``sqlite3`` connection, run on its thread: no
+    trip per statement, and a batch of these and :class:`Statements` alone is one trip."""
+
+    function: Callable[[sqlite3.Connection], R]
+
+    async def __call__(self, conn: aiosqlite.Connection) -> R:
+        """In a batch with other units: on the thread, in one trip of its own."""
+        return await on_thread(conn, self.function)
+
+    def run_here(self, raw: sqlite3.Connection) -> R:
+        return self.function(raw)
+
+
+async def on_thread(conn: aiosqlite.Connection, function: Callable[[sqlite3.Connection], R]) -> R:
+    """Run ``function`` on the connection's own thread, with the ``sqlite3`` connection.
+
+    aiosqlite runs each of its calls that way, through ``Connection._execute`` (private, the
+    same since aiosqlite 0.17; ``tests/storage/test_group_commit.py`` fails loudly if it
+    changes); it offers no public way to run several statements in one call."""
+    execute = cast(Any, conn)._execute
+
+    def call() -> R:
+        return function(cast(Any, conn)._conn)
+
+    result: R = await execute(call)
+    return result
+
 
 @dataclass
 class _Queued(Generic[R]):
@@ -87,7 +126,11 @@ class _Queued(Generic[R]):
 
 
 class _TransactionLost(Exception):
-    """SQLite rolled the whole transaction back itself (disk full, I/O error...)."""
+    """SQLite rolled the whole transaction back itself (disk full, I/O error...) in ``unit``."""
+
+    def __init__(self, message: str, unit: _Queued[Any]) -> None:
+        super().__init__(message)
+        self.unit = unit
 
 
 class GroupCommit:
@@ -123,13 +166,19 @@ class GroupCommit:
         try:
             async with self._lock:
                 conn = self._connection()
+                runnable = [queued for queued in batch if not queued.done.cancelled()]
                 # Optimistic first, without savepoints (two statements less per unit): a unit
                 # that raises is rare (a duplicate external_task_id...). When one does, the
                 # transaction is rolled back and the batch runs again, each unit in a savepoint
                 # (units only compute from the connection: running one again is safe).
-                if not await _transaction(conn, batch, savepoints=False):
-                    await _transaction(conn, batch, savepoints=True)
+                if all(isinstance(queued.run, (Statements, OnThread)) for queued in runnable):
+                    if not await on_thread(conn, partial(_here, runnable, savepoints=False)):
+                        await on_thread(conn, partial(_here, runnable, savepoints=True))
+                elif not await _transaction(conn, runnable, savepoints=False):
+                    await _transaction(conn, runnable, savepoints=True)
         except (sqlite3.Error, ValueError, StorageError, _TransactionLost) as exc:
+            if isinstance(exc, _TransactionLost):
+                exc.unit.settle()  # the unit that failed gets its own error
             for queued in batch:  # an error each: one raised in many tasks would mix tracebacks
                 failed = StorageError(f"SQLite write failed, nothing of its batch written: {exc}")
                 failed.__cause__ = exc
@@ -144,11 +193,10 @@ class GroupCommit:
 
 
 async def _transaction(
-    conn: aiosqlite.Connection, batch: list[_Queued[Any]], *, savepoints: bool
+    conn: aiosqlite.Connection, runnable: list[_Queued[Any]], *, savepoints: bool
 ) -> bool:
     """Run the batch's units in one transaction and commit it. Without savepoints, answers
     False (all rolled back) when a unit raised and its error is not known to be its own."""
-    runnable = [queued for queued in batch if not queued.done.cancelled()]  # the others left
     await conn.execute("BEGIN IMMEDIATE")
     try:
         start = 0
@@ -209,10 +257,63 @@ async def _run_in_savepoint(conn: aiosqlite.Connection, queued: _Queued[Any]) ->
     except Exception as exc:
         queued.error = translate(exc)
         if not conn.in_transaction:  # its batch-mates' writes are gone too
-            queued.settle()
-            raise _TransactionLost(str(exc)) from exc
+            raise _TransactionLost(str(exc), queued) from exc
         await conn.execute("ROLLBACK TO unit")
     await conn.execute("RELEASE unit")
+
+
+def _here(runnable: list[_Queued[Any]], raw: sqlite3.Connection, *, savepoints: bool) -> bool:
+    """:func:`_transaction` on the connection's thread, for units that all run there."""
+    raw.execute("BEGIN IMMEDIATE")
+    try:
+        start = 0
+        while start < len(runnable):
+            if savepoints:
+                _savepoint_here(raw, runnable[start])
+                start += 1
+                continue
+            group = _like_statements(runnable, start)
+            try:
+                _together_here(raw, group)
+            except Exception as exc:
+                if len(runnable) == 1:  # alone, its transaction was its savepoint
+                    runnable[0].error = translate(exc)
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                return len(runnable) == 1
+            start += len(group)
+        raw.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(sqlite3.Error):
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+        raise
+    return True
+
+
+def _together_here(raw: sqlite3.Connection, group: list[_Queued[Any]]) -> None:
+    if len(group) == 1:
+        group[0].error = None
+        group[0].value = cast(Statements | OnThread[Any], group[0].run).run_here(raw)
+        return
+    units = [cast(Statements, queued.run) for queued in group]
+    for position, sql in enumerate(units[0].shape):
+        raw.executemany(sql, [row for unit in units for row in unit.steps[position][1]])
+    for queued in group:
+        queued.error, queued.value = None, None
+
+
+def _savepoint_here(raw: sqlite3.Connection, queued: _Queued[Any]) -> None:
+    queued.error = None
+    raw.execute("SAVEPOINT unit")
+    try:
+        queued.value = cast(Statements | OnThread[Any], queued.run).run_here(raw)
+    except Exception as exc:
+        queued.error = translate(exc)
+        if not raw.in_transaction:  # its batch-mates' writes are gone too
+            raise _TransactionLost(str(exc), queued) from exc
+        raw.execute("ROLLBACK TO unit")
+    raw.execute("RELEASE unit")
 
 
 def translate(exc: Exception) -> BaseException:

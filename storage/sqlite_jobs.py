@@ -17,7 +17,7 @@ import aiosqlite
 
 from storage.base import JobEnd
 from storage.records import JobRecord, JobStatus
-from storage.sqlite_batch import Statements, Unit
+from storage.sqlite_batch import OnThread, Statements, Unit
 from storage.sqlite_rows import (
     JOB_COLUMNS,
     Params,
@@ -103,17 +103,17 @@ class SQLiteJobs:
 
         # BEGIN IMMEDIATE (of the batch) holds the write lock from the select to the update:
         # no other process can lease the same rows in between
-        async def unit(conn: aiosqlite.Connection) -> Iterable[sqlite3.Row]:
-            return await conn.execute_fetchall(
+        def lease(raw: sqlite3.Connection) -> list[sqlite3.Row]:
+            return raw.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
                 "lease_token = lease_token + 1, lease_expires_at = :expires, updated_at = :now "
                 "WHERE seq IN (SELECT seq FROM jobs "
                 f"  WHERE {_DUE} {kind_filter} ORDER BY run_at, seq LIMIT :limit) "
                 f"RETURNING seq, {JOB_COLUMNS}",
                 params,
-            )
+            ).fetchall()
 
-        rows = await self._write(unit)
+        rows = await self._write(OnThread(lease))
         ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
         return [job_from_row(row) for row in ordered]
 
@@ -143,41 +143,26 @@ class SQLiteJobs:
         return await self._end_job(JobEnd(job_id, lease_token, now, JobStatus.FAILED, error=error))
 
     async def _end_job(self, end: JobEnd) -> bool:
-        sql, params = job_end_step(end)
-
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(sql, params) as cursor:
-                return cursor.rowcount == 1
-
-        ended = await self._write(unit)
+        ended = await self._write(_changes_one(*job_end_step(end)))
         if ended and end.due_at_once:
             self._wakeup.jobs_added()
         return ended
 
     async def _fenced_update(self, job_id: str, lease_token: int, sets: str, **values: Any) -> bool:
         """Run ``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
-
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
-                f"UPDATE jobs SET {sets} WHERE {_HELD}",
-                {"id": job_id, "token": lease_token, **values},
-            ) as cursor:
-                return cursor.rowcount == 1
-
-        return await self._write(unit)
+        params = {"id": job_id, "token": lease_token, **values}
+        return await self._write(_changes_one(f"UPDATE jobs SET {sets} WHERE {_HELD}", params))
 
     async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
         # lease_token is kept: it must only ever grow, or an old holder could come back
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
+        queued = await self._write(
+            _changes_one(
                 "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
                 "lease_expires_at = NULL, updated_at = :now "
                 "WHERE id = :id AND status IN ('succeeded', 'failed')",
                 {"id": job_id, "now": encode_time(now)},
-            ) as cursor:
-                return cursor.rowcount == 1
-
-        queued = await self._write(unit)
+            )
+        )
         if queued:
             self._wakeup.jobs_added()
         return queued
@@ -208,6 +193,11 @@ class SQLiteJobs:
             )
         value = next(iter(rows))[0]
         return None if value is None else datetime.fromisoformat(value)
+
+
+def _changes_one(sql: str, params: Params) -> OnThread[bool]:
+    """A unit (on the connection's thread) running one UPDATE: whether it changed a row."""
+    return OnThread(lambda raw: raw.execute(sql, params).rowcount == 1)
 
 
 def first_row(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:

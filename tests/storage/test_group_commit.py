@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from pathlib import Path
 from typing import Any, cast
 
@@ -19,7 +20,7 @@ from service.errors import Conflict, StorageError
 from storage import sqlite_schema
 from storage.base import Storage
 from storage.records import TaskChange, TaskStatus
-from storage.sqlite_batch import GroupCommit, Statements
+from storage.sqlite_batch import GroupCommit, OnThread, Statements, on_thread
 from tests.factories import make_event, make_job, make_task, make_video
 from tests.storage.conftest import OpenAgain
 
@@ -98,29 +99,63 @@ async def test_concurrent_applies_of_one_version_among_other_writes_one_wins(
 
 
 class _Connection:
-    """A real connection that logs the transaction's end, and can be told to fail COMMIT."""
+    """A real connection that logs the transaction's end, and can be told to fail COMMIT; on
+    the event loop's side (``execute``...) and on its thread's (``_execute``: see
+    :func:`storage.sqlite_batch.on_thread`), where it counts the trips."""
 
     def __init__(self, conn: aiosqlite.Connection, log: list[str]) -> None:
-        self._conn = conn
+        self._real = conn
         self._log = log
         self.fail_commit = False
+        self.trips = 0
 
     @property
     def in_transaction(self) -> bool:
-        return self._conn.in_transaction
+        return self._real.in_transaction
+
+    @property
+    def _conn(self) -> _Raw:
+        return _Raw(self._real._conn, self)
+
+    async def _execute(self, function: Any) -> Any:
+        self.trips += 1
+        return await self._real._execute(function)
+
+    def commit_here(self) -> None:
+        self._log.append("commit")
+        if self.fail_commit:
+            raise sqlite3.OperationalError("disk I/O error (injected)")
 
     async def execute(self, sql: str, parameters: Any = ()) -> aiosqlite.Cursor:
         if sql == "COMMIT":
-            self._log.append("commit")
-            if self.fail_commit:
-                raise aiosqlite.OperationalError("disk I/O error (injected)")
-        return await self._conn.execute(sql, parameters)
+            self.commit_here()
+        return await self._real.execute(sql, parameters)
 
     async def executemany(self, sql: str, rows: Any) -> aiosqlite.Cursor:
-        return await self._conn.executemany(sql, rows)
+        return await self._real.executemany(sql, rows)
 
     async def execute_fetchall(self, sql: str, parameters: Any = ()) -> Any:
-        return await self._conn.execute_fetchall(sql, parameters)
+        return await self._real.execute_fetchall(sql, parameters)
+
+
+class _Raw:
+    """The ``sqlite3`` connection on its thread, with the wrapper's COMMIT."""
+
+    def __init__(self, raw: sqlite3.Connection, wrapper: _Connection) -> None:
+        self._raw = raw
+        self._wrapper = wrapper
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._raw.in_transaction
+
+    def execute(self, sql: str, parameters: Any = ()) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            self._wrapper.commit_here()
+        return self._raw.execute(sql, parameters)
+
+    def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
+        return self._raw.executemany(sql, rows)
 
 
 @pytest.fixture
@@ -198,3 +233,78 @@ async def test_a_unit_raising_halfway_is_rolled_back_to_its_savepoint(logged: An
     assert isinstance(outcomes[2], StorageError)
     assert outcomes[4] == 2  # units run in order, each seeing the ones before it
     assert await _values(conn) == [1, 2]
+
+
+def _insert_here(x: int) -> OnThread[int]:
+    def insert(raw: sqlite3.Connection) -> int:
+        return raw.execute("INSERT INTO t (x) VALUES (?)", (x,)).rowcount
+
+    return OnThread(insert)
+
+
+async def test_a_batch_of_statements_and_units_on_the_thread_is_one_trip(logged: Any) -> None:
+    batches, wrapper, log, conn = logged
+    outcomes = await asyncio.gather(
+        *(batches.run(_insert(x)) for x in range(5)),
+        *(batches.run(_insert_here(x)) for x in range(5, 10)),
+    )
+    assert outcomes == [None] * 5 + [1] * 5
+    assert (wrapper.trips, log) == (1, ["commit"])  # BEGIN to COMMIT in one trip
+    assert await _values(conn) == list(range(10))
+
+
+async def test_a_unit_on_the_thread_that_raises_fails_alone(logged: Any) -> None:
+    batches, wrapper, _, conn = logged
+
+    def half_then_fail(raw: sqlite3.Connection) -> None:
+        raw.execute("INSERT INTO t (x) VALUES (100)")
+        raise RuntimeError("the unit's own failure")
+
+    outcomes = await asyncio.gather(
+        batches.run(_insert(1)),
+        batches.run(OnThread(half_then_fail)),
+        batches.run(_insert_here(1)),  # a duplicate key: a constraint failure of its own
+        batches.run(_insert_here(2)),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None and outcomes[3] == 1
+    assert isinstance(outcomes[1], RuntimeError)
+    assert isinstance(outcomes[2], StorageError)
+    assert wrapper.trips == 2  # optimistic, then again with savepoints
+    assert await _values(conn) == [1, 2]
+
+
+async def test_a_failed_commit_on_the_thread_fails_every_unit(logged: Any) -> None:
+    batches, wrapper, log, conn = logged
+    wrapper.fail_commit = True
+    outcomes = await asyncio.gather(
+        *(batches.run(_insert_here(x)) for x in range(3)), return_exceptions=True
+    )
+    assert log == ["commit"]
+    assert all(isinstance(o, StorageError) for o in outcomes)
+    assert not conn.in_transaction
+    assert await _values(conn) == []
+
+
+async def test_units_on_the_thread_run_among_other_units_too(logged: Any) -> None:
+    batches, _, _, conn = logged
+
+    async def count(db: aiosqlite.Connection) -> int:
+        rows = list(await db.execute_fetchall("SELECT count(*) FROM t"))
+        return int(rows[0][0])
+
+    outcomes = await asyncio.gather(
+        batches.run(_insert_here(1)), batches.run(count), batches.run(_insert(2))
+    )
+    assert outcomes == [1, 1, None]
+    assert await _values(conn) == [1, 2]
+
+
+async def test_aiosqlite_still_runs_a_function_on_its_thread(tmp_path: Path) -> None:
+    """on_thread uses aiosqlite's private ``Connection._execute`` and ``_conn``: fail loudly
+    if aiosqlite changes them."""
+    conn = await sqlite_schema.connect(str(tmp_path / "x.db"), busy_timeout=5)
+    try:
+        assert await on_thread(conn, lambda raw: raw.execute("SELECT 41 + 1").fetchone()[0]) == 42
+    finally:
+        await conn.close()
