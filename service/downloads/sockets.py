@@ -82,9 +82,17 @@ class SocketStream(httpcore.AsyncNetworkStream):
 
     def __init__(self, sock: socket.socket) -> None:
         self.socket = sock
-        self.at_head_end = False  # the last read ended exactly at a head's blank line
         self._in_head = False  # a response head is awaited: do not read past its end
         self._head_tail = b""  # the head's last bytes read so far (a blank line may straddle)
+        self._head_ended = False  # the last read ended exactly at a head's blank line
+        self._only_heads = True  # nothing but heads was ever read from this connection
+
+    @property
+    def at_head_end(self) -> bool:
+        """Nothing but response heads was ever read from this connection, each to its blank
+        line, and the last read ended one: h11 holds nothing past them (not even bytes a server
+        sent beyond an earlier response), so the next byte in the socket is the body's first."""
+        return self._only_heads and self._head_ended
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
         loop = asyncio.get_running_loop()
@@ -92,7 +100,7 @@ class SocketStream(httpcore.AsyncNetworkStream):
         with mapped_errors(timeout=httpcore.ReadTimeout, error=httpcore.ReadError):
             async with asyncio.timeout(timeout):
                 if not self._in_head:
-                    self.at_head_end = False
+                    self._head_ended = self._only_heads = False
                     return await loop.sock_recv(self.socket, size)
                 while True:
                     await _readable(self.socket)
@@ -108,13 +116,13 @@ class SocketStream(httpcore.AsyncNetworkStream):
         data = self.socket.recv(wanted) if wanted else b""  # bytes already in the socket
         self._head_tail = (self._head_tail + data)[-2:]
         self._in_head = blank is None and bool(data)
-        self.at_head_end = blank is not None
+        self._head_ended = blank is not None
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
         if not buffer:
             return
-        self._in_head, self._head_tail, self.at_head_end = True, b"", False
+        self._in_head, self._head_tail, self._head_ended = True, b"", False
         loop = asyncio.get_running_loop()
         with mapped_errors(timeout=httpcore.WriteTimeout, error=httpcore.WriteError):
             async with asyncio.timeout(timeout):

@@ -143,6 +143,17 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
             await SocketBackend().connect_tcp("127.0.0.1", port, timeout=5)
 
 
+async def test_once_a_body_was_read_through_h11_no_head_counts_as_exact() -> None:
+    """h11 may keep bytes a server sent past an earlier response on a kept-alive connection."""
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n"
+    async for stream in connected(sends(answer + b"body", 0.1, answer + b"next")):
+        assert await stream.read(65536, timeout=5) == answer and stream.at_head_end
+        assert await stream.read(65536, timeout=5) == b"body"
+        await stream.write(b"GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert await stream.read(65536, timeout=5) == answer
+        assert not stream.at_head_end
+
+
 async def test_reads_time_out_as_httpcore_expects() -> None:
     import httpcore
 
