@@ -1,9 +1,17 @@
 """The background worker: leases durable jobs and runs them, a bounded number at a time.
 
-A job is leased for ``job_lease_seconds`` and the lease is renewed while it runs; when a worker
-dies (even by SIGKILL) its leases expire and another worker (or the same one, restarted) takes
-the jobs up again. Every result is recorded with the lease's fencing token, so a worker whose
-lease was taken over cannot overwrite the new holder's outcome.
+A job is leased for ``job_lease_seconds`` and the lease is renewed while the worker holds it
+(one keeper renews them all); when a worker dies (even by SIGKILL) its leases expire and another
+worker (or the same one, restarted) takes the jobs up again. Every result is recorded with the
+lease's fencing token, so a worker whose lease was taken over cannot overwrite the new holder's
+outcome.
+
+While jobs are short (webhook deliveries take milliseconds), the worker leases a few more than
+it has free slots and keeps them in a small local queue: a slot that frees starts the next job
+at once instead of waiting for a lease, which is a write and waits for a commit, and each lease
+takes several jobs. Long jobs would hold the queued ones back from other workers, so nothing is
+queued then, and a queued job that still has not started after :data:`PREFETCH_HOLD` is handed
+back to the database for any worker to take.
 """
 
 from __future__ import annotations
@@ -12,6 +20,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections import deque
 from collections.abc import Mapping
 from datetime import timedelta
 
@@ -26,6 +36,10 @@ from service.settings import Settings
 from storage.records import JobRecord
 
 log = logging.getLogger(__name__)
+
+SHORT_JOB = 0.5  # seconds: while jobs take less than this on average, a few are queued ahead
+PREFETCH_HOLD = 2.0  # seconds a queued job may wait for a slot before it is handed back
+_SMOOTHING = 0.2  # weight of the newest job in the moving average of durations
 
 
 class Worker:
@@ -43,9 +57,14 @@ class Worker:
         self._poll_interval = poll_interval
         self._running: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
+        # leased and waiting for a slot, with when (monotonic) they were leased
+        self._queued: deque[tuple[JobRecord, float]] = deque()
+        self._held: dict[str, JobRecord] = {}  # leased, not ended: the keeper renews them
+        self._pace: float | None = None  # how long a job takes, smoothed; None: not known
 
     async def run(self) -> None:
-        """Run until cancelled; on cancellation, running jobs are handed back at once."""
+        """Run until cancelled; on cancellation, running and queued jobs are handed back at
+        once."""
         removed = clean_partial_downloads(self._services.settings.media_dir)
         if removed:
             log.info(
@@ -55,16 +74,21 @@ class Worker:
             )
         log.info("worker started", extra={"action": "worker.started"})
         reconciler = asyncio.create_task(self._reconcile_forever())
+        keeper = asyncio.create_task(self._keep_leases())
         try:
             while True:
                 leased = await self._lease_some()
                 if not leased:
                     await self._wait_for_work()
+                    await self._hand_back_stale()
         finally:
             reconciler.cancel()
+            keeper.cancel()
             for task in list(self._running):
                 task.cancel()
-            await asyncio.gather(*self._running, return_exceptions=True)
+            await asyncio.gather(
+                *self._running, self._hand_back_queued("worker stopped"), return_exceptions=True
+            )
             log.info("worker stopped", extra={"action": "worker.stopped"})
 
     async def _reconcile_forever(self) -> None:
@@ -76,29 +100,46 @@ class Worker:
                 log.warning("reconciliation pass failed: %s", exc)
             await asyncio.sleep(interval)
 
+    def _prefetch(self) -> int:
+        """How many leased jobs to keep queued ahead of the free slots."""
+        if self._pace is None or self._pace >= SHORT_JOB:
+            return 0
+        return max(1, self._concurrency // 2)
+
     async def _lease_some(self) -> int:
-        free = self._concurrency - len(self._running)
-        if free <= 0:
+        room = self._concurrency + self._prefetch() - len(self._running) - len(self._queued)
+        # the queue is topped up once it runs low, not after every job: fewer, larger leases
+        if room <= 0 or (self._queued and len(self._queued) > self._prefetch() // 2):
             return 0
         try:
             jobs = await self._services.storage.lease_jobs(
                 now=self._services.clock(),
                 lease_seconds=self._lease_seconds,
-                limit=free,
+                limit=room,
                 kinds=list(self._runners),
             )
         except StorageError as exc:
             log.warning("could not lease jobs: %s", exc, extra={"action": "worker.lease_failed"})
             return 0
+        leased_at = time.monotonic()
         for job in jobs:
+            self._held[job.id] = job
+            self._queued.append((job, leased_at))
+        self._start_queued()
+        return len(jobs)
+
+    def _start_queued(self) -> None:
+        while self._queued and len(self._running) < self._concurrency:
+            job, _ = self._queued.popleft()
             task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
             self._running.add(task)
             task.add_done_callback(self._finished)
-        return len(jobs)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
-        self._slot_freed.set()
+        self._start_queued()  # at once: no lease to wait for
+        if len(self._queued) <= self._prefetch() // 2:
+            self._slot_freed.set()  # time to lease more
 
     async def _wait_for_work(self) -> None:
         """Sleep until there may be work: jobs enqueued by this process (``jobs_ready``) or by
@@ -124,7 +165,7 @@ class Worker:
             await asyncio.gather(*waiters, return_exceptions=True)
 
     async def _execute(self, job: JobRecord) -> None:
-        heartbeat = asyncio.create_task(self._keep_lease(job))
+        started = time.monotonic()
         try:
             await self._run_and_record(job)
         except StorageError as exc:
@@ -137,7 +178,10 @@ class Worker:
                 extra={"action": "job.unrecorded", "job_id": job.id},
             )
         finally:
-            heartbeat.cancel()
+            self._held.pop(job.id, None)
+            took = time.monotonic() - started
+            pace = self._pace
+            self._pace = took if pace is None else pace + _SMOOTHING * (took - pace)
 
     async def _run_and_record(self, job: JobRecord) -> None:
         runner = self._runners[job.kind]
@@ -209,27 +253,57 @@ class Worker:
             job.id, job.lease_token, now=self._services.clock(), error=error
         )
 
-    async def _keep_lease(self, job: JobRecord) -> None:
-        interval = self._lease_seconds / 3
+    async def _keep_leases(self) -> None:
+        """Renew every lease this worker holds (running or queued), every third of a lease."""
         while True:
-            await asyncio.sleep(interval)
-            try:
-                kept = await self._services.storage.renew_lease(
-                    job.id,
-                    job.lease_token,
-                    now=self._services.clock(),
-                    lease_seconds=self._lease_seconds,
+            await asyncio.sleep(self._lease_seconds / 3)
+            await asyncio.gather(*(self._renew(job) for job in list(self._held.values())))
+
+    async def _renew(self, job: JobRecord) -> None:
+        try:
+            kept = await self._services.storage.renew_lease(
+                job.id,
+                job.lease_token,
+                now=self._services.clock(),
+                lease_seconds=self._lease_seconds,
+            )
+        except StorageError as exc:
+            log.warning("could not renew the lease of %s: %s", job.id, exc)
+            return
+        if not kept and self._held.get(job.id) is job:  # not merely ended meanwhile
+            del self._held[job.id]
+            log.warning(
+                "lost the lease of job %s",
+                job.id,
+                extra={"action": "job.lease_lost", "job_id": job.id},
+            )
+
+    async def _hand_back_stale(self) -> None:
+        """Queued jobs that waited too long for a slot (the slots are taken by long jobs):
+        back to the database, due now, for any worker; none are queued until jobs are seen
+        to be short again."""
+        if self._queued and time.monotonic() - self._queued[0][1] > PREFETCH_HOLD:
+            self._pace = None
+            await self._hand_back_queued("handed back: no free slot in its worker")
+
+    async def _hand_back_queued(self, reason: str) -> None:
+        queued = [job for job, _ in self._queued]
+        self._queued.clear()
+        now = self._services.clock()
+        for job in queued:
+            self._held.pop(job.id, None)
+        handed = await asyncio.gather(
+            *(
+                self._services.storage.retry_job(
+                    job.id, job.lease_token, now=now, run_at=now, error=reason
                 )
-            except StorageError as exc:
-                log.warning("could not renew the lease of %s: %s", job.id, exc)
-                continue
-            if not kept:
-                log.warning(
-                    "lost the lease of job %s",
-                    job.id,
-                    extra={"action": "job.lease_lost", "job_id": job.id},
-                )
-                return
+                for job in queued
+            ),
+            return_exceptions=True,
+        )
+        for job, outcome in zip(queued, handed, strict=True):
+            if isinstance(outcome, BaseException):  # its lease expires: taken up all the same
+                log.warning("could not hand job %s back: %s", job.id, outcome)
 
 
 async def run_worker(settings: Settings) -> None:

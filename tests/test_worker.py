@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+import pytest
+
 from service.jobs.kinds import new_job
 from service.jobs.outcome import GiveUp, RetryLater
 from service.jobs.runners import JobRunner
@@ -108,3 +110,110 @@ async def test_the_job_of_a_dead_worker_is_taken_up_once_its_lease_expires(
     assert done.lease_token > taken.lease_token
     # the dead worker's late result is refused: its fencing token is stale
     assert not await services.storage.complete_job(job.id, taken.lease_token, now=clock())
+
+
+def _blocking(release: asyncio.Event, started: list[str]) -> JobRunner:
+    async def run(services: Services, job: JobRecord) -> None:
+        started.append(job.id)
+        await release.wait()
+
+    return JobRunner(run, lambda services, job: RetrySchedule.of([0], jitter=0))
+
+
+async def _worker_with_short_jobs_seen(
+    services: Services, runners: dict[str, JobRunner], *, concurrency: int, lease: float = 30
+) -> Worker:
+    """A worker that has seen a short job finish (so it queues jobs ahead of its slots)."""
+    services.settings = services.settings.model_copy(
+        update={"worker_concurrency": concurrency, "job_lease_seconds": lease}
+    )
+    quick = JobRunner(runner_failing(0, []).run, runner_failing(0, []).schedule)
+    worker = Worker(services, poll_interval=0.01, runners={"quick": quick, **runners})
+    job = new_job("quick", {}, now=services.clock())
+    await services.storage.enqueue([job])
+    await run_until(worker, wait_status(services, job.id, JobStatus.SUCCEEDED))
+    return worker
+
+
+async def test_short_jobs_are_queued_ahead_and_handed_back_when_the_worker_stops(
+    services: Services,
+) -> None:
+    release, started = asyncio.Event(), list[str]()
+    worker = await _worker_with_short_jobs_seen(
+        services, {"t": _blocking(release, started)}, concurrency=2
+    )
+    jobs = [new_job("t", {}, now=services.clock()) for _ in range(5)]
+    await services.storage.enqueue(jobs)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            held = [await services.storage.get_job(job.id) for job in jobs]
+            if sum(1 for j in held if j is not None and j.status == JobStatus.RUNNING) == 3:
+                break
+            await asyncio.sleep(0.01)
+        assert len(started) == 2  # two slots; the third leased job waits in the queue
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    stored = [await services.storage.get_job(job.id) for job in jobs]
+    assert all(j is not None and j.status == JobStatus.QUEUED for j in stored)
+    handed = [j for j in stored if j is not None and j.last_error == "worker stopped"]
+    assert len(handed) == 3  # the two running and the queued one, due at once
+    assert all(j.run_at <= services.clock() for j in handed)
+
+
+async def test_a_queued_job_that_waits_too_long_for_a_slot_is_handed_back(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.worker.PREFETCH_HOLD", 0.05)
+    release, started = asyncio.Event(), list[str]()
+    worker = await _worker_with_short_jobs_seen(
+        services, {"t": _blocking(release, started)}, concurrency=2
+    )
+    jobs = [new_job("t", {}, now=services.clock()) for _ in range(3)]
+    await services.storage.enqueue(jobs)
+    running = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            stored = [await services.storage.get_job(job.id) for job in jobs]
+            waiting = [j for j in stored if j is not None and j.status == JobStatus.QUEUED]
+            if len(started) == 2 and waiting and waiting[0].last_error:
+                break
+            await asyncio.sleep(0.01)
+        [back] = waiting
+        assert back.last_error == "handed back: no free slot in its worker"
+        await asyncio.sleep(0.1)  # the slots stay taken: it is not leased again meanwhile
+        again = await services.storage.get_job(back.id)
+        assert again is not None and again.status == JobStatus.QUEUED
+        release.set()
+        for job in jobs:
+            await asyncio.wait_for(wait_status(services, job.id, JobStatus.SUCCEEDED), 5)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_the_leases_of_running_and_queued_jobs_are_renewed(services: Services) -> None:
+    release, started = asyncio.Event(), list[str]()
+    worker = await _worker_with_short_jobs_seen(
+        services, {"t": _blocking(release, started)}, concurrency=1, lease=0.3
+    )
+    jobs = [new_job("t", {}, now=services.clock()) for _ in range(2)]
+    await services.storage.enqueue(jobs)
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.1)
+        leased = [await services.storage.get_job(job.id) for job in jobs]
+        await asyncio.sleep(0.8)  # well past the first lease: only renewals keep both
+        later = [await services.storage.get_job(job.id) for job in jobs]
+        for first, now in zip(leased, later, strict=True):
+            assert first is not None and now is not None
+            assert now.status == JobStatus.RUNNING
+            assert now.lease_token == first.lease_token
+            assert first.lease_expires_at is not None and now.lease_expires_at is not None
+            assert now.lease_expires_at > first.lease_expires_at
+        assert len(started) == 1
+    finally:
+        release.set()
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
