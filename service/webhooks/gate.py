@@ -22,6 +22,7 @@ import contextlib
 import random
 import time
 import weakref
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -36,7 +37,16 @@ class _Endpoint:
     in_flight: dict[int, float] = field(default_factory=dict)  # attempt → its start
     average: float | None = None  # seconds an attempt takes, smoothed
     next_turn: float = 0.0
-    freed: asyncio.Event = field(default_factory=asyncio.Event)
+    # jobs waiting in their slot for room, first come first served: a freed place wakes one
+    # (waking them all would have all but one wait again, at every attempt)
+    waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+
+    def wake_next(self) -> None:
+        while self.waiting:
+            waiter = self.waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
 
 class EndpointGate:
@@ -68,7 +78,7 @@ class EndpointGate:
             took = time.monotonic() - started
             old = state.average
             state.average = took if old is None else old + _SMOOTHING * (took - old)
-            state.freed.set()
+            state.wake_next()
 
     async def _wait_for_room(self, state: _Endpoint, limit: int) -> bool:
         loop = asyncio.get_running_loop()
@@ -77,11 +87,21 @@ class EndpointGate:
             remaining = deadline - loop.time()
             if remaining <= 0 or self._estimate(state) > PATIENCE:
                 return False  # slow: a slot held while waiting would block other work
-            state.freed.clear()
+            waiter: asyncio.Future[None] = loop.create_future()
+            state.waiting.append(waiter)
             try:
-                await asyncio.wait_for(state.freed.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await waiter
             except TimeoutError:
+                if waiter.done() and not waiter.cancelled():
+                    state.wake_next()  # woken as time ran out: the place goes to the next
                 return False
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    state.wake_next()
+                raise
+            finally:
+                waiter.cancel()  # no-op once woken; a timed-out one is skipped by wake_next
         return True
 
     def turn_delay(self, endpoint_id: str, limit: int) -> float:

@@ -62,12 +62,12 @@ async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
     settings = services.settings
     limit = 1 if endpoint.failing_since else settings.webhook_endpoint_concurrency
     gate = gate_for(storage, timeout=settings.webhook_timeout)
+    body = delivery_body(event)  # before taking one of the endpoint's places: held less long
     async with gate.slot(endpoint.id, limit) as entered:
         if not entered:
             metrics.HANDED_BACK.inc()
             raise RetryLater("endpoint busy", delay=gate.turn_delay(endpoint.id, limit))
         now = services.clock()
-        body = delivery_body(event)
         headers = signature_headers(event.id, now, body, signing_secrets(endpoint, now))
         result = await post_signed(
             services.downloads, endpoint.url, body, headers, seconds=settings.webhook_timeout
