@@ -104,12 +104,13 @@ class Worker:
         """How many leased jobs to keep queued ahead of the free slots."""
         if self._pace is None or self._pace >= SHORT_JOB:
             return 0
-        return max(1, self._concurrency // 2)
+        return self._concurrency
 
     async def _lease_some(self) -> int:
+        # One lease at a time (this loop), each for the room made while the last one was
+        # committed: under a steady flow, leases follow each other and take several jobs each.
         room = self._concurrency + self._prefetch() - len(self._running) - len(self._queued)
-        # the queue is topped up once it runs low, not after every job: fewer, larger leases
-        if room <= 0 or (self._queued and len(self._queued) > self._prefetch() // 2):
+        if room <= 0:
             return 0
         try:
             jobs = await self._services.storage.lease_jobs(
@@ -138,8 +139,7 @@ class Worker:
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
         self._start_queued()  # at once: no lease to wait for
-        if len(self._queued) <= self._prefetch() // 2:
-            self._slot_freed.set()  # time to lease more
+        self._slot_freed.set()  # room to lease more
 
     async def _wait_for_work(self) -> None:
         """Sleep until there may be work: jobs enqueued by this process (``jobs_ready``) or by
