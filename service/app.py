@@ -101,7 +101,9 @@ def create_app(
         ) as services:
             if freeze_heap:  # the server, the app and its services have all started now
                 freeze_startup_heap()
-            worker = asyncio.create_task(Worker(services).run()) if with_worker else None
+            worker = None
+            if with_worker:  # it shares this process with the receiver: it gives way to it
+                worker = asyncio.create_task(Worker(services, gives_way=True).run())
             try:
                 yield {"services": services, "metrics": metrics}
             finally:

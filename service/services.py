@@ -15,6 +15,7 @@ from service.errors import StorageError
 from service.events import EventEmitter
 from service.kling.client import ProviderClient
 from service.lifecycle import Plan
+from service.receiver.load import ReceiverLoad
 from service.settings import Settings
 from storage.base import Storage
 from storage.records import TaskRecord, VideoRecord
@@ -34,6 +35,8 @@ class Services:
     clock: Clock = utcnow
     # Set whenever this process enqueues jobs, so an in-process worker wakes at once.
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # Callbacks being received by this process: an in-process worker gives way to them.
+    receiver_load: ReceiverLoad = field(default_factory=ReceiverLoad)
     # At most OMNIHOOK_DOWNLOAD_CONCURRENCY videos are fetched at once by this process.
     download_slots: asyncio.Semaphore = field(init=False)
 

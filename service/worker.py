@@ -49,12 +49,16 @@ class Worker:
         *,
         poll_interval: float = 0.5,
         runners: Mapping[str, JobRunner] = RUNNERS,
+        gives_way: bool = False,
     ) -> None:
+        """``gives_way``: the worker shares its process with the callback receiver (``serve``)
+        and runs one job at a time while callbacks are arriving (:mod:`service.receiver.load`)."""
         self._services = services
         self._runners = runners
         self._concurrency = services.settings.worker_concurrency
         self._lease_seconds = services.settings.job_lease_seconds
         self._poll_interval = poll_interval
+        self._gives_way = gives_way
         self._running: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         # leased and waiting for a slot, with when (monotonic) they were leased
@@ -100,16 +104,25 @@ class Worker:
                 log.warning("reconciliation pass failed: %s", exc)
             await asyncio.sleep(interval)
 
+    def _receiver_busy(self) -> bool:
+        return self._gives_way and self._services.receiver_load.busy
+
+    def _slots(self) -> int:
+        """How many jobs may run at once now: all the slots, or one while the receiver of this
+        process is busy (never none: the backlog keeps moving)."""
+        return 1 if self._receiver_busy() else self._concurrency
+
     def _prefetch(self) -> int:
         """How many leased jobs to keep queued ahead of the free slots."""
-        if self._pace is None or self._pace >= SHORT_JOB:
+        if self._pace is None or self._pace >= SHORT_JOB or self._receiver_busy():
             return 0
         return self._concurrency
 
     async def _lease_some(self) -> int:
         # One lease at a time (this loop), each for the room made while the last one was
         # committed: under a steady flow, leases follow each other and take several jobs each.
-        room = self._concurrency + self._prefetch() - len(self._running) - len(self._queued)
+        self._start_queued()  # slots the receiver gave back since
+        room = self._slots() + self._prefetch() - len(self._running) - len(self._queued)
         if room <= 0:
             return 0
         try:
@@ -130,7 +143,7 @@ class Worker:
         return len(jobs)
 
     def _start_queued(self) -> None:
-        while self._queued and len(self._running) < self._concurrency:
+        while self._queued and len(self._running) < self._slots():
             job, _ = self._queued.popleft()
             task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
             self._running.add(task)
@@ -154,10 +167,11 @@ class Worker:
             asyncio.create_task(self._slot_freed.wait()),
             asyncio.create_task(self._services.storage.wait_for_jobs(self._poll_interval)),
         ]
+        timeout = self._poll_interval
+        if self._receiver_busy():  # back to all the slots as soon as the receiver is quiet
+            timeout = min(timeout, self._services.receiver_load.quiet_in() + 0.01)
         try:
-            await asyncio.wait(
-                waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED
-            )
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waiters:
                 waiter.cancel()

@@ -219,3 +219,66 @@ async def test_the_leases_of_running_and_queued_jobs_are_renewed(services: Servi
         release.set()
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+def runner_counting(running: list[int], peak: list[int], release: asyncio.Event) -> JobRunner:
+    """Jobs that wait for ``release``; ``peak`` records how many ran at once."""
+
+    async def run(services: Services, job: JobRecord) -> None:
+        running.append(1)
+        peak.append(len(running))
+        try:
+            await release.wait()
+        finally:
+            running.pop()
+
+    return JobRunner(run, lambda services, job: RetrySchedule.of([0], jitter=0))
+
+
+async def _queue_jobs(services: Services, count: int) -> list[JobRecord]:
+    jobs = [new_job("t", {}, now=services.clock()) for _ in range(count)]
+    await services.storage.enqueue(jobs)
+    return jobs
+
+
+@pytest.mark.parametrize("gives_way", [True, False])
+async def test_a_worker_sharing_the_receivers_process_runs_one_job_while_callbacks_arrive(
+    services: Services, gives_way: bool
+) -> None:
+    running: list[int] = []
+    peak: list[int] = []
+    release = asyncio.Event()
+    runners = {"t": runner_counting(running, peak, release)}
+    worker = Worker(services, poll_interval=0.01, runners=runners, gives_way=gives_way)
+    jobs = await _queue_jobs(services, 4)
+    work = asyncio.create_task(worker.run())
+    try:
+        with services.receiver_load.receiving():  # a callback being handled, and slow
+            await asyncio.sleep(0.3)
+            assert max(peak) == (1 if gives_way else 4)
+        # quiet again: every slot is back, without waiting for a job to end
+        for _ in range(200):
+            if len(running) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert len(running) == 4
+        release.set()
+        for job in jobs:
+            await wait_status(services, job.id, JobStatus.SUCCEEDED)
+    finally:
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+
+
+async def test_a_worker_giving_way_still_moves_its_backlog(services: Services) -> None:
+    running: list[int] = []
+    peak: list[int] = []
+    release = asyncio.Event()
+    release.set()  # jobs end at once
+    runners = {"t": runner_counting(running, peak, release)}
+    worker = Worker(services, poll_interval=0.01, runners=runners, gives_way=True)
+    jobs = await _queue_jobs(services, 5)
+    with services.receiver_load.receiving():  # busy the whole time
+        done = asyncio.gather(*(wait_status(services, j.id, JobStatus.SUCCEEDED) for j in jobs))
+        await run_until(worker, done)
+    assert max(peak) == 1

@@ -60,6 +60,11 @@ _KEPT_HEADERS = frozenset(
 
 async def receive_notification(request: Request) -> Response:
     services = services_of(request)
+    with services.receiver_load.receiving():
+        return await _receive(request, services)
+
+
+async def _receive(request: Request, services: Services) -> Response:
     try:
         body = await read_capped(request)
     except BodyTooLarge:
