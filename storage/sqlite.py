@@ -35,6 +35,7 @@ from storage.records import (
     VideoRecord,
 )
 from storage.sqlite_batch import GroupCommit, Statements, Unit
+from storage.sqlite_inline import InlineReader
 from storage.sqlite_jobs import INSERT_JOB, SQLiteJobs, first_row
 from storage.sqlite_rows import (
     EVENT_COLUMNS,
@@ -95,6 +96,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         # Reads use a connection of their own: in WAL mode a reader sees the last commit and
         # never waits for the writer, so reads do not break up the writes' group commits.
         self._reader: aiosqlite.Connection | None = None
+        self._inline = InlineReader(path)  # point reads on the loop's thread (when it can)
         self._lock = asyncio.Lock()
         self._wakeup = SQLiteWakeup(self._data_version)
         self._batches = GroupCommit(self._lock, self._require_open)
@@ -129,6 +131,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
                     await conn.close()
                     raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
             self._conn = conn
+            self._inline.start()
 
     async def close(self) -> None:
         # writes already queued (callbacks about to be acknowledged...) land before it goes
@@ -136,6 +139,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         async with self._lock:
             conn, self._conn = self._conn, None
             reader, self._reader = self._reader, None
+            self._inline.close()
             if reader is not None:
                 with contextlib.suppress(sqlite3.Error):
                     await reader.close()

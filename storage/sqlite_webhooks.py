@@ -29,6 +29,7 @@ from storage.records import (
     new_delivery,
 )
 from storage.sqlite_batch import Statements, Unit
+from storage.sqlite_inline import InlineReader
 from storage.sqlite_jobs import INSERT_JOB, job_end_step
 from storage.sqlite_rows import (
     EVENT_COLUMNS,
@@ -159,6 +160,7 @@ async def _record_disabling(
 
 class SQLiteWebhooks:
     _wakeup: SQLiteWakeup
+    _inline: InlineReader
 
     def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
         raise NotImplementedError
@@ -263,9 +265,11 @@ class SQLiteWebhooks:
         return delivery_from_row(rows[0]) if rows else None
 
     async def get_delivery_parts(self, delivery_id: str) -> DeliveryParts | None:
-        # one query, one trip to the reader's thread, one snapshot
-        async with self._read() as conn:
-            rows = list(await conn.execute_fetchall(_DELIVERY_PARTS, (delivery_id,)))
+        # one query, one snapshot; on the loop's thread when it can (see sqlite_inline)
+        rows = self._inline.fetch(_DELIVERY_PARTS, (delivery_id,))
+        if rows is None:
+            async with self._read() as conn:
+                rows = list(await conn.execute_fetchall(_DELIVERY_PARTS, (delivery_id,)))
         if not rows:
             return None
         row = rows[0]
