@@ -82,6 +82,24 @@ async def test_an_expired_lease_is_leased_again_with_a_new_token(storage: Storag
     assert second.lease_expires_at == at(100 + 2 * LEASE)
 
 
+async def test_expired_leases_and_queued_jobs_are_leased_together_oldest_first(
+    storage: Storage,
+) -> None:
+    abandoned = make_job(run_at=at(10), kind="inbox")  # its worker dies holding it
+    await storage.enqueue([abandoned])
+    await _lease_one(storage, 10)
+    earlier = make_job(run_at=at(5), kind="inbox")
+    later = make_job(run_at=at(20), kind="inbox")
+    other_kind = make_job(run_at=at(1), kind="download")
+    await storage.enqueue([later, earlier, other_kind])
+
+    now = at(10 + LEASE)  # the lease has expired
+    first = await storage.lease_jobs(now=now, lease_seconds=LEASE, limit=2, kinds={"inbox"})
+    assert [j.id for j in first] == [earlier.id, abandoned.id]
+    rest = await storage.lease_jobs(now=now, lease_seconds=LEASE, limit=5, kinds={"inbox"})
+    assert [j.id for j in rest] == [later.id]
+
+
 async def test_a_stale_token_can_do_nothing(storage: Storage) -> None:
     await storage.enqueue([make_job()])
     old = await _lease_one(storage, 100)
