@@ -165,7 +165,13 @@ class Storage(ABC):
         """Oldest first."""
 
     @abstractmethod
-    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None: ...
+    async def set_notification_outcome(
+        self, notification_id: str, outcome: str, job_end: JobEnd | None = None
+    ) -> None:
+        """Note what processing the notification changed (nothing when it is gone with its
+        task). With ``job_end`` (the end of the inbox job that processed it, fenced by its
+        lease), in one transaction: the outcome and the job's end are one commit, and a
+        notification is never seen processed by a job still looking unfinished."""
 
     # -- durable jobs ------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from service.errors import Conflict, StorageError
-from storage.base import Storage
+from storage.base import JobEnd, Storage
 from storage.memory_copies import out, stored
 from storage.memory_jobs import MemoryJobs
 from storage.memory_webhooks import MemoryWebhooks
@@ -233,12 +233,16 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
                 video.bytes_received = received
                 video.bytes_total = total
 
-    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
+    async def set_notification_outcome(
+        self, notification_id: str, outcome: str, job_end: JobEnd | None = None
+    ) -> None:
         async with self._lock:
             self._check_open()
             notification = self._notifications.get(notification_id)
             if notification is not None:  # gone with its task: nothing left to annotate
                 notification.outcome = outcome
+            if job_end is not None:
+                self._end_held_job(job_end)
 
     # -- validation shared by the writes -----------------------------------------------------
 

@@ -21,7 +21,8 @@ from datetime import datetime
 
 from service.errors import Conflict
 from storage import postgres_sql as sql
-from storage.postgres_jobs import PostgresJobs
+from storage.base import JobEnd
+from storage.postgres_jobs import PostgresJobs, write_job_end
 from storage.postgres_rows import (
     event_args,
     event_from_row,
@@ -194,8 +195,12 @@ class PostgresStorage(PostgresWebhooks, PostgresJobs):
             )
         return [notification_from_row(row) for row in rows]
 
-    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
-        async with self._connection() as conn:  # gone with its task: nothing left to annotate
+    async def set_notification_outcome(
+        self, notification_id: str, outcome: str, job_end: JobEnd | None = None
+    ) -> None:
+        async with self._transaction() as conn:  # gone with its task: nothing left to annotate
             await conn.execute(
                 "UPDATE notifications SET outcome = $2 WHERE id = $1", notification_id, outcome
             )
+            if job_end is not None and await write_job_end(conn, job_end) and job_end.due_at_once:
+                await self._notify(conn)

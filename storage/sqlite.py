@@ -24,7 +24,7 @@ import aiosqlite
 
 from service.errors import Conflict, StorageError
 from storage import sqlite_schema
-from storage.base import Storage
+from storage.base import JobEnd, Storage
 from storage.records import (
     EventRecord,
     JobRecord,
@@ -36,7 +36,7 @@ from storage.records import (
 )
 from storage.sqlite_batch import GroupCommit, Statements, Unit
 from storage.sqlite_inline import InlineReader
-from storage.sqlite_jobs import INSERT_JOB, SQLiteJobs, first_row
+from storage.sqlite_jobs import INSERT_JOB, SQLiteJobs, first_row, job_end_step
 from storage.sqlite_rows import (
     EVENT_COLUMNS,
     NOTIFICATION_COLUMNS,
@@ -358,9 +358,18 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         )
         await self._write(Statements(((sql, [(received, total, task_id, index)]),)))
 
-    async def set_notification_outcome(self, notification_id: str, outcome: str) -> None:
+    async def set_notification_outcome(
+        self, notification_id: str, outcome: str, job_end: JobEnd | None = None
+    ) -> None:
         sql = "UPDATE notifications SET outcome = ? WHERE id = ?"  # gone with its task: no-op
-        await self._write(Statements(((sql, [(outcome, notification_id)]),)))
+        steps: list[tuple[str, Sequence[Any]]] = [(sql, [(outcome, notification_id)])]
+        if job_end is not None:
+            end_sql, end_params = job_end_step(job_end)
+            steps.append((end_sql, [end_params]))
+        # plain statements: the group commit writes a burst of them as one executemany each
+        await self._write(Statements(tuple(steps)))
+        if job_end is not None and job_end.due_at_once:
+            self._wakeup.jobs_added()
 
 
 async def _read_data_version(conn: aiosqlite.Connection) -> int:

@@ -12,6 +12,7 @@ from typing import Any
 
 from service.clock import isoformat
 from service.errors import NotificationInvalid
+from service.jobs.outcome import Ended
 from service.kling.notification import task_from_document
 from service.kling.state import ProviderTaskState
 from service.lifecycle import Plan, plan_provider_state
@@ -24,21 +25,21 @@ from service.receiver.match import (
 )
 from service.receiver.verify import is_signed
 from service.services import Services
+from storage.base import JobEnd
 from storage.records import JobRecord, TaskRecord, VideoRecord
 
 
-async def run_inbox(services: Services, job: JobRecord) -> None:
+async def run_inbox(services: Services, job: JobRecord) -> Ended | None:
     notification_id = str(job.payload["notification_id"])
     notification = await services.storage.get_notification(notification_id)
     if notification is None:
-        return
+        return None
     try:
         document = read_document(notification.body)
         state = task_from_document(document)
     except NotificationInvalid as exc:
         # The receiver checked it; a changed parser could not read it any more.
-        await services.storage.set_notification_outcome(notification_id, f"unreadable: {exc}")
-        return
+        return await _record(services, job, notification_id, f"unreadable: {exc}")
     signed = is_signed(notification.verification)
 
     def planner(task: TaskRecord, videos: list[VideoRecord]) -> Plan:
@@ -49,7 +50,14 @@ async def run_inbox(services: Services, job: JobRecord) -> None:
         # Keep what the first processing changed: the history of a notification is its story.
         first = notification.outcome or "not processed"
         summary = f"{first}; replayed {isoformat(services.clock())}: {summary}"
-    await services.storage.set_notification_outcome(notification_id, summary)
+    return await _record(services, job, notification_id, summary)
+
+
+async def _record(services: Services, job: JobRecord, notification_id: str, outcome: str) -> Ended:
+    """The outcome, with the job's end in the same transaction (one commit, not two)."""
+    end = JobEnd.of(job, now=services.clock(), retry_at=None, error=None)
+    await services.storage.set_notification_outcome(notification_id, outcome, end)
+    return Ended.RECORDED
 
 
 def _plan(

@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from service.errors import StorageError
-from storage.base import Storage
-from storage.records import TaskRecord
+from storage.base import JobEnd, Storage
+from storage.records import JobStatus, TaskRecord
 from tests.factories import at, make_job, make_notification, make_task
 
 
@@ -72,6 +72,42 @@ async def test_set_notification_outcome(storage: Storage, task: TaskRecord) -> N
     assert stored.outcome == "status: processing -> succeeded"
     await storage.set_notification_outcome("ntf_missing", "x")  # gone with its task: no error
     assert await storage.get_notification("ntf_missing") is None
+
+
+async def test_the_outcome_and_the_inbox_jobs_end_are_written_together(
+    storage: Storage, task: TaskRecord
+) -> None:
+    notification = make_notification(task.id)
+    job = make_job(task_id=task.id, kind="inbox", payload={"notification_id": notification.id})
+    await storage.record_notification(notification, job)
+    leased = await storage.lease_jobs(now=at(1), lease_seconds=30, limit=1)
+
+    end = JobEnd.of(leased[0], now=at(2), retry_at=None, error=None)
+    await storage.set_notification_outcome(notification.id, "no change", end)
+
+    stored = await storage.get_notification(notification.id)
+    assert stored is not None and stored.outcome == "no change"
+    ended = await storage.get_job(job.id)
+    assert ended is not None
+    assert ended.status == JobStatus.SUCCEEDED and ended.updated_at == at(2)
+
+
+async def test_a_stale_inbox_job_still_notes_the_outcome_but_ends_nothing(
+    storage: Storage, task: TaskRecord
+) -> None:
+    notification = make_notification(task.id)
+    job = make_job(task_id=task.id, kind="inbox", payload={"notification_id": notification.id})
+    await storage.record_notification(notification, job)
+    stale = (await storage.lease_jobs(now=at(1), lease_seconds=30, limit=1))[0]
+    await storage.lease_jobs(now=at(40), lease_seconds=30, limit=1)  # its lease was taken over
+
+    end = JobEnd.of(stale, now=at(41), retry_at=None, error=None)
+    await storage.set_notification_outcome(notification.id, "no change", end)
+
+    stored = await storage.get_notification(notification.id)
+    assert stored is not None and stored.outcome == "no change"  # the same for both holders
+    held = await storage.get_job(job.id)
+    assert held is not None and held.status == JobStatus.RUNNING and held.lease_token == 2
 
 
 async def test_concurrent_notifications_are_all_stored_and_one_bad_fails_alone(
