@@ -136,6 +136,7 @@ async def omnihook_run(
 
     from handlers.registry import HandlerRegistry
     from service.bootstrap import open_services
+    from service.heap import freeze_startup_heap
     from service.settings import load_settings
     from service.worker import Worker
     from storage.records import TaskChange, TaskStatus, WebhookEndpointRecord
@@ -173,6 +174,7 @@ async def omnihook_run(
         for n in range(count):
             await emit(n)
         await receiver.post("/reset")
+        freeze_startup_heap()  # as `omnihook worker` does once it has started
         started = time.time()  # the receiver's clock: the rate runs to the last receipt
         worker = asyncio.create_task(Worker(services, poll_interval=0.05).run())
         try:
