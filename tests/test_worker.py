@@ -251,11 +251,12 @@ async def test_a_worker_sharing_the_receivers_process_runs_one_job_while_callbac
     runners = {"t": runner_counting(running, peak, release)}
     worker = Worker(services, poll_interval=0.01, runners=runners, gives_way=gives_way)
     jobs = await _queue_jobs(services, 4)
+    with services.receiver_load.receiving():  # callbacks arriving when the worker starts
+        pass
     work = asyncio.create_task(worker.run())
     try:
-        with services.receiver_load.receiving():  # a callback being handled, and slow
-            await asyncio.sleep(0.3)
-            assert max(peak) == (1 if gives_way else 4)
+        await _burst_of_callbacks(services, seconds=0.4)
+        assert max(peak) == (1 if gives_way else 4)
         # quiet again: every slot is back, without waiting for a job to end
         for _ in range(200):
             if len(running) == 4:
@@ -278,7 +279,20 @@ async def test_a_worker_giving_way_still_moves_its_backlog(services: Services) -
     runners = {"t": runner_counting(running, peak, release)}
     worker = Worker(services, poll_interval=0.01, runners=runners, gives_way=True)
     jobs = await _queue_jobs(services, 5)
-    with services.receiver_load.receiving():  # busy the whole time
+    burst = asyncio.create_task(_burst_of_callbacks(services, seconds=30))  # busy all along
+    try:
         done = asyncio.gather(*(wait_status(services, j.id, JobStatus.SUCCEEDED) for j in jobs))
         await run_until(worker, done)
+    finally:
+        burst.cancel()
+        await asyncio.gather(burst, return_exceptions=True)
     assert max(peak) == 1
+
+
+async def _burst_of_callbacks(services: Services, *, seconds: float) -> None:
+    """Callbacks beginning and ending every 20 ms, as the receiver would see them."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while asyncio.get_running_loop().time() < deadline:
+        with services.receiver_load.receiving():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)
