@@ -8,7 +8,7 @@ import pytest
 
 from service.errors import StorageError
 from storage.base import JobEnd, Storage
-from storage.records import JobStatus, TaskRecord
+from storage.records import JobRecord, JobStatus, NotificationRecord, TaskRecord
 from tests.factories import at, make_job, make_notification, make_task
 
 
@@ -74,15 +74,23 @@ async def test_set_notification_outcome(storage: Storage, task: TaskRecord) -> N
     assert await storage.get_notification("ntf_missing") is None
 
 
-async def test_the_outcome_and_the_inbox_jobs_end_are_written_together(
+async def _leased_inbox_job(
     storage: Storage, task: TaskRecord
-) -> None:
+) -> tuple[NotificationRecord, JobRecord]:
+    """A stored notification and its inbox job, leased at ``at(1)`` for 30 s."""
     notification = make_notification(task.id)
     job = make_job(task_id=task.id, kind="inbox", payload={"notification_id": notification.id})
     await storage.record_notification(notification, job)
-    leased = await storage.lease_jobs(now=at(1), lease_seconds=30, limit=1)
+    (leased,) = await storage.lease_jobs(now=at(1), lease_seconds=30, limit=1)
+    return notification, leased
 
-    end = JobEnd.of(leased[0], now=at(2), retry_at=None, error=None)
+
+async def test_the_outcome_and_the_inbox_jobs_end_are_written_together(
+    storage: Storage, task: TaskRecord
+) -> None:
+    notification, job = await _leased_inbox_job(storage, task)
+
+    end = JobEnd.of(job, now=at(2), retry_at=None, error=None)
     await storage.set_notification_outcome(notification.id, "no change", end)
 
     stored = await storage.get_notification(notification.id)
@@ -95,10 +103,7 @@ async def test_the_outcome_and_the_inbox_jobs_end_are_written_together(
 async def test_a_stale_inbox_job_still_notes_the_outcome_but_ends_nothing(
     storage: Storage, task: TaskRecord
 ) -> None:
-    notification = make_notification(task.id)
-    job = make_job(task_id=task.id, kind="inbox", payload={"notification_id": notification.id})
-    await storage.record_notification(notification, job)
-    stale = (await storage.lease_jobs(now=at(1), lease_seconds=30, limit=1))[0]
+    notification, stale = await _leased_inbox_job(storage, task)
     await storage.lease_jobs(now=at(40), lease_seconds=30, limit=1)  # its lease was taken over
 
     end = JobEnd.of(stale, now=at(41), retry_at=None, error=None)
@@ -106,7 +111,7 @@ async def test_a_stale_inbox_job_still_notes_the_outcome_but_ends_nothing(
 
     stored = await storage.get_notification(notification.id)
     assert stored is not None and stored.outcome == "no change"  # the same for both holders
-    held = await storage.get_job(job.id)
+    held = await storage.get_job(stale.id)
     assert held is not None and held.status == JobStatus.RUNNING and held.lease_token == 2
 
 
