@@ -15,8 +15,13 @@ Units that arrive while a batch runs join the next one.
   SQL run together, one ``executemany`` per statement for all of them.
 - Every statement is a trip to the connection's thread and back (a hand-over of the GIL each
   way, a wake-up of the event loop), which costs more than most statements. So a batch made
-  only of units that need no event loop (:class:`Statements`, and :class:`OnThread` units:
-  plain functions of the ``sqlite3`` connection) runs whole, BEGIN to COMMIT, in ONE trip.
+  only of *plain* units, that need no event loop (:class:`Statements`, and :class:`RawUnit`
+  units: plain functions of the ``sqlite3`` connection), takes two trips: BEGIN IMMEDIATE and
+  COMMIT run on the connection's thread, because they wait (for another process's write lock,
+  for the disk's fsync), and the units run in between on the event loop's own thread, because
+  they do not: under the write lock they are CPU work, which on the other thread handed the GIL
+  back and forth at every row (under load that cost several times the statements themselves;
+  ``tests/benchmarks/bench_receiver.py``).
 - A caller returns only after the COMMIT of its batch: if the COMMIT (or the BEGIN) fails, every
   unit of the batch gets a :class:`StorageError`, nothing of it was written.
 - Units run one after another on the one connection, each seeing the writes of the units before
@@ -36,6 +41,7 @@ import contextlib
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from typing import Any, Generic, TypeVar, cast
 
@@ -76,9 +82,10 @@ class Statements:
 
 
 @dataclass(frozen=True)
-class OnThread(Generic[R]):
-    """A unit that is a plain function of the ``sqlite3`` connection, run on its thread: no
-    trip per statement, and a batch of these and :class:`Statements` alone is one trip."""
+class RawUnit(Generic[R]):
+    """A unit that is a plain function of the ``sqlite3`` connection: no trip per statement.
+    In a batch of these and :class:`Statements` alone it runs on the event loop's thread,
+    between BEGIN and COMMIT; so like a statement it must not block (no sleeping, no network)."""
 
     function: Callable[[sqlite3.Connection], R]
 
@@ -171,9 +178,9 @@ class GroupCommit:
                 # that raises is rare (a duplicate external_task_id...). When one does, the
                 # transaction is rolled back and the batch runs again, each unit in a savepoint
                 # (units only compute from the connection: running one again is safe).
-                if all(isinstance(queued.run, (Statements, OnThread)) for queued in runnable):
-                    if not await on_thread(conn, partial(_here, runnable, savepoints=False)):
-                        await on_thread(conn, partial(_here, runnable, savepoints=True))
+                if all(isinstance(queued.run, (Statements, RawUnit)) for queued in runnable):
+                    if not await _plain_transaction(conn, runnable, savepoints=False):
+                        await _plain_transaction(conn, runnable, savepoints=True)
                 elif not await _transaction(conn, runnable, savepoints=False):
                     await _transaction(conn, runnable, savepoints=True)
         except (sqlite3.Error, ValueError, StorageError, _TransactionLost) as exc:
@@ -262,39 +269,62 @@ async def _run_in_savepoint(conn: aiosqlite.Connection, queued: _Queued[Any]) ->
     await conn.execute("RELEASE unit")
 
 
-def _here(runnable: list[_Queued[Any]], raw: sqlite3.Connection, *, savepoints: bool) -> bool:
-    """:func:`_transaction` on the connection's thread, for units that all run there."""
-    raw.execute("BEGIN IMMEDIATE")
+async def _plain_transaction(
+    conn: aiosqlite.Connection, runnable: list[_Queued[Any]], *, savepoints: bool
+) -> bool:
+    """:func:`_transaction` for plain units: BEGIN and COMMIT on the connection's thread, the
+    units on this one (see the module docstring). The connection is only ever used by one
+    thread at a time: each step is awaited before the next."""
+    raw: sqlite3.Connection = cast(Any, conn)._conn  # private, like ``_execute``: on_thread
+    await on_thread(conn, partial(_execute, sql="BEGIN IMMEDIATE"))
     try:
-        start = 0
-        while start < len(runnable):
-            if savepoints:
-                _savepoint_here(raw, runnable[start])
-                start += 1
-                continue
-            group = _like_statements(runnable, start)
-            try:
-                _together_here(raw, group)
-            except Exception as exc:
-                if len(runnable) == 1:  # alone, its transaction was its savepoint
-                    runnable[0].error = translate(exc)
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                return len(runnable) == 1
-            start += len(group)
-        raw.execute("COMMIT")
+        ran = _units_here(runnable, raw, savepoints=savepoints)
+        if ran is _Ran.ALL:
+            await on_thread(conn, partial(_execute, sql="COMMIT"))
     except BaseException:
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error, ValueError):
+            if raw.in_transaction:
+                await on_thread(conn, partial(_execute, sql="ROLLBACK"))
+        raise
+    return ran is not _Ran.ROLLED_BACK
+
+
+def _execute(raw: sqlite3.Connection, *, sql: str) -> None:
+    raw.execute(sql)
+
+
+class _Ran(Enum):
+    ALL = "all the units ran: commit"
+    ROLLED_BACK = "a unit raised, everything is rolled back: run them again in savepoints"
+    ALONE_FAILED = "the batch's only unit raised: its transaction, rolled back, was its own"
+
+
+def _units_here(runnable: list[_Queued[Any]], raw: sqlite3.Connection, *, savepoints: bool) -> _Ran:
+    """The units of a begun transaction, on the calling thread."""
+    start = 0
+    while start < len(runnable):
+        if savepoints:
+            _savepoint_here(raw, runnable[start])
+            start += 1
+            continue
+        group = _like_statements(runnable, start)
+        try:
+            _together_here(raw, group)
+        except Exception as exc:
             if raw.in_transaction:
                 raw.execute("ROLLBACK")
-        raise
-    return True
+            if len(runnable) == 1:
+                runnable[0].error = translate(exc)
+                return _Ran.ALONE_FAILED
+            return _Ran.ROLLED_BACK
+        start += len(group)
+    return _Ran.ALL
 
 
 def _together_here(raw: sqlite3.Connection, group: list[_Queued[Any]]) -> None:
     if len(group) == 1:
         group[0].error = None
-        group[0].value = cast(Statements | OnThread[Any], group[0].run).run_here(raw)
+        group[0].value = cast(Statements | RawUnit[Any], group[0].run).run_here(raw)
         return
     units = [cast(Statements, queued.run) for queued in group]
     for position, sql in enumerate(units[0].shape):
@@ -307,7 +337,7 @@ def _savepoint_here(raw: sqlite3.Connection, queued: _Queued[Any]) -> None:
     queued.error = None
     raw.execute("SAVEPOINT unit")
     try:
-        queued.value = cast(Statements | OnThread[Any], queued.run).run_here(raw)
+        queued.value = cast(Statements | RawUnit[Any], queued.run).run_here(raw)
     except Exception as exc:
         queued.error = translate(exc)
         if not raw.in_transaction:  # its batch-mates' writes are gone too

@@ -17,7 +17,7 @@ import aiosqlite
 
 from storage.base import JobEnd
 from storage.records import JobRecord, JobStatus
-from storage.sqlite_batch import OnThread, Statements, Unit
+from storage.sqlite_batch import RawUnit, Statements, Unit
 from storage.sqlite_rows import (
     JOB_COLUMNS,
     Params,
@@ -50,6 +50,8 @@ def _first_due(kind_filter: str) -> str:
         for due in (_DUE_QUEUED, _DUE_EXPIRED)
     )
     return f"SELECT seq FROM ({branches} ORDER BY run_at, seq LIMIT :limit)"
+
+
 _HELD = "id = :id AND status = 'running' AND lease_token = :token"  # fencing
 # how a held job ends (the SETs of complete_job, retry_job, fail_job)
 _END_SETS = {
@@ -123,7 +125,7 @@ class SQLiteJobs:
                 params,
             ).fetchall()
 
-        rows = await self._write(OnThread(lease))
+        rows = await self._write(RawUnit(lease))
         ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
         return [job_from_row(row) for row in ordered]
 
@@ -205,9 +207,9 @@ class SQLiteJobs:
         return None if value is None else datetime.fromisoformat(value)
 
 
-def _changes_one(sql: str, params: Params) -> OnThread[bool]:
+def _changes_one(sql: str, params: Params) -> RawUnit[bool]:
     """A unit (on the connection's thread) running one UPDATE: whether it changed a row."""
-    return OnThread(lambda raw: raw.execute(sql, params).rowcount == 1)
+    return RawUnit(lambda raw: raw.execute(sql, params).rowcount == 1)
 
 
 def first_row(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:

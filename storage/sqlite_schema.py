@@ -25,7 +25,12 @@ async def connect(path: str, *, busy_timeout: float) -> aiosqlite.Connection:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     # isolation_level=None: the sqlite3 module opens no transactions behind our back; every
     # write transaction is an explicit BEGIN IMMEDIATE (see SQLiteStorage._write)
-    conn = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout)
+    # check_same_thread off: the group commit runs a batch's plain statements on the event
+    # loop's thread, between a BEGIN and a COMMIT run on aiosqlite's (storage.sqlite_batch);
+    # one thread at a time, each step awaited before the next
+    conn = await aiosqlite.connect(
+        path, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+    )
     try:
         conn.row_factory = sqlite3.Row
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")

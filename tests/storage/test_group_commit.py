@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,7 +21,7 @@ from service.errors import Conflict, StorageError
 from storage import sqlite_schema
 from storage.base import Storage
 from storage.records import TaskChange, TaskStatus
-from storage.sqlite_batch import GroupCommit, OnThread, Statements, on_thread
+from storage.sqlite_batch import GroupCommit, RawUnit, Statements, on_thread
 from tests.factories import make_event, make_job, make_task, make_video
 from tests.storage.conftest import OpenAgain
 
@@ -235,21 +236,30 @@ async def test_a_unit_raising_halfway_is_rolled_back_to_its_savepoint(logged: An
     assert await _values(conn) == [1, 2]
 
 
-def _insert_here(x: int) -> OnThread[int]:
+def _insert_here(x: int) -> RawUnit[int]:
     def insert(raw: sqlite3.Connection) -> int:
         return raw.execute("INSERT INTO t (x) VALUES (?)", (x,)).rowcount
 
-    return OnThread(insert)
+    return RawUnit(insert)
 
 
-async def test_a_batch_of_statements_and_units_on_the_thread_is_one_trip(logged: Any) -> None:
+async def test_a_batch_of_plain_units_runs_them_on_the_loop_between_two_trips(
+    logged: Any,
+) -> None:
     batches, wrapper, log, conn = logged
+    threads: list[int] = []
+
+    def note_thread(raw: sqlite3.Connection) -> None:
+        threads.append(threading.get_ident())
+
     outcomes = await asyncio.gather(
         *(batches.run(_insert(x)) for x in range(5)),
         *(batches.run(_insert_here(x)) for x in range(5, 10)),
+        batches.run(RawUnit(note_thread)),
     )
-    assert outcomes == [None] * 5 + [1] * 5
-    assert (wrapper.trips, log) == (1, ["commit"])  # BEGIN to COMMIT in one trip
+    assert outcomes == [None] * 5 + [1] * 5 + [None]
+    assert (wrapper.trips, log) == (2, ["commit"])  # BEGIN, then COMMIT, on SQLite's thread
+    assert threads == [threading.get_ident()]  # the units: on the event loop's thread
     assert await _values(conn) == list(range(10))
 
 
@@ -262,7 +272,7 @@ async def test_a_unit_on_the_thread_that_raises_fails_alone(logged: Any) -> None
 
     outcomes = await asyncio.gather(
         batches.run(_insert(1)),
-        batches.run(OnThread(half_then_fail)),
+        batches.run(RawUnit(half_then_fail)),
         batches.run(_insert_here(1)),  # a duplicate key: a constraint failure of its own
         batches.run(_insert_here(2)),
         return_exceptions=True,
@@ -270,7 +280,8 @@ async def test_a_unit_on_the_thread_that_raises_fails_alone(logged: Any) -> None
     assert outcomes[0] is None and outcomes[3] == 1
     assert isinstance(outcomes[1], RuntimeError)
     assert isinstance(outcomes[2], StorageError)
-    assert wrapper.trips == 2  # optimistic, then again with savepoints
+    # optimistic (BEGIN; rolled back on the loop), then again in savepoints (BEGIN, COMMIT)
+    assert wrapper.trips == 3
     assert await _values(conn) == [1, 2]
 
 
