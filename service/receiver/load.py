@@ -15,6 +15,7 @@ open (a body trickling in) does not hold the worker back for longer than :data:`
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ QUIET_AFTER = 0.2  # seconds without a callback beginning or ending before the r
 class ReceiverLoad:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._last_seen = -QUIET_AFTER  # when a callback last began or ended
+        self._last_seen = -math.inf  # when a callback last began or ended: never yet
 
     @contextmanager
     def receiving(self) -> Iterator[None]:

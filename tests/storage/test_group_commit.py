@@ -263,7 +263,7 @@ async def test_a_batch_of_plain_units_runs_them_on_the_loop_between_two_trips(
     assert await _values(conn) == list(range(10))
 
 
-async def test_a_unit_on_the_thread_that_raises_fails_alone(logged: Any) -> None:
+async def test_a_raw_unit_that_raises_fails_alone(logged: Any) -> None:
     batches, wrapper, _, conn = logged
 
     def half_then_fail(raw: sqlite3.Connection) -> None:
@@ -285,7 +285,7 @@ async def test_a_unit_on_the_thread_that_raises_fails_alone(logged: Any) -> None
     assert await _values(conn) == [1, 2]
 
 
-async def test_a_failed_commit_on_the_thread_fails_every_unit(logged: Any) -> None:
+async def test_a_failed_commit_of_plain_units_fails_every_unit(logged: Any) -> None:
     batches, wrapper, log, conn = logged
     wrapper.fail_commit = True
     outcomes = await asyncio.gather(
@@ -297,7 +297,7 @@ async def test_a_failed_commit_on_the_thread_fails_every_unit(logged: Any) -> No
     assert await _values(conn) == []
 
 
-async def test_units_on_the_thread_run_among_other_units_too(logged: Any) -> None:
+async def test_raw_units_run_among_other_units_too(logged: Any) -> None:
     batches, _, _, conn = logged
 
     async def count(db: aiosqlite.Connection) -> int:
