@@ -29,6 +29,7 @@ from service.api import (
     webhooks,
 )
 from service.api.access import ApiAccessMiddleware
+from service.api.callbacks_first import CallbacksFirst
 from service.api.errors import EXCEPTION_HANDLERS
 from service.bootstrap import open_services
 from service.heap import freeze_startup_heap
@@ -38,9 +39,11 @@ from service.settings import Settings
 from service.worker import Worker
 from storage.base import Storage
 
+# Most of the traffic: CallbacksFirst matches it before the rest of the app's stack.
+CALLBACK_ROUTE = Route("/callbacks/kling/{token}", callbacks.receive_notification, methods=["POST"])
+
 ROUTES = [
-    # First: the router tries routes in order, and callbacks are most of the traffic.
-    Route("/callbacks/kling/{token}", callbacks.receive_notification, methods=["POST"]),
+    CALLBACK_ROUTE,
     Route("/", dashboard.dashboard, methods=["GET"]),
     Route("/healthz", health.healthz, methods=["GET"]),
     Route("/readyz", health.readyz, methods=["GET"]),
@@ -116,6 +119,12 @@ def create_app(
     return Starlette(
         routes=ROUTES,
         middleware=[
+            Middleware(
+                CallbacksFirst,
+                route=CALLBACK_ROUTE,
+                receiver=callbacks.receive_notification,
+                metrics=metrics,
+            ),
             Middleware(MetricsMiddleware, metrics=metrics),
             Middleware(ApiAccessMiddleware, token=token),
         ],

@@ -25,18 +25,28 @@ class Metrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        # (endpoint, status) -> its counter and its histogram: ``labels()`` checks and locks on
+        # every call, and the set of endpoints and statuses is small and fixed.
+        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        """One request answered: ``endpoint`` names the route, never the raw path (which holds
+        ids and secret callback tokens)."""
+        series = self._series.get((endpoint, status))
+        if series is None:
+            series = (self.requests.labels(endpoint, str(status)), self.latency.labels(endpoint))
+            self._series[(endpoint, status)] = series
+        requests, latency = series
+        requests.inc()
+        latency.observe(seconds)
 
 
 class MetricsMiddleware:
-    """Pure ASGI: counts and times every request, labelled by the endpoint that served it
-    (never by the raw path, which holds ids and secret callback tokens)."""
+    """Pure ASGI: counts and times every request, labelled by the endpoint that served it."""
 
     def __init__(self, app: ASGIApp, *, metrics: Metrics) -> None:
         self.app = app
         self._metrics = metrics
-        # (endpoint, status) -> its counter and its histogram: ``labels()`` checks and locks on
-        # every call, and the set of endpoints and statuses is small and fixed.
-        self._series: dict[tuple[str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,13 +65,4 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_with_status)
         finally:
             endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
-            series = self._series.get((endpoint, status))
-            if series is None:
-                series = (
-                    self._metrics.requests.labels(endpoint, str(status)),
-                    self._metrics.latency.labels(endpoint),
-                )
-                self._series[(endpoint, status)] = series
-            requests, latency = series
-            requests.inc()
-            latency.observe(time.perf_counter() - started)
+            self._metrics.observe(endpoint, status, time.perf_counter() - started)

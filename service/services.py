@@ -15,6 +15,7 @@ from service.errors import StorageError
 from service.events import EventEmitter
 from service.kling.client import ProviderClient
 from service.lifecycle import Plan
+from service.receiver.cache import TokenCache
 from service.receiver.load import ReceiverLoad
 from service.settings import Settings
 from storage.base import Storage
@@ -37,6 +38,8 @@ class Services:
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)
     # Callbacks being received by this process: an in-process worker gives way to them.
     receiver_load: ReceiverLoad = field(default_factory=ReceiverLoad)
+    # The tasks whose callback tokens the receiver has already looked up (service.receiver.cache)
+    callback_tokens: TokenCache = field(default_factory=TokenCache)
     # At most OMNIHOOK_DOWNLOAD_CONCURRENCY videos are fetched at once by this process.
     download_slots: asyncio.Semaphore = field(init=False)
 

@@ -180,9 +180,11 @@ async def open_receiver(
     *,
     secret: str | None = None,
     storage: Storage | None = None,
+    raise_app_exceptions: bool = True,
     **settings: Any,
 ) -> AsyncIterator[Receiver]:
-    """The real app (memory backend, no in-process worker) and a client speaking to it."""
+    """The real app (memory backend, no in-process worker) and a client speaking to it.
+    ``raise_app_exceptions=False``: the client gets the 500 a server would answer instead."""
     provider = ScriptedProvider()
     clock = ManualClock(START)
     app = create_app(
@@ -201,7 +203,9 @@ async def open_receiver(
         assert state is not None
         services: Services = state["services"]
         services.clock = clock
-        transport = httpx.ASGITransport(app=_with_state(app, state))
+        transport = httpx.ASGITransport(
+            app=_with_state(app, state), raise_app_exceptions=raise_app_exceptions
+        )
         async with httpx.AsyncClient(transport=transport, base_url="http://omnihook.test") as c:
             yield Receiver(c, services, provider, clock)
 

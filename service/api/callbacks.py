@@ -27,17 +27,17 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from service.api.errors import error_response
-from service.api.tasks import services_of
-from service.errors import NotificationInvalid
+from service.errors import NotificationInvalid, StorageError
 from service.ids import new_id
 from service.jobs.kinds import INBOX, new_job
 from service.kling.notification import task_from_document
 from service.kling.state import ProviderTaskState
-from service.receiver.cache import TaskIds, TokenCache
+from service.receiver.cache import TaskIds
 from service.receiver.limits import MAX_NOTIFICATION_BYTES, BodyTooLarge, read_capped
 from service.receiver.match import PROBE_OUTCOME, is_console_probe, mismatch, read_document
 from service.receiver.verify import UNSIGNED_VERIFICATION, same_hash, token_hash, verifier_for
@@ -58,22 +58,46 @@ _KEPT_HEADERS = frozenset(
 )
 
 
-async def receive_notification(request: Request) -> Response:
-    services = services_of(request)
-    with services.receiver_load.receiving():
-        return await _receive(request, services)
+class CallbackReceiver:
+    """The receiver, as a plain ASGI app (the route's endpoint).
+
+    :meth:`answer` is the receiver itself; :class:`service.api.callbacks_first.CallbacksFirst`
+    calls it directly for every callback, past the rest of the app's middleware and router.
+    So it reads what it needs from the ASGI scope alone: the services from the lifespan's
+    state, the token from the path parameters.
+    """
+
+    def __init__(self) -> None:
+        # The endpoint label of its metrics (MetricsMiddleware names endpoints by ``__name__``)
+        self.__name__ = "receive_notification"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.answer(scope, receive)
+        await response(scope, receive, send)
+
+    async def answer(self, scope: Scope, receive: Receive) -> Response:
+        """The answer to one callback (its notification stored first, when it is one)."""
+        services: Services = scope["state"]["services"]
+        with services.receiver_load.receiving():
+            try:
+                return await _receive(scope, receive, services)
+            except StorageError as exc:  # nothing stored: the provider should send it again
+                return error_response(503, "storage_unavailable", str(exc))
 
 
-async def _receive(request: Request, services: Services) -> Response:
+receive_notification = CallbackReceiver()
+
+
+async def _receive(scope: Scope, receive: Receive, services: Services) -> Response:
     try:
-        body = await read_capped(request)
+        body = await read_capped(scope, receive)
     except BodyTooLarge:
         return error_response(
             413, "body_too_large", f"notifications are limited to {MAX_NOTIFICATION_BYTES} bytes"
         )
     except ClientDisconnect:
         return error_response(400, "client_disconnected", "the body was not received whole")
-    headers = _kept_headers(request.scope["headers"])
+    headers = _kept_headers(scope["headers"])
     verification = _verify(services, body, headers)
     if verification is None:
         log.warning(
@@ -85,7 +109,7 @@ async def _receive(request: Request, services: Services) -> Response:
         document = read_document(body)
     except NotificationInvalid as exc:
         return error_response(400, "unreadable_notification", str(exc))
-    task = await _task_of(request, services, request.path_params["token"])
+    task = await _task_of(services, scope["path_params"]["token"])
     state, unreadable = _read_state(document)
     if is_console_probe(task, document, state):
         return await _probe(services, task, body, headers, verification)
@@ -130,9 +154,9 @@ def _verify(services: Services, body: bytes, headers: Mapping[str, str]) -> str 
     return verifier_for(secret.get_secret_value()).verify(body, headers)
 
 
-async def _task_of(request: Request, services: Services, token: str) -> TaskIds | None:
+async def _task_of(services: Services, token: str) -> TaskIds | None:
     presented = token_hash(token)
-    cache = _token_cache(request)
+    cache = services.callback_tokens
     known = cache.get(presented)
     if known is not None:
         return known
@@ -141,15 +165,6 @@ async def _task_of(request: Request, services: Services, token: str) -> TaskIds 
         return None
     cache.remember(presented, task)
     return task
-
-
-def _token_cache(request: Request) -> TokenCache:
-    """The app's cache (one per app, made on first use: the lifespan belongs to app.py)."""
-    cache: TokenCache | None = getattr(request.app.state, "callback_token_cache", None)
-    if cache is None:
-        cache = TokenCache()
-        request.app.state.callback_token_cache = cache
-    return cache
 
 
 def _read_state(

@@ -64,7 +64,9 @@ async def _http(request: Request, exc: Exception) -> Response:
     code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "http_error"
     )
-    return error_response(exc.status_code, code, str(exc.detail))
+    answer = error_response(exc.status_code, code, str(exc.detail))
+    answer.headers.update(exc.headers or {})  # a 405's Allow, for one
+    return answer
 
 
 EXCEPTION_HANDLERS = {

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope
 
 MAX_NOTIFICATION_BYTES = 1024 * 1024  # real ones are a few KB
 
@@ -11,24 +12,24 @@ class BodyTooLarge(Exception):
     """The body is (or announces itself as) larger than the cap."""
 
 
-async def read_capped(request: Request, limit: int = MAX_NOTIFICATION_BYTES) -> bytes:
+async def read_capped(scope: Scope, receive: Receive, limit: int = MAX_NOTIFICATION_BYTES) -> bytes:
     """The whole body, or :class:`BodyTooLarge` as soon as it is known to exceed ``limit``.
 
     A declared ``Content-Length`` over the cap is refused before a byte is read; a chunked body
     (no length) is counted as it arrives and refused at the first chunk past the cap.
     A client that leaves mid-body raises Starlette's ``ClientDisconnect``.
 
-    Reads the ASGI messages itself rather than through ``Request.stream()``: this runs for
+    Reads the ASGI messages itself rather than through a Starlette ``Request``: this runs for
     every callback, and the receiver's rate is what its benchmark measures.
     """
-    declared = _declared_length(request.scope["headers"])
+    declared = _declared_length(scope["headers"])
     # The length test first: int() refuses strings of thousands of digits (ValueError).
     if declared.isascii() and declared.isdigit() and (len(declared) > 18 or int(declared) > limit):
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await request.receive()
+        message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect
         chunk: bytes = message.get("body", b"")

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 QUIET_AFTER = 0.2  # seconds without a callback beginning or ending before the receiver is idle
 
@@ -28,14 +27,16 @@ class ReceiverLoad:
         self._clock = clock
         self._last_seen = -math.inf  # when a callback last began or ended: never yet
 
-    @contextmanager
-    def receiving(self) -> Iterator[None]:
-        """Around the handling of one callback."""
+    def receiving(self) -> ReceiverLoad:
+        """Around the handling of one callback: ``with load.receiving(): ...``. (A plain context
+        manager, not a generator: it wraps every callback.)"""
+        return self
+
+    def __enter__(self) -> None:
         self._last_seen = self._clock()
-        try:
-            yield
-        finally:
-            self._last_seen = self._clock()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._last_seen = self._clock()
 
     @property
     def busy(self) -> bool:
