@@ -45,11 +45,12 @@ from storage.sqlite_rows import (
     encode_time,
     event_from_row,
     event_params,
-    job_params,
+    job_row,
     notification_from_row,
-    notification_params,
+    notification_row,
     page_filters,
     placeholders,
+    positions,
     task_from_row,
     task_params,
     video_from_row,
@@ -83,8 +84,7 @@ _UPDATE_TASK = (
 _R = TypeVar("_R")
 
 _INSERT_NOTIFICATION = (
-    f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) "
-    f"VALUES ({placeholders(NOTIFICATION_COLUMNS)})"
+    f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) VALUES ({positions(NOTIFICATION_COLUMNS)})"
 )
 
 
@@ -199,7 +199,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
 
     async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
         params = task_params(task)
-        job_rows = [job_params(job) for job in jobs]
+        job_rows = [job_row(job) for job in jobs]
 
         async def unit(conn: aiosqlite.Connection) -> None:
             await conn.execute(
@@ -267,7 +267,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         params = task_params(change.task)
         videos = [video_params(video) for video in change.videos]
         events = [event_params(event) for event in change.events]
-        jobs = [job_params(job) for job in change.jobs]
+        jobs = [job_row(job) for job in change.jobs]
 
         async def unit(conn: aiosqlite.Connection) -> bool | None:
             """None when someone else changed the task (nothing written), else whether the
@@ -325,8 +325,8 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         await self._write(
             Statements(
                 (
-                    (_INSERT_NOTIFICATION, [notification_params(notification)]),
-                    (INSERT_JOB, [job_params(job)]),
+                    (_INSERT_NOTIFICATION, [notification_row(notification)]),
+                    (INSERT_JOB, [job_row(job)]),
                 )
             )
         )

@@ -24,15 +24,15 @@ from storage.sqlite_rows import (
     encode_optional_time,
     encode_time,
     job_from_row,
-    job_params,
-    placeholders,
+    job_row,
+    positions,
 )
 from storage.sqlite_wakeup import SQLiteWakeup
 
 _R = TypeVar("_R")
 
 INSERT_JOB = (
-    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({placeholders(JOB_COLUMNS)}) "
+    f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({positions(JOB_COLUMNS)}) "
     "ON CONFLICT (dedupe_key) DO NOTHING"
 )
 # A job is due when queued and its time has come, or running on a lease its worker let expire.
@@ -88,7 +88,7 @@ class SQLiteJobs:
         raise NotImplementedError
 
     async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
-        rows = [job_params(job) for job in jobs]
+        rows = [job_row(job) for job in jobs]
         await self._write(Statements(((INSERT_JOB, rows),)))
         if rows:
             self._wakeup.jobs_added()

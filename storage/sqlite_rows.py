@@ -24,16 +24,31 @@ from storage.records import (
     VideoRecord,
 )
 
-Params = dict[str, Any]
+Params = dict[str, Any]  # named parameters
+Row = tuple[Any, ...]  # positional parameters, in the order of a table's column list
+
+
+# The instant encoded last, and its text. A callback's notification and job rows hold one
+# instant four times over (received, run at, created, updated). Replaced as one tuple, so a
+# thread never reads one instant with another's text; the instant is held, so its id is not
+# reused by another object while it is compared by identity.
+_last_encoded: tuple[datetime | None, str] = (None, "")
 
 
 def encode_time(value: datetime) -> str:
+    global _last_encoded
+    last = _last_encoded
+    if last[0] is value:
+        return last[1]
     if value.tzinfo is UTC:  # nearly always (the clock's): no conversion to make
-        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
-    if value.tzinfo is None:  # records promise aware datetimes; a naive one is taken as UTC
-        value = value.replace(tzinfo=UTC)
-    naive_utc = value.astimezone(UTC).replace(tzinfo=None)
-    return naive_utc.isoformat(timespec="microseconds") + "Z"
+        text = value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    else:
+        if value.tzinfo is None:  # records promise aware datetimes; a naive one is UTC
+            value = value.replace(tzinfo=UTC)
+        naive_utc = value.astimezone(UTC).replace(tzinfo=None)
+        text = naive_utc.isoformat(timespec="microseconds") + "Z"
+    _last_encoded = (value, text)
+    return text
 
 
 def encode_optional_time(value: datetime | None) -> str | None:
@@ -185,16 +200,18 @@ def event_from_row(row: sqlite3.Row) -> EventRecord:
 NOTIFICATION_COLUMNS = "id, task_id, received_at, headers, body, outcome, verification"
 
 
-def notification_params(notification: NotificationRecord) -> Params:
-    return {
-        "id": notification.id,
-        "task_id": notification.task_id,
-        "received_at": encode_time(notification.received_at),
-        "headers": encode_json(notification.headers),
-        "body": bytes(notification.body),
-        "outcome": notification.outcome,
-        "verification": notification.verification,
-    }
+def notification_row(notification: NotificationRecord) -> Row:
+    """In the order of :data:`NOTIFICATION_COLUMNS` (a callback's row: positional parameters
+    bind in half the time of named ones)."""
+    return (
+        notification.id,
+        notification.task_id,
+        encode_time(notification.received_at),
+        encode_json(notification.headers),
+        bytes(notification.body),
+        notification.outcome,
+        notification.verification,
+    )
 
 
 def notification_from_row(row: sqlite3.Row) -> NotificationRecord:
@@ -217,22 +234,23 @@ JOB_COLUMNS = (
 )
 
 
-def job_params(job: JobRecord) -> Params:
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "payload": encode_json(job.payload),
-        "run_at": encode_time(job.run_at),
-        "created_at": encode_time(job.created_at),
-        "updated_at": encode_time(job.updated_at),
-        "task_id": job.task_id,
-        "dedupe_key": job.dedupe_key,
-        "status": str(job.status),
-        "attempts": job.attempts,
-        "lease_token": job.lease_token,
-        "lease_expires_at": encode_optional_time(job.lease_expires_at),
-        "last_error": job.last_error,
-    }
+def job_row(job: JobRecord) -> Row:
+    """In the order of :data:`JOB_COLUMNS` (positional: one is written for every callback)."""
+    return (
+        job.id,
+        job.kind,
+        encode_json(job.payload),
+        encode_time(job.run_at),
+        encode_time(job.created_at),
+        encode_time(job.updated_at),
+        job.task_id,
+        job.dedupe_key,
+        str(job.status),
+        job.attempts,
+        job.lease_token,
+        encode_optional_time(job.lease_expires_at),
+        job.last_error,
+    )
 
 
 def job_from_row(row: sqlite3.Row) -> JobRecord:
@@ -256,6 +274,11 @@ def job_from_row(row: sqlite3.Row) -> JobRecord:
 def placeholders(columns: str) -> str:
     """``:a, :b`` for the column list ``a, b``: named parameters matching ``*_params``."""
     return ", ".join(f":{name.strip()}" for name in columns.split(","))
+
+
+def positions(columns: str) -> str:
+    """``?, ?`` for the column list ``a, b``: positional parameters matching ``*_row``."""
+    return ", ".join("?" for _ in columns.split(","))
 
 
 def page_filters(

@@ -36,7 +36,7 @@ from storage.sqlite_rows import (
     Params,
     encode_time,
     event_from_row,
-    job_params,
+    job_row,
     page_filters,
     placeholders,
 )
@@ -180,7 +180,7 @@ class SQLiteWebhooks:
             ]
             if made:
                 await conn.executemany(_INSERT_DELIVERY, [delivery_params(d) for d, _ in made])
-                await conn.executemany(INSERT_JOB, [job_params(j) for _, j in made])
+                await conn.executemany(INSERT_JOB, [job_row(j) for _, j in made])
                 added = True
         return added
 

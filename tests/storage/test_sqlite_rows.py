@@ -31,6 +31,24 @@ def test_encoded_instants_sort_as_the_instants() -> None:
     assert sorted(moments) == sorted(moments, key=encode_time)
 
 
+def test_the_last_instant_remembered_never_answers_for_another() -> None:
+    first = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
+    equal_elsewhere = datetime(2025, 1, 1, 14, 0, tzinfo=timezone(timedelta(hours=2)))
+    naive = datetime(2025, 1, 1, 12, 0)
+    later = first + timedelta(microseconds=1)
+    expected = "2025-01-01T12:00:00.000000Z"
+    for moment, text in [
+        (first, expected),
+        (first, expected),
+        (equal_elsewhere, expected),
+        (naive, expected),
+        (later, "2025-01-01T12:00:00.000001Z"),
+        (first, expected),
+        (later, "2025-01-01T12:00:00.000001Z"),
+    ]:
+        assert encode_time(moment) == text
+
+
 def test_json_is_compact_and_keeps_text_as_is() -> None:
     assert encode_json({"a": [1, 2], "b": "é"}) == '{"a":[1,2],"b":"é"}'
     with pytest.raises(StorageError):
