@@ -99,7 +99,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         self._inline = InlineReader(path)  # point reads on the loop's thread (when it can)
         self._lock = asyncio.Lock()
         self._wakeup = SQLiteWakeup(self._data_version)
-        self._batches = GroupCommit(self._lock, self._require_open)
+        self._batches = GroupCommit(self._lock, self._require_open, busy_timeout=busy_timeout)
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"

@@ -16,18 +16,19 @@ Units that arrive while a batch runs join the next one.
 - Every statement is a trip to the connection's thread and back (a hand-over of the GIL each
   way, a wake-up of the event loop), which costs more than most statements. So a batch made
   only of *plain* units, that need no event loop (:class:`Statements`, and :class:`RawUnit`
-  units: plain functions of the ``sqlite3`` connection), takes two trips: BEGIN IMMEDIATE and
-  COMMIT run on the connection's thread, because they wait (for another process's write lock,
-  for the disk's fsync), and the units run in between on the event loop's own thread, because
-  they do not: under the write lock they are CPU work, which on the other thread handed the GIL
-  back and forth at every row (under load that cost several times the statements themselves;
-  ``tests/benchmarks/bench_receiver.py``).
+  units: plain functions of the ``sqlite3`` connection), takes one trip: its COMMIT, which
+  waits for the disk's fsync, runs on the connection's thread; its units run on the event
+  loop's own thread, because under the write lock they are CPU work, which on the other thread
+  handed the GIL back and forth at every row (under load that cost several times the
+  statements themselves; ``tests/benchmarks/bench_receiver.py``).
+- Every batch begins on the event loop's thread too, without waiting there: when another
+  process holds the write lock, the writer sleeps and tries again (:mod:`storage.sqlite_begin`).
 - A caller returns only after the COMMIT of its batch: if the COMMIT (or the BEGIN) fails, every
   unit of the batch gets a :class:`StorageError`, nothing of it was written.
 - Units run one after another on the one connection, each seeing the writes of the units before
   it: a compare-and-set or a fenced update in a unit holds exactly as in a transaction of its own.
-- ``BEGIN IMMEDIATE`` takes the database's write lock up front, so other processes still wait
-  for the whole batch (busy timeout) and never see part of it.
+- ``BEGIN IMMEDIATE`` takes the database's write lock up front, so other processes wait for
+  the whole batch (busy timeout) and never see part of it.
 - The writer holds the connection lock for the whole batch, from BEGIN to COMMIT: reads, which
   take the same lock, never see the uncommitted writes of a batch that could still fail.
   Consequently a unit must not call a read or write method of the storage (it would wait for
@@ -48,6 +49,7 @@ from typing import Any, Generic, TypeVar, cast
 import aiosqlite
 
 from service.errors import Conflict, StorageError
+from storage.sqlite_begin import begin_immediate
 
 MAX_BATCH = 64  # bounds how long one batch holds the connection (and the database) for readers
 
@@ -143,9 +145,16 @@ class _TransactionLost(Exception):
 class GroupCommit:
     """The queue of write units and its writer task, on one connection and its lock."""
 
-    def __init__(self, lock: asyncio.Lock, connection: Callable[[], aiosqlite.Connection]) -> None:
+    def __init__(
+        self,
+        lock: asyncio.Lock,
+        connection: Callable[[], aiosqlite.Connection],
+        *,
+        busy_timeout: float,
+    ) -> None:
         self._lock = lock
         self._connection = connection  # the open connection, or raises StorageError
+        self._busy_timeout = busy_timeout  # the connection's (sqlite_schema.connect)
         self._queue: list[_Queued[Any]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -179,10 +188,12 @@ class GroupCommit:
                 # transaction is rolled back and the batch runs again, each unit in a savepoint
                 # (units only compute from the connection: running one again is safe).
                 if all(isinstance(queued.run, (Statements, RawUnit)) for queued in runnable):
-                    if not await _plain_transaction(conn, runnable, savepoints=False):
-                        await _plain_transaction(conn, runnable, savepoints=True)
-                elif not await _transaction(conn, runnable, savepoints=False):
-                    await _transaction(conn, runnable, savepoints=True)
+                    transaction = _plain_transaction
+                else:
+                    transaction = _transaction
+                timeout = self._busy_timeout
+                if not await transaction(conn, runnable, savepoints=False, busy_timeout=timeout):
+                    await transaction(conn, runnable, savepoints=True, busy_timeout=timeout)
         except (sqlite3.Error, ValueError, StorageError, _TransactionLost) as exc:
             if isinstance(exc, _TransactionLost):
                 exc.unit.settle()  # the unit that failed gets its own error
@@ -200,11 +211,15 @@ class GroupCommit:
 
 
 async def _transaction(
-    conn: aiosqlite.Connection, runnable: list[_Queued[Any]], *, savepoints: bool
+    conn: aiosqlite.Connection,
+    runnable: list[_Queued[Any]],
+    *,
+    savepoints: bool,
+    busy_timeout: float,
 ) -> bool:
     """Run the batch's units in one transaction and commit it. Without savepoints, answers
     False (all rolled back) when a unit raised and its error is not known to be its own."""
-    await conn.execute("BEGIN IMMEDIATE")
+    await begin_immediate(cast(Any, conn)._conn, busy_timeout=busy_timeout)  # see on_thread
     try:
         start = 0
         while start < len(runnable):
@@ -270,13 +285,17 @@ async def _run_in_savepoint(conn: aiosqlite.Connection, queued: _Queued[Any]) ->
 
 
 async def _plain_transaction(
-    conn: aiosqlite.Connection, runnable: list[_Queued[Any]], *, savepoints: bool
+    conn: aiosqlite.Connection,
+    runnable: list[_Queued[Any]],
+    *,
+    savepoints: bool,
+    busy_timeout: float,
 ) -> bool:
     """:func:`_transaction` for plain units: BEGIN and COMMIT on the connection's thread, the
     units on this one (see the module docstring). The connection is only ever used by one
     thread at a time: each step is awaited before the next."""
     raw: sqlite3.Connection = cast(Any, conn)._conn  # private, like ``_execute``: on_thread
-    await on_thread(conn, partial(_execute, sql="BEGIN IMMEDIATE"))
+    await begin_immediate(raw, busy_timeout=busy_timeout)
     try:
         ran = _units_here(runnable, raw, savepoints=savepoints)
         if ran is _Ran.ALL:

@@ -159,13 +159,18 @@ class _Raw:
         return self._raw.executemany(sql, rows)
 
 
+BUSY_TIMEOUT = 5.0
+
+
 @pytest.fixture
 async def logged(tmp_path: Path) -> Any:
-    conn = await sqlite_schema.connect(str(tmp_path / "batch.db"), busy_timeout=5)
+    conn = await sqlite_schema.connect(str(tmp_path / "batch.db"), busy_timeout=BUSY_TIMEOUT)
     await conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
     log: list[str] = []
     wrapper = _Connection(conn, log)
-    batches = GroupCommit(asyncio.Lock(), lambda: cast(aiosqlite.Connection, wrapper))
+    batches = GroupCommit(
+        asyncio.Lock(), lambda: cast(aiosqlite.Connection, wrapper), busy_timeout=BUSY_TIMEOUT
+    )
     try:
         yield batches, wrapper, log, conn
     finally:
@@ -175,6 +180,11 @@ async def logged(tmp_path: Path) -> Any:
 
 def _insert(x: int) -> Statements:
     return Statements((("INSERT INTO t (x) VALUES (?)", [(x,)]),))
+
+
+async def _busy_timeout_ms(conn: aiosqlite.Connection) -> int:
+    (row,) = await conn.execute_fetchall("PRAGMA busy_timeout")
+    return int(row[0])
 
 
 async def _values(conn: aiosqlite.Connection) -> list[int]:
@@ -243,9 +253,7 @@ def _insert_here(x: int) -> RawUnit[int]:
     return RawUnit(insert)
 
 
-async def test_a_batch_of_plain_units_runs_them_on_the_loop_between_two_trips(
-    logged: Any,
-) -> None:
+async def test_a_batch_of_plain_units_runs_on_the_loop_but_its_commit(logged: Any) -> None:
     batches, wrapper, log, conn = logged
     threads: list[int] = []
 
@@ -258,8 +266,8 @@ async def test_a_batch_of_plain_units_runs_them_on_the_loop_between_two_trips(
         batches.run(RawUnit(note_thread)),
     )
     assert outcomes == [None] * 5 + [1] * 5 + [None]
-    assert (wrapper.trips, log) == (2, ["commit"])  # BEGIN, then COMMIT, on SQLite's thread
-    assert threads == [threading.get_ident()]  # the units: on the event loop's thread
+    assert (wrapper.trips, log) == (1, ["commit"])  # COMMIT (the fsync) on SQLite's thread
+    assert threads == [threading.get_ident()]  # BEGIN and the units: on the event loop's
     assert await _values(conn) == list(range(10))
 
 
@@ -280,8 +288,8 @@ async def test_a_raw_unit_that_raises_fails_alone(logged: Any) -> None:
     assert outcomes[0] is None and outcomes[3] == 1
     assert isinstance(outcomes[1], RuntimeError)
     assert isinstance(outcomes[2], StorageError)
-    # optimistic (BEGIN; rolled back on the loop), then again in savepoints (BEGIN, COMMIT)
-    assert wrapper.trips == 3
+    # optimistic (rolled back on the loop), then again in savepoints (COMMIT on the thread)
+    assert wrapper.trips == 1
     assert await _values(conn) == [1, 2]
 
 
@@ -295,6 +303,62 @@ async def test_a_failed_commit_of_plain_units_fails_every_unit(logged: Any) -> N
     assert all(isinstance(o, StorageError) for o in outcomes)
     assert not conn.in_transaction
     assert await _values(conn) == []
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_off_the_event_loop(
+    logged: Any, tmp_path: Path
+) -> None:
+    batches, wrapper, _, conn = logged
+    other = sqlite3.connect(tmp_path / "batch.db", isolation_level=None)  # another process's
+    other.execute("BEGIN IMMEDIATE")
+    writing = asyncio.create_task(batches.run(_insert_here(1)))
+    for _ in range(20):  # the loop keeps turning while the batch waits
+        await asyncio.sleep(0.005)
+    assert not writing.done()
+    released = asyncio.get_running_loop().time()
+    other.execute("COMMIT")
+    assert await writing == 1
+    assert asyncio.get_running_loop().time() - released < 1  # retried, not left to time out
+    assert wrapper.trips == 1  # only the COMMIT went to SQLite's thread
+    assert await _values(conn) == [1]
+    assert await _busy_timeout_ms(conn) == BUSY_TIMEOUT * 1000  # as configured again
+    other.close()
+
+
+async def test_a_write_lock_held_past_the_busy_timeout_fails_the_batch(tmp_path: Path) -> None:
+    conn = await sqlite_schema.connect(str(tmp_path / "busy.db"), busy_timeout=0.2)
+    await conn.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    batches = GroupCommit(asyncio.Lock(), lambda: conn, busy_timeout=0.2)
+    other = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticking = asyncio.create_task(tick())
+    try:
+        with pytest.raises(StorageError, match="database is locked"):
+            await batches.run(_insert_here(1))
+        assert ticks >= 10  # the event loop ran on while the batch waited
+        other.execute("COMMIT")
+        assert await batches.run(_insert_here(2)) == 1  # the next batch begins normally
+        assert await _values(conn) == [2]
+    finally:
+        ticking.cancel()
+        other.close()
+        await batches.drain()
+        await conn.close()
+
+
+async def test_the_busy_timeout_is_restored_after_a_batch_begun_on_the_loop(logged: Any) -> None:
+    batches, wrapper, _, conn = logged
+    await batches.run(_insert_here(1))
+    assert wrapper.trips == 1
+    assert await _busy_timeout_ms(conn) == BUSY_TIMEOUT * 1000
 
 
 async def test_raw_units_run_among_other_units_too(logged: Any) -> None:
