@@ -59,6 +59,19 @@ async def test_an_unreadable_body_is_400_and_nothing_is_stored(
     assert await receiver.services.storage.list_notifications(task.id) == []
 
 
+@pytest.mark.parametrize("created_at", [10**400, "9" * 5000], ids=["huge int", "huge digits"])
+async def test_a_time_of_absurd_size_is_ignored_not_a_500(
+    receiver: Receiver, created_at: object
+) -> None:
+    task = await receiver.add_task(TOKEN)
+    body = {**kling_task("kt-1", "processing"), "created_at": created_at}
+    answer = await receiver.post(TOKEN, json.dumps(body).encode())
+    assert answer.status_code == 200, answer.text
+    assert len(await receiver.services.storage.list_notifications(task.id)) == 1
+    await receiver.run_jobs()
+    assert (await receiver.task(task.id)).status == "processing"
+
+
 async def test_a_declared_oversized_body_is_413(receiver: Receiver) -> None:
     task = await receiver.add_task(TOKEN)
     body = json.dumps({**kling_task("kt-1", "processing"), "pad": "x" * MAX_NOTIFICATION_BYTES})

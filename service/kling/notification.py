@@ -21,7 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 from service.errors import NotificationInvalid
-from service.kling.parse import looks_like_task, number_text, parse_task_data
+from service.kling.parse import is_object, looks_like_task, number_text, parse_task_data
 from service.kling.state import ProviderTaskState
 
 # Deepest known nesting is new-api's: wrapper -> Kling envelope -> task. Bounded so a hostile
@@ -62,7 +62,7 @@ def _task_candidates(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     found: list[Mapping[str, Any]] = []
     node: Any = document
     for _ in range(_MAX_DEPTH):
-        if not isinstance(node, Mapping):
+        if not is_object(node):
             break
         if looks_like_task(node):
             found.append(node)

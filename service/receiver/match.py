@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from service.errors import NotificationInvalid
+from service.kling.parse import is_object
 from service.kling.state import ProviderStatus, ProviderTaskState
 from service.receiver.cache import TaskIds
 from storage.records import TaskRecord
@@ -47,7 +48,7 @@ def _chain(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     found: list[Mapping[str, Any]] = []
     node: Any = document
     for _ in range(_MAX_DEPTH):
-        if not isinstance(node, Mapping):
+        if not is_object(node):
             break
         found.append(node)
         node = node.get("data")
@@ -55,6 +56,8 @@ def _chain(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _text(value: Any) -> str | None:
+    if type(value) is str:  # the usual case first
+        return value.strip() or None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -74,7 +77,7 @@ def external_ids(document: Mapping[str, Any]) -> frozenset[str]:
     found = set()
     for level in _chain(document):
         info = level.get("task_info")
-        for holder in (level, info if isinstance(info, Mapping) else {}):
+        for holder in (level, info if is_object(info) else {}):
             for key in _EXTERNAL_KEYS:
                 if text := _text(holder.get(key)):
                     found.add(text)

@@ -220,6 +220,24 @@ def test_malformed_optional_fields_are_ignored() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "millis"),
+    [
+        (1775835341656, 1775835341656),
+        (1775835341656.0, 1775835341656),
+        ("1775835341656", 1775835341656),
+        (10**400, 10**400),  # as a float it would overflow
+        ("9" * 5000, None),  # int() refuses it
+        (float("inf"), None),
+        (float("nan"), None),
+    ],
+    ids=repr,
+)
+def test_times_of_any_size_never_fail_the_task(value: Any, millis: int | None) -> None:
+    state = parse_task_data({"task_id": "1", "task_status": "processing", "created_at": value})
+    assert state.created_at_ms == millis
+
+
+@pytest.mark.parametrize(
     ("word", "expected"),
     [
         ("submitted", ProviderStatus.SUBMITTED),
