@@ -42,7 +42,16 @@ _DUE_QUEUED = "status = 'queued' AND run_at <= :now"
 _DUE_EXPIRED = "status = 'running' AND lease_expires_at <= :now"
 
 
-def _first_due(kind_filter: str) -> str:
+# when the next job is due (queued, or on a lease that will expire)
+NEXT_DUE = (
+    "SELECT min(due) FROM ("
+    " SELECT min(run_at) AS due FROM jobs WHERE status = 'queued'"
+    " UNION ALL"
+    " SELECT min(lease_expires_at) FROM jobs WHERE status = 'running')"
+)
+
+
+def first_due(kind_filter: str) -> str:
     """The seqs of the first ``:limit`` due jobs, in (run_at, seq) order."""
     branches = " UNION ALL ".join(
         f"SELECT seq, run_at FROM (SELECT seq, run_at FROM jobs WHERE {due} {kind_filter} "
@@ -120,7 +129,7 @@ class SQLiteJobs:
             return raw.execute(
                 "UPDATE jobs SET status = 'running', attempts = attempts + 1, "
                 "lease_token = lease_token + 1, lease_expires_at = :expires, updated_at = :now "
-                f"WHERE seq IN ({_first_due(kind_filter)}) "
+                f"WHERE seq IN ({first_due(kind_filter)}) "
                 f"RETURNING seq, {JOB_COLUMNS}",
                 params,
             ).fetchall()
@@ -197,12 +206,7 @@ class SQLiteJobs:
 
     async def next_job_due(self) -> datetime | None:
         async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                "SELECT min(due) FROM ("
-                " SELECT min(run_at) AS due FROM jobs WHERE status = 'queued'"
-                " UNION ALL"
-                " SELECT min(lease_expires_at) FROM jobs WHERE status = 'running')"
-            )
+            rows = await conn.execute_fetchall(NEXT_DUE)
         value = next(iter(rows))[0]
         return None if value is None else datetime.fromisoformat(value)
 
