@@ -251,9 +251,10 @@ def _like_statements(runnable: list[_Queued[Any]], start: int) -> list[_Queued[A
     first = runnable[start].run
     end = start + 1
     if isinstance(first, Statements):
+        shape = first.shape
         while end < len(runnable):
             run = runnable[end].run
-            if not isinstance(run, Statements) or run.shape != first.shape:
+            if not isinstance(run, Statements) or run.shape != shape:
                 break
             end += 1
     return runnable[start:end]

@@ -56,7 +56,9 @@ def _chain(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _text(value: Any) -> str | None:
-    if type(value) is str:  # the usual case first
+    if value is None:  # the usual cases first: a key that is not there, a string
+        return None
+    if type(value) is str:
         return value.strip() or None
     if isinstance(value, bool):
         return None
