@@ -34,7 +34,7 @@ from storage.records import (
     TaskStatus,
     VideoRecord,
 )
-from storage.sqlite_batch import GroupCommit, Statements, Unit
+from storage.sqlite_batch import GroupCommit, RawUnit, Statements, Unit
 from storage.sqlite_inline import InlineReader
 from storage.sqlite_jobs import INSERT_JOB, SQLiteJobs, first_row, job_end_step
 from storage.sqlite_rows import (
@@ -269,19 +269,20 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         events = [event_params(event) for event in change.events]
         jobs = [job_row(job) for job in change.jobs]
 
-        async def unit(conn: aiosqlite.Connection) -> bool | None:
+        def unit(raw: sqlite3.Connection) -> bool | None:
             """None when someone else changed the task (nothing written), else whether the
             events' fan-out added delivery jobs."""
-            async with conn.execute(_UPDATE_TASK, params) as cursor:
-                if cursor.rowcount != 1:
-                    return None
-            await conn.executemany(_UPSERT_VIDEO, videos)
-            await conn.executemany(_INSERT_EVENT, events)
-            await conn.executemany(INSERT_JOB, jobs)
-            return await self._fan_out(conn, change.events)
+            if raw.execute(_UPDATE_TASK, params).rowcount != 1:
+                return None
+            raw.executemany(_UPSERT_VIDEO, videos)
+            raw.executemany(_INSERT_EVENT, events)
+            raw.executemany(INSERT_JOB, jobs)
+            return self._fan_out(raw, change.events)
 
         try:
-            delivering = await self._write(unit)
+            # A plain unit: with the other plain writes of its batch it runs on the event
+            # loop's thread, one trip to SQLite's thread for the COMMIT (storage.sqlite_batch)
+            delivering = await self._write(RawUnit(unit))
         except Conflict as exc:
             ext = change.task.external_task_id
             raise Conflict(f"external_task_id {ext!r} already exists") from exc

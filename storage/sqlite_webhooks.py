@@ -168,19 +168,21 @@ class SQLiteWebhooks:
     async def _write(self, unit: Unit[_R]) -> _R:
         raise NotImplementedError
 
-    async def _fan_out(self, conn: aiosqlite.Connection, events: Sequence[EventRecord]) -> bool:
-        """Inside apply's transaction: deliveries and jobs for the events it inserted.
-        Answers whether any job was added."""
+    @staticmethod
+    def _fan_out(raw: sqlite3.Connection, events: Sequence[EventRecord]) -> bool:
+        """Inside apply's transaction (a plain unit: on the connection it is given, whichever
+        thread that is): deliveries and jobs for the events it inserted. Answers whether any
+        job was added."""
         added = False
         for event in events:
-            rows = await conn.execute_fetchall(_WANTING, {"event_id": event.id, "type": event.type})
+            rows = raw.execute(_WANTING, {"event_id": event.id, "type": event.type}).fetchall()
             made = [
                 new_delivery(event, row[0], delivery_id=new_id("dlv"), job_id=new_id("job"))
                 for row in rows
             ]
             if made:
-                await conn.executemany(_INSERT_DELIVERY, [delivery_params(d) for d, _ in made])
-                await conn.executemany(INSERT_JOB, [job_row(j) for _, j in made])
+                raw.executemany(_INSERT_DELIVERY, [delivery_params(d) for d, _ in made])
+                raw.executemany(INSERT_JOB, [job_row(j) for _, j in made])
                 added = True
         return added
 
