@@ -29,10 +29,12 @@ import socket
 import ssl
 import typing
 from collections.abc import Awaitable, Callable
+from types import TracebackType
 
 import httpcore
 import httpx
 
+from service.downloads.messages import MessageBackend
 from service.downloads.sockets import SocketBackend
 from service.errors import DownloadError
 
@@ -276,6 +278,11 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     httpx offers no parameter for the network backend, so the connection pool it built is
     replaced by an equivalent one that uses ours (the attribute has been ``_pool`` since httpx
     0.18; ``tests/downloads/test_destination.py`` fails loudly if that ever changes).
+
+    :attr:`messages` is a second pool behind the same guard, for short requests with short
+    answers sent straight through httpcore (webhook deliveries,
+    :mod:`service.webhooks.attempt`): its connections are message streams
+    (:mod:`service.downloads.messages`), unless ``inner`` names another backend.
     """
 
     def __init__(
@@ -289,12 +296,36 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
     ) -> None:
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         super().__init__(limits=limits)
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(
-                allow_private=allow_private, resolver=resolver, inner=inner
-            ),
-        )
+        context = ssl_context or httpx.create_ssl_context()
+
+        def pool(backend: httpcore.AsyncNetworkBackend | None) -> httpcore.AsyncConnectionPool:
+            return httpcore.AsyncConnectionPool(
+                ssl_context=context,
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+                network_backend=GuardedBackend(
+                    allow_private=allow_private, resolver=resolver, inner=backend
+                ),
+            )
+
+        self._pool = pool(inner)
+        self.messages = pool(inner or MessageBackend())
+
+    async def aclose(self) -> None:
+        try:
+            await self.messages.aclose()
+        finally:
+            await super().aclose()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        # what an AsyncClient calls when it closes (not aclose)
+        try:
+            await self.messages.aclose()
+        finally:
+            await super().__aexit__(exc_type, exc_value, traceback)
