@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -183,6 +183,16 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         except (sqlite3.Error, ValueError) as exc:
             raise StorageError(f"SQLite read failed: {exc}") from exc
 
+    async def _point_read(self, sql: str, parameters: Any) -> Iterable[sqlite3.Row]:
+        """A small indexed read (a task, its videos, a notification: what every inbox job and
+        every new callback token reads): on the event loop's thread when it can
+        (:mod:`storage.sqlite_inline`), else through the reader's thread."""
+        rows = self._inline.fetch(sql, parameters)
+        if rows is None:
+            async with self._read() as conn:
+                return await conn.execute_fetchall(sql, parameters)
+        return rows
+
     async def _write(self, unit: Unit[_R]) -> _R:
         """Run ``unit`` as one all-or-nothing write; answers its result once it is committed.
         Not alone: with the writes queued meanwhile, in one transaction (group commit). The
@@ -215,19 +225,17 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
             self._wakeup.jobs_added()
 
     async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :key OR external_task_id = :key "
-                "ORDER BY id = :key DESC LIMIT 1",
-                {"key": id_or_external_id},
-            )
+        rows = await self._point_read(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :key OR external_task_id = :key "
+            "ORDER BY id = :key DESC LIMIT 1",
+            {"key": id_or_external_id},
+        )
         return first_row(rows, task_from_row)
 
     async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE callback_token_hash = ?", (token_hash,)
-            )
+        rows = await self._point_read(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE callback_token_hash = ?", (token_hash,)
+        )
         return first_row(rows, task_from_row)
 
     async def list_tasks(
@@ -296,11 +304,10 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
     # -- videos and events -------------------------------------------------------------------
 
     async def list_videos(self, task_id: str) -> list[VideoRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {VIDEO_COLUMNS} FROM videos WHERE task_id = ? ORDER BY video_index",
-                (task_id,),
-            )
+        rows = await self._point_read(
+            f"SELECT {VIDEO_COLUMNS} FROM videos WHERE task_id = ? ORDER BY video_index",
+            (task_id,),
+        )
         return [video_from_row(row) for row in rows]
 
     async def list_events(self, task_id: str) -> list[EventRecord]:
@@ -334,11 +341,9 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         self._wakeup.jobs_added()
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?",
-                (notification_id,),
-            )
+        rows = await self._point_read(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?", (notification_id,)
+        )
         return first_row(rows, notification_from_row)
 
     async def list_notifications(self, task_id: str) -> list[NotificationRecord]:

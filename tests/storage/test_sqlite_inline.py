@@ -10,7 +10,7 @@ from service.errors import StorageError
 from storage.records import TaskChange, TaskStatus
 from storage.sqlite import SQLiteStorage
 from storage.sqlite_inline import InlineReader
-from tests.factories import make_event, make_task
+from tests.factories import make_event, make_job, make_notification, make_task, make_video
 from tests.storage.test_webhooks import make_endpoint
 
 
@@ -67,3 +67,39 @@ async def test_a_closed_storage_reads_nothing_inline(tmp_path: Path) -> None:
     await storage.close()
     with pytest.raises(StorageError, match="not open"):
         await storage.get_delivery_parts(delivery_id)
+
+
+async def test_what_an_inbox_job_reads_is_read_inline_or_through_the_thread_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = SQLiteStorage(str(tmp_path / "o.db"))
+    await storage.open()
+    try:
+        task = make_task(callback_token_hash="h" * 64)
+        await storage.create_task(task)
+        notification = make_notification(task.id)
+        await storage.record_notification(notification, make_job(task_id=task.id))
+        assert await storage.apply(TaskChange(task, videos=[make_video(task.id)]))
+
+        async def reads() -> tuple[object, ...]:
+            return (
+                await storage.get_task(task.id),
+                await storage.get_task(task.external_task_id),
+                await storage.get_task_by_token_hash("h" * 64),
+                await storage.get_notification(notification.id),
+                await storage.list_videos(task.id),
+            )
+
+        async def no_thread() -> None:
+            raise AssertionError("read through the thread")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(storage, "_read", no_thread)
+            inline = await reads()
+        monkeypatch.setattr(storage._inline, "fetch", lambda sql, parameters=(): None)
+        threaded = await reads()
+        assert inline == threaded
+        assert inline[0] == task and inline[3] == notification
+        assert inline[4] == [make_video(task.id)]
+    finally:
+        await storage.close()
