@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 SHORT_JOB = 0.5  # seconds: while jobs take less than this on average, a few are queued ahead
 PREFETCH_HOLD = 2.0  # seconds a queued job may wait for a slot before it is handed back
 _SMOOTHING = 0.2  # weight of the newest job in the moving average of durations
+# While callbacks arrive, a worker that gives way rests this long between jobs: at most some
+# fifty short jobs a second, a small share of the process's one core, the rest left to the
+# receiver (service.receiver.load). Long jobs (downloads) hardly notice it.
+BUSY_REST = 0.02
 
 
 class Worker:
@@ -52,7 +56,8 @@ class Worker:
         gives_way: bool = False,
     ) -> None:
         """``gives_way``: the worker shares its process with the callback receiver (``serve``)
-        and runs one job at a time while callbacks are arriving (:mod:`service.receiver.load`)."""
+        and, while callbacks are arriving, runs one job at a time and rests :data:`BUSY_REST`
+        between jobs (:mod:`service.receiver.load`)."""
         self._services = services
         self._runners = runners
         self._concurrency = services.settings.worker_concurrency
@@ -65,6 +70,7 @@ class Worker:
         self._queued: deque[tuple[JobRecord, float]] = deque()
         self._held: dict[str, JobRecord] = {}  # leased, not ended: the keeper renews them
         self._pace: float | None = None  # how long a job takes, smoothed; None: not known
+        self._rest_until = 0.0  # monotonic: no job starts before, while the receiver is busy
 
     async def run(self) -> None:
         """Run until cancelled; on cancellation, running and queued jobs are handed back at
@@ -107,10 +113,20 @@ class Worker:
     def _receiver_busy(self) -> bool:
         return self._gives_way and self._services.receiver_load.busy
 
+    def _rest_left(self) -> float:
+        """Seconds before the next job may start (0 unless the receiver is busy)."""
+        if not self._receiver_busy():
+            return 0.0
+        return max(0.0, self._rest_until - time.monotonic())
+
     def _slots(self) -> int:
         """How many jobs may run at once now: all the slots, or one while the receiver of this
         process is busy (never none: the backlog keeps moving)."""
         return 1 if self._receiver_busy() else self._concurrency
+
+    def _room(self) -> int:
+        """How many more jobs to lease now: free slots, and the queue ahead of them."""
+        return self._slots() + self._prefetch() - len(self._running) - len(self._queued)
 
     def _prefetch(self) -> int:
         """How many leased jobs to keep queued ahead of the free slots."""
@@ -122,8 +138,8 @@ class Worker:
         # One lease at a time (this loop), each for the room made while the last one was
         # committed: under a steady flow, leases follow each other and take several jobs each.
         self._start_queued()  # slots the receiver gave back since
-        room = self._slots() + self._prefetch() - len(self._running) - len(self._queued)
-        if room <= 0:
+        room = self._room()
+        if room <= 0 or self._rest_left() > 0:
             return 0
         try:
             jobs = await self._services.storage.lease_jobs(
@@ -143,7 +159,7 @@ class Worker:
         return len(jobs)
 
     def _start_queued(self) -> None:
-        while self._queued and len(self._running) < self._slots():
+        while self._queued and len(self._running) < self._slots() and not self._rest_left():
             job, _ = self._queued.popleft()
             task = asyncio.create_task(self._execute(job), name=f"job {job.id}")
             self._running.add(task)
@@ -151,6 +167,8 @@ class Worker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
+        if self._receiver_busy():
+            self._rest_until = time.monotonic() + BUSY_REST
         self._start_queued()  # at once: no lease to wait for
         self._slot_freed.set()  # room to lease more
 
@@ -159,14 +177,20 @@ class Worker:
         any other one sharing the database (``wait_for_jobs``: LISTEN/NOTIFY on PostgreSQL, a
         short poll on SQLite), a free slot, or the poll interval (leases that expire, retries
         that fall due)."""
+        rest = self._rest_left()
+        if rest > 0:  # between two jobs while callbacks arrive: nothing starts before
+            await asyncio.sleep(rest)
+            return
         ready = self._services.jobs_ready
         ready.clear()
         self._slot_freed.clear()
-        waiters = [
-            asyncio.create_task(ready.wait()),
-            asyncio.create_task(self._slot_freed.wait()),
-            asyncio.create_task(self._services.storage.wait_for_jobs(self._poll_interval)),
-        ]
+        waiters: list[asyncio.Task[object]] = [asyncio.create_task(self._slot_freed.wait())]
+        if self._room() > 0:  # new jobs matter only when one could start (else: every callback
+            # of a burst would wake this loop for nothing)
+            waiters.append(asyncio.create_task(ready.wait()))
+            waiters.append(
+                asyncio.create_task(self._services.storage.wait_for_jobs(self._poll_interval))
+            )
         timeout = self._poll_interval
         if self._receiver_busy():  # back to all the slots as soon as the receiver is quiet
             timeout = min(timeout, self._services.receiver_load.quiet_in() + 0.01)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 from collections.abc import Awaitable
 
 import pytest
@@ -12,7 +14,7 @@ from service.jobs.outcome import GiveUp, RetryLater
 from service.jobs.runners import JobRunner
 from service.retry import RetrySchedule
 from service.services import Services
-from service.worker import Worker
+from service.worker import BUSY_REST, Worker
 from storage.records import JobRecord, JobStatus
 from tests.factories import ManualClock
 
@@ -287,6 +289,66 @@ async def test_a_worker_giving_way_still_moves_its_backlog(services: Services) -
         burst.cancel()
         await asyncio.gather(burst, return_exceptions=True)
     assert max(peak) == 1
+
+
+async def test_a_worker_giving_way_rests_between_jobs_while_callbacks_arrive(
+    services: Services,
+) -> None:
+    started: list[float] = []
+
+    async def run(services: Services, job: JobRecord) -> None:
+        started.append(time.monotonic())
+
+    runners = {"t": JobRunner(run, lambda services, job: RetrySchedule.of([0], jitter=0))}
+    worker = Worker(services, poll_interval=0.01, runners=runners, gives_way=True)
+    jobs = await _queue_jobs(services, 5)
+    burst = asyncio.create_task(_burst_of_callbacks(services, seconds=30))  # busy all along
+    try:
+        done = asyncio.gather(*(wait_status(services, j.id, JobStatus.SUCCEEDED) for j in jobs))
+        await run_until(worker, done)
+    finally:
+        burst.cancel()
+        await asyncio.gather(burst, return_exceptions=True)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(started)]
+    assert len(gaps) == 4
+    assert min(gaps) >= BUSY_REST
+
+
+async def test_a_worker_without_a_free_slot_is_not_woken_by_each_new_job(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.settings = services.settings.model_copy(update={"worker_concurrency": 1})
+    running: list[int] = []
+    release = asyncio.Event()
+    runners = {"t": runner_counting(running, [], release)}
+    worker = Worker(services, poll_interval=5, runners=runners)
+    waits = 0
+    wait_for_jobs = services.storage.wait_for_jobs
+
+    async def counted(seconds: float) -> None:
+        nonlocal waits
+        waits += 1
+        await wait_for_jobs(seconds)
+
+    monkeypatch.setattr(services.storage, "wait_for_jobs", counted)
+    [first] = await _queue_jobs(services, 1)
+    work = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if running:
+                break
+            await asyncio.sleep(0.005)
+        before = waits
+        for _ in range(50):  # callbacks storing jobs, each announcing them, while it is full
+            await _queue_jobs(services, 1)
+            services.jobs_ready.set()
+            await asyncio.sleep(0.002)
+        assert waits == before  # it slept on: nothing could start before its slot is free
+        release.set()
+        await wait_status(services, first.id, JobStatus.SUCCEEDED)
+    finally:
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
 
 
 async def _burst_of_callbacks(services: Services, *, seconds: float) -> None:

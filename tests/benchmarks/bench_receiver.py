@@ -41,6 +41,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 TASKS = 500
@@ -101,11 +102,16 @@ async def store_tasks(database: Path, count: int) -> list[tuple[str, bytes]]:
     storage = SQLiteStorage(str(database))
     await storage.open()
     pairs = []
+    # Submitted just now, as the tasks of a real burst are: older ones would be "quiet", and
+    # the worker would spend the run querying the provider (which is not there) about them.
+    now = datetime.now(UTC)
     try:
         for n in range(count):
             token = secrets.token_urlsafe(32)
             task = make_task(
                 callback_token_hash=token_hash(token),
+                created_at=now,
+                updated_at=now,
                 status=TaskStatus.SUBMITTED,
                 provider_task_id=f"8716049884086{n:05d}",
                 external_task_id=f"bench-{n}",
