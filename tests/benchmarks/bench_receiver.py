@@ -13,7 +13,8 @@ sharing its CPU and database connection). Every omnihook run starts from the sam
 (the tasks, no notification), so no run inherits another's backlog. Reported per round:
 acknowledged (200) notifications per second, p50/p99 latency and the server's CPU time per
 request (less sensitive than rates to other load on the machine); then each omnihook target's
-median rate as a ratio of the bare one (target >= 0.5) and its p99 (target < 25 ms). Every 200
+median rate as a ratio of the bare one (target >= 0.5) and its p99 (target < 25 ms), and its
+ratio to the bare endpoint within each round (measured minutes apart at most). Every 200
 must be a stored notification: the database is counted after each run. ``omnihook serve``
 gives its receiver priority over its in-process worker during a burst
 (:mod:`service.receiver.load`), so after its load the run also waits until the worker has
@@ -393,6 +394,14 @@ def report(args: argparse.Namespace, runs: dict[str, list[Run]]) -> None:
         print(
             f"{target}: {rate:.0f}/s = {rate / bare:.2f} of bare {bare:.0f}/s (target >= 0.5), "
             f"p99 {p99:.1f} ms (target < 25 ms)   [medians of rounds]"
+        )
+        # Each round runs the targets back to back: a ratio within one round is the least
+        # exposed to the machine's speed drifting between rounds.
+        paired = [r.rate / b.rate for r, b in zip(runs[target], runs["bare"], strict=True)]
+        print(
+            f"{'':{len(target)}}  ratio within each round: "
+            + " ".join(f"{ratio:.2f}" for ratio in paired)
+            + f" (median {statistics.median(paired):.2f})"
         )
 
 
