@@ -41,9 +41,10 @@ SHORT_JOB = 0.5  # seconds: while jobs take less than this on average, a few are
 PREFETCH_HOLD = 2.0  # seconds a queued job may wait for a slot before it is handed back
 _SMOOTHING = 0.2  # weight of the newest job in the moving average of durations
 # While callbacks arrive, a worker that gives way rests this long between jobs: at most some
-# fifty short jobs a second, a small share of the process's one core, the rest left to the
-# receiver (service.receiver.load). Long jobs (downloads) hardly notice it.
-BUSY_REST = 0.02
+# twenty short jobs a second, a few percent of the process's one core, the rest left to the
+# receiver (service.receiver.load); what is left waits, stored, for the burst to end (then all
+# the slots are back). Long jobs (downloads) hardly notice it.
+BUSY_REST = 0.05
 
 
 class Worker:
