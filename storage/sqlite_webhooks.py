@@ -9,7 +9,7 @@ gets a delivery row and a ``delivery`` job in that same transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -29,7 +29,6 @@ from storage.records import (
     new_delivery,
 )
 from storage.sqlite_batch import Statements, Unit
-from storage.sqlite_inline import InlineReader
 from storage.sqlite_jobs import INSERT_JOB, job_end_step
 from storage.sqlite_rows import (
     EVENT_COLUMNS,
@@ -160,9 +159,11 @@ async def _record_disabling(
 
 class SQLiteWebhooks:
     _wakeup: SQLiteWakeup
-    _inline: InlineReader
 
     def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    async def _point_read(self, sql: str, parameters: Any) -> Iterable[sqlite3.Row]:
         raise NotImplementedError
 
     async def _write(self, unit: Unit[_R]) -> _R:
@@ -268,13 +269,9 @@ class SQLiteWebhooks:
 
     async def get_delivery_parts(self, delivery_id: str) -> DeliveryParts | None:
         # one query, one snapshot; on the loop's thread when it can (see sqlite_inline)
-        rows = self._inline.fetch(_DELIVERY_PARTS, (delivery_id,))
-        if rows is None:
-            async with self._read() as conn:
-                rows = list(await conn.execute_fetchall(_DELIVERY_PARTS, (delivery_id,)))
-        if not rows:
+        row = next(iter(await self._point_read(_DELIVERY_PARTS, (delivery_id,))), None)
+        if row is None:
             return None
-        row = rows[0]
         delivery = _part(row, _DELIVERY_NAMES, 0)
         endpoint = _part(row, _ENDPOINT_NAMES, len(_DELIVERY_NAMES))
         event = _part(row, _EVENT_NAMES, len(_DELIVERY_NAMES) + len(_ENDPOINT_NAMES))
