@@ -88,15 +88,8 @@ async def post_signed(
     except DestinationRefused as exc:
         error = str(exc)
     except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return AttemptResult(
-        duration_ms=round((time.perf_counter() - started) * 1000),
-        status_code=status,
-        error=error,
-        response_body=received.decode("utf-8", errors="replace"),
-        response_truncated=truncated,
-        retry_after=retry_after,
-    )
+        error = _described(exc)
+    return _result(started, status, error, received, truncated, retry_after)
 
 
 def _guarded(http: httpx.AsyncClient) -> GuardedTransport | None:
@@ -166,7 +159,23 @@ async def _post_direct(
         httpcore.UnsupportedProtocol,
         httpcore.ProxyError,
     ) as exc:  # the names httpx gives them too
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        error = _described(exc)
+    return _result(started, status, error, received, truncated, retry_after)
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _result(
+    started: float,
+    status: int | None,
+    error: str | None,
+    received: bytes,
+    truncated: bool,
+    retry_after: float | None,
+) -> AttemptResult:
+    """What an attempt that began at ``started`` (``time.perf_counter``) came to."""
     return AttemptResult(
         duration_ms=round((time.perf_counter() - started) * 1000),
         status_code=status,
