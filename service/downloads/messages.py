@@ -41,9 +41,9 @@ _HOLD_BYTES = 64 * 1024
 _KEEP_BYTES = 256 * 1024
 
 
-class MessageBackend(httpcore.AsyncNetworkBackend):
-    def __init__(self) -> None:
-        self._sockets = SocketBackend()
+class MessageBackend(SocketBackend):
+    """The sockets backend's connections (and its refusals of unix sockets), each then handed
+    to the event loop as a :class:`MessageStream`."""
 
     async def connect_tcp(
         self,
@@ -53,7 +53,7 @@ class MessageBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        connected = await self._sockets.connect_tcp(
+        connected = await super().connect_tcp(
             host, port, timeout, local_address=local_address, socket_options=socket_options
         )
         sock = connected.get_extra_info("socket")
@@ -65,17 +65,6 @@ class MessageBackend(httpcore.AsyncNetworkBackend):
             sock.close()
             raise
         return MessageStream(transport, protocol)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("unix sockets are not supported")
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
 
 
 class _Protocol(asyncio.Protocol):
