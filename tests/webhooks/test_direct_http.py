@@ -6,16 +6,12 @@ Retry-After, failures of the connection, TLS."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import ssl
-import subprocess
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-import pytest
 
 from service.downloads.destination import GuardedTransport
 from service.downloads.messages import MessageStream, _Protocol
@@ -258,26 +254,6 @@ async def test_failures_of_the_connection_are_results() -> None:
     assert nonsense.error.startswith("RemoteProtocolError")
     assert refused.status_code is None and refused.error is not None
     assert refused.error.startswith("ConnectError")
-
-
-@pytest.fixture
-def tls_contexts(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client one
-    that trusts it."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("openssl is needed to make a test certificate")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj"]
-    names = ["/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
-    subprocess.run(
-        [openssl, *request, *names, "-keyout", str(key), "-out", str(cert)],
-        check=True,
-        capture_output=True,
-    )
-    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_side.load_cert_chain(cert, key)
-    return server_side, ssl.create_default_context(cafile=str(cert))
 
 
 async def test_https_endpoints(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
