@@ -90,7 +90,7 @@ async def test_what_an_inbox_job_reads_is_read_inline_or_through_the_thread_alik
                 await storage.list_videos(task.id),
             )
 
-        async def no_thread() -> None:
+        def no_thread() -> None:
             raise AssertionError("read through the thread")
 
         with monkeypatch.context() as patched:
