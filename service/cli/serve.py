@@ -37,16 +37,11 @@ def serve(host: str, port: int, no_worker: bool, forwarded_allow_ips: str | None
     # it and its problem, not a traceback out of the app's lifespan.
     registry = load_plugins(settings)
     app = create_app(settings, with_worker=not no_worker, registry=registry, freeze_heap=True)
-    # Proxy headers on: behind a PaaS router or a reverse proxy, the client address and the
-    # scheme (for public URLs and the loopback-only rule) come from X-Forwarded-*.
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
-        log_level="info",
-    )
+    from service.http.server import server_config
+
+    # Behind the guards of service.http: read timeouts, a connection cap, a readable 413.
+    config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+    uvicorn.Server(config).run()
 
 
 @click.command()
