@@ -18,6 +18,8 @@ from service.lifecycle import Plan
 from service.receiver.cache import TokenCache
 from service.receiver.load import ReceiverLoad
 from service.settings import Settings
+from service.webhooks.gate import EndpointGate
+from service.worker_health import WorkerHealth
 from storage.base import Storage
 from storage.records import TaskRecord, VideoRecord
 
@@ -40,11 +42,16 @@ class Services:
     receiver_load: ReceiverLoad = field(default_factory=ReceiverLoad)
     # The tasks whose callback tokens the receiver has already looked up (service.receiver.cache)
     callback_tokens: TokenCache = field(default_factory=TokenCache)
+    # The health of this process's worker, registered by it; None: the process runs none.
+    worker_health: WorkerHealth | None = None
     # At most OMNIHOOK_DOWNLOAD_CONCURRENCY videos are fetched at once by this process.
     download_slots: asyncio.Semaphore = field(init=False)
+    # Each webhook endpoint's attempts in flight and circuit, in this process.
+    endpoint_gate: EndpointGate = field(init=False)
 
     def __post_init__(self) -> None:
         self.download_slots = asyncio.Semaphore(self.settings.download_concurrency)
+        self.endpoint_gate = EndpointGate(timeout=self.settings.webhook_timeout)
 
     async def change_task(self, task_id: str, planner: Planner, *, attempts: int = 20) -> str:
         """Read a task, plan a change, write it with compare-and-set; on a concurrent change,

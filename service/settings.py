@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.errors import ConfigurationError
@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     webhook_endpoint_concurrency: int = Field(default=4, ge=1)
     webhook_disable_after: float = Field(default=5 * 86400.0, gt=0)
     webhook_secret_overlap: float = Field(default=86400.0, ge=0)
+    # Slots per kind of job (issue 12, see service.slot_budget): the most slots deliveries,
+    # handler runs and downloads may hold, and the slots kept for the task state machine (inbox,
+    # submit, sync) and for downloads whatever the others do. None: derived from
+    # worker_concurrency (half of it; download_concurrency; a quarter of it; one).
+    worker_slots_delivery: int | None = Field(default=None, ge=1)
+    worker_slots_handler: int | None = Field(default=None, ge=1)
+    worker_slots_download: int | None = Field(default=None, ge=1)
+    worker_slots_tasks_reserved: int | None = Field(default=None, ge=0)
+    worker_slots_download_reserved: int | None = Field(default=None, ge=0)
+    # Delivery attempts still waiting for a slow endpoint's answer that give their worker slot
+    # back (service.webhooks.sender), at most this many at once per worker.
+    webhook_slow_attempts: int = Field(default=32, ge=0)
 
     @field_validator("public_url", "kling_base_url")
     @classmethod
@@ -75,6 +87,18 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         RetrySchedule.parse(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("worker_slots_tasks_reserved", "worker_slots_download_reserved")
+    @classmethod
+    def _reservation_leaves_a_slot(cls, value: int | None, info: ValidationInfo) -> int | None:
+        reserved = (value or 0) + (info.data.get("worker_slots_tasks_reserved") or 0)
+        total = info.data.get("worker_concurrency")
+        if total is not None and value and reserved >= total:
+            raise ValueError(
+                f"the slots reserved ({reserved}) must leave at least one of the "
+                f"worker_concurrency ({total}) to the other kinds of jobs"
+            )
         return value
 
     @property

@@ -11,6 +11,14 @@ Turns are handed out one after the other (fair queueing at the endpoint's observ
 backlog for a slow endpoint comes back spread out, behind the deliveries of the other endpoints,
 instead of all at once.
 
+An endpoint whose attempt failed or timed out is throttled, a circuit breaker in this process:
+the circuit opens for a backoff (:data:`BREAKER_FIRST` doubling up to :data:`BREAKER_CEILING`)
+during which its deliveries are handed back until it closes, then lets one attempt through (a
+probe) at a time; a success closes it again. A delivery whose own retry schedule made it due
+may probe the open circuit: its schedule spaced it out already. An endpoint whose attempt has
+been waiting for its answer for :data:`SLOW` seconds gets one attempt at a time too: before its
+first timeout is known, a hung endpoint does not take more than its one place.
+
 Times here are the process's monotonic clock: they measure real attempts, never the (possibly
 simulated) clock of the services.
 """
@@ -21,7 +29,6 @@ import asyncio
 import contextlib
 import random
 import time
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,6 +37,9 @@ from dataclasses import dataclass, field
 PATIENCE = 0.25
 MIN_TURN = 0.05  # seconds: the shortest hand-back
 _SMOOTHING = 0.3  # weight of the newest attempt in the moving average of durations
+SLOW = 0.5  # seconds: an attempt still waiting for its answer makes its endpoint suspect
+BREAKER_FIRST = 1.0  # seconds the circuit stays open after a first failure
+BREAKER_CEILING = 60.0  # ...doubling at each failure in a row, up to this
 
 
 @dataclass
@@ -40,6 +50,11 @@ class _Endpoint:
     # jobs waiting in their slot for room, first come first served: a freed place wakes one
     # (waking them all would have all but one wait again, at every attempt)
     waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
+    failures: int = 0  # attempts that failed in a row (timeouts included)
+    open_until: float = 0.0  # no attempt before this: the circuit is open
+
+    def longest_in_flight(self, now: float) -> float:
+        return max((now - start for start in self.in_flight.values()), default=0.0)
 
     def wake_next(self) -> None:
         while self.waiting:
@@ -60,11 +75,16 @@ class EndpointGate:
         return 0 if state is None else len(state.in_flight)
 
     @contextlib.asynccontextmanager
-    async def slot(self, endpoint_id: str, limit: int) -> AsyncIterator[bool]:
+    async def slot(
+        self, endpoint_id: str, limit: int, *, retry: bool = False
+    ) -> AsyncIterator[bool]:
         """``async with gate.slot(id, limit) as entered``: ``entered`` is False when the
-        endpoint stayed full (hand the job back, see :meth:`turn_delay`)."""
+        endpoint stayed full or its circuit is open (hand the job back, see
+        :meth:`turn_delay`). ``retry``: the delivery failed before and its own schedule made it
+        due: it may probe an open circuit (the schedule already spaced it out)."""
         state = self._endpoints.setdefault(endpoint_id, _Endpoint())
-        if not await self._wait_for_room(state, limit):
+        may_try = retry or time.monotonic() >= state.open_until
+        if not may_try or not await self._wait_for_room(state, self._limit(state, limit)):
             yield False
             return
         self._counter += 1
@@ -79,6 +99,32 @@ class EndpointGate:
             old = state.average
             state.average = took if old is None else old + _SMOOTHING * (took - old)
             state.wake_next()
+
+    def settle(self, endpoint_id: str, *, succeeded: bool) -> None:
+        """What an attempt came to: a success closes the endpoint's circuit, a failure (or a
+        timeout) opens it for a backoff that doubles at each failure in a row."""
+        state = self._endpoints.setdefault(endpoint_id, _Endpoint())
+        now = time.monotonic()
+        if succeeded:
+            if state.failures:  # recovered: turns are handed out from now on, not after
+                state.next_turn = now  # the ones reserved while it failed
+            state.failures = 0
+            state.open_until = 0.0
+            return
+        state.failures += 1
+        backoff = min(BREAKER_FIRST * 2 ** (state.failures - 1), BREAKER_CEILING)
+        state.open_until = max(state.open_until, now + backoff)
+
+    def throttled(self, endpoint_id: str) -> bool:
+        """Whether the endpoint is held to one attempt at a time (or none, its circuit open)."""
+        state = self._endpoints.get(endpoint_id)
+        return state is not None and self._limit(state, 2) == 1
+
+    def _limit(self, state: _Endpoint, limit: int) -> int:
+        """One attempt at a time for an endpoint failing or slow to answer."""
+        if state.failures or state.longest_in_flight(time.monotonic()) >= SLOW:
+            return 1
+        return limit
 
     async def _wait_for_room(self, state: _Endpoint, limit: int) -> bool:
         loop = asyncio.get_running_loop()
@@ -109,26 +155,13 @@ class EndpointGate:
         successive turns, at the pace of the endpoint's attempts, with a little jitter."""
         state = self._endpoints.setdefault(endpoint_id, _Endpoint())
         now = time.monotonic()
-        pace = min(self._estimate(state), self._timeout) / max(limit, 1)
-        state.next_turn = max(state.next_turn, now) + max(pace, MIN_TURN / 2)
+        pace = min(self._estimate(state), self._timeout) / self._limit(state, max(limit, 1))
+        start = max(state.next_turn, now, state.open_until)  # not while the circuit is open
+        state.next_turn = start + max(pace, MIN_TURN / 2)
         delay = max(state.next_turn - now, MIN_TURN)
         return delay * random.uniform(1.0, 1.2)
 
     def _estimate(self, state: _Endpoint) -> float:
         """How long an attempt of this endpoint takes: what they took, or what the ones in
         flight have taken so far if that is longer (an endpoint that stopped answering)."""
-        now = time.monotonic()
-        running = max((now - start for start in state.in_flight.values()), default=0.0)
-        return max(state.average or 0.0, running)
-
-
-_GATES: weakref.WeakKeyDictionary[object, EndpointGate] = weakref.WeakKeyDictionary()
-
-
-def gate_for(owner: object, *, timeout: float) -> EndpointGate:
-    """The gate of one process's services (``owner``: their storage object), made on first
-    use and gone with them."""
-    gate = _GATES.get(owner)
-    if gate is None:
-        gate = _GATES[owner] = EndpointGate(timeout=timeout)
-    return gate
+        return max(state.average or 0.0, state.longest_in_flight(time.monotonic()))

@@ -3,7 +3,11 @@
 A delivery is attempted only while it is pending and due (a job that runs early, after its
 worker died between recording an attempt and rescheduling, waits for the recorded time), its
 endpoint exists and is enabled, and the endpoint has a free slot in this process (else the job
-is handed back until its turn: :mod:`service.webhooks.gate`). The attempt, the delivery's new
+is handed back until its turn: :mod:`service.webhooks.gate`, which also throttles an endpoint
+that fails or times out). An attempt still waiting for its answer after
+:data:`~service.webhooks.gate.SLOW` seconds gives its worker slot back
+(:mod:`service.jobs.slot`): an endpoint that never answers costs its own place, not one of the
+worker's slots for a whole timeout. The attempt, the delivery's new
 state, the endpoint's health (or its disabling) and the end of the job (done, due again at the
 delivery's next attempt, or failed) are recorded in one transaction: one commit per attempt,
 and a crash leaves either all of it or none (the job then runs again: same ``webhook-id``).
@@ -11,18 +15,21 @@ and a crash leaves either all of it or none (the job then runs again: same ``web
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
 
 from service.downloads.destination import display_url
 from service.jobs.outcome import Ended, GiveUp, RetryLater
+from service.jobs.slot import step_aside
 from service.retry import RetrySchedule
 from service.services import Services
 from service.webhooks import metrics
 from service.webhooks.attempt import AttemptResult, post_signed
-from service.webhooks.gate import gate_for
+from service.webhooks.gate import SLOW
 from service.webhooks.policy import Decision, decide
 from service.webhooks.signing import delivery_body, signature_headers, signing_secrets
 from storage.base import JobEnd
@@ -62,17 +69,20 @@ async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
         return None  # gone with its task (and the delivery with it)
     settings = services.settings
     limit = 1 if endpoint.failing_since else settings.webhook_endpoint_concurrency
-    gate = gate_for(storage, timeout=settings.webhook_timeout)
+    gate = services.endpoint_gate
     body = delivery_body(event)  # before taking one of the endpoint's places: held less long
-    async with gate.slot(endpoint.id, limit) as entered:
+    async with gate.slot(endpoint.id, limit, retry=delivery.attempts > 0) as entered:
         if not entered:
             metrics.HANDED_BACK.inc()
             raise RetryLater("endpoint busy", delay=gate.turn_delay(endpoint.id, limit))
         now = services.clock()
         headers = signature_headers(event.id, now, body, signing_secrets(endpoint, now))
-        result = await post_signed(
-            services.downloads, endpoint.url, body, headers, seconds=settings.webhook_timeout
+        result = await _stepping_aside_when_slow(
+            post_signed(
+                services.downloads, endpoint.url, body, headers, seconds=settings.webhook_timeout
+            )
         )
+        gate.settle(endpoint.id, succeeded=result.succeeded)
     _count(result)
     decision = decide(
         delivery,
@@ -83,6 +93,18 @@ async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
         disable_after=settings.webhook_disable_after,
     )
     return await _record(services, endpoint, decision, job)
+
+
+async def _stepping_aside_when_slow(attempt: Awaitable[AttemptResult]) -> AttemptResult:
+    """The attempt's result; once it has waited :data:`SLOW` seconds, its job steps aside."""
+    running = asyncio.ensure_future(attempt)
+    try:
+        done, _ = await asyncio.wait({running}, timeout=SLOW)
+        if not done:
+            step_aside()  # kept when the worker has as many aside as it allows: no matter
+        return await running
+    finally:
+        running.cancel()  # the job is cancelled (its worker stops): so is the attempt
 
 
 async def _record(

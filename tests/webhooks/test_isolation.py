@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 
-from service.webhooks.gate import gate_for
 from storage.records import DeliveryStatus
 from tests.webhooks.conftest import HookFactory
 
@@ -21,7 +20,7 @@ async def test_a_silent_endpoint_does_not_hold_up_the_healthy_ones(
 
     async def silent(request: httpx.Request) -> httpx.Response:
         nonlocal peak
-        gate = gate_for(hooks.services.storage, timeout=30)
+        gate = hooks.services.endpoint_gate
         peak = max(peak, gate.in_flight(silent_endpoint.id))
         await asyncio.sleep(60)  # never answers within the test
         raise AssertionError("unreachable")
