@@ -6,6 +6,8 @@
         ├── UnknownHandler (KeyError)     no handler of that name is registered
         ├── HandlerFailed                 a run raised: retry it (the original is ``__cause__``)
         │   └── HandlerTimedOut               a run took longer than its timeout: retry it
+        │       └── HandlerThreadsBusy            ... waiting for a thread (the pool is full of
+        │                                         abandoned ones): retry it later
         └── HandlerGaveUp                 the handler raised ``DoNotRetry``: do not retry
 
 ``HandlerTimedOut`` is a ``HandlerFailed`` so a caller that only knows "failed, retry" does the
@@ -64,6 +66,11 @@ class HandlerFailed(HandlerRunError):
 
 class HandlerTimedOut(HandlerFailed):
     """The handler ran past its timeout and was abandoned. Worth retrying."""
+
+
+class HandlerThreadsBusy(HandlerTimedOut):
+    """A sync handler's timeout passed before a thread was free to run it: the pool was full of
+    threads abandoned by earlier timeouts. It never started; worth retrying later."""
 
 
 class HandlerGaveUp(HandlerRunError):

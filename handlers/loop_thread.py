@@ -1,0 +1,161 @@
+"""An event loop of its own, in a daemon thread, where async handlers run.
+
+Async handlers do not run on the process's main loop, the one that answers callbacks: a handler
+that blocks its loop (``time.sleep`` or CPU work inside ``async def``) then stalls only this
+loop, and the host can tell (a heartbeat stops) and replace it with a fresh one.
+
+The loop keeps a heartbeat (a callback every ``heartbeat`` seconds) and the runs it is running,
+so the watchdog and the host, from other threads, can ask how long it has been silent and which
+run's step is executing right now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from handlers.hosted_run import HostedRun
+
+logger = logging.getLogger(__name__)
+
+# How long a stopping loop gives the tasks it cancelled (a handler's ``finally``) to end.
+_CANCEL_GRACE = 1.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a hosted call ended with. Exceptions travel as values, so that one a Task would
+    re-raise out of its loop (``SystemExit``, ``KeyboardInterrupt``) cannot end the loop."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+    def unwrap(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class HandlerLoop:
+    """Started at once; ``retire`` lets it end once its runs have, ``close`` ends it soon."""
+
+    def __init__(self, name: str, *, heartbeat: float = 0.1) -> None:
+        self.name = name
+        self._heartbeat = heartbeat
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()  # guards _runs and _retired, read from other threads
+        self._runs: dict[asyncio.Task[Any], HostedRun] = {}
+        self._retired = False
+        self._last_beat = time.monotonic()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float) -> None:
+        """Wait (blocking) up to ``timeout`` seconds for the loop's thread to end."""
+        self._thread.join(timeout)
+
+    def silent_for(self) -> float:
+        """Seconds since the loop last ran its heartbeat (about ``heartbeat`` when it is well)."""
+        return time.monotonic() - self._last_beat
+
+    def last_beat(self) -> float:
+        return self._last_beat
+
+    def blocker(self) -> HostedRun | None:
+        """The run whose step is executing on the loop now (the one blocking it, when it is
+        silent), or None: no run's code is executing, or the loop runs something else."""
+        task = asyncio.current_task(self._loop)
+        with self._lock:
+            return self._runs.get(task) if task is not None else None
+
+    def in_flight(self) -> list[HostedRun]:
+        with self._lock:
+            return list(self._runs.values())
+
+    def submit(
+        self, call: Callable[[], Awaitable[Any]], run: HostedRun
+    ) -> concurrent.futures.Future[Outcome]:
+        """Run ``await call()`` on this loop. Cancelling the future cancels the run's task there.
+
+        ``call`` is invoked on the loop, so even creating the coroutine happens off the caller's
+        loop; the task copies the caller's contextvars (``run_coroutine_threadsafe`` schedules
+        from the caller's context, and a task copies the context it is created in).
+        """
+        return asyncio.run_coroutine_threadsafe(self._hosted(call, run), self._loop)
+
+    def retire(self) -> None:
+        """Take no more runs: stop once the runs still on it have ended (a blocked one may
+        never; the thread is a daemon and is abandoned then)."""
+        with self._lock:
+            self._retired = True
+            idle = not self._runs
+        if idle:
+            self._call_soon(self._loop.stop)
+
+    def close(self) -> None:
+        """Cancel every run on the loop and stop it once they have ended. Does not wait."""
+        self.retire()
+        self._call_soon(self._cancel_all)
+
+    async def _hosted(self, call: Callable[[], Awaitable[Any]], run: HostedRun) -> Outcome:
+        task = asyncio.current_task()
+        assert task is not None
+        with self._lock:
+            self._runs[task] = run
+        try:
+            return Outcome(value=await call())
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # delivered to the awaiting side, never out of the loop
+            return Outcome(error=exc)
+        finally:
+            with self._lock:
+                del self._runs[task]
+                finished = self._retired and not self._runs
+            if finished:
+                self._loop.stop()
+
+    def _beat(self) -> None:
+        self._last_beat = time.monotonic()
+        self._loop.call_later(self._heartbeat, self._beat)
+
+    def _cancel_all(self) -> None:
+        for task in asyncio.all_tasks(self._loop):
+            task.cancel()
+
+    def _call_soon(self, callback: Callable[[], object]) -> None:
+        # RuntimeError: the loop has already closed, so there is nothing left to stop.
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback)
+
+    def _serve(self) -> None:
+        loop = self._loop
+        loop.call_soon(self._beat)
+        try:
+            loop.run_forever()
+            # Whatever handlers left behind (tasks of their own) is cancelled, not leaked.
+            left = asyncio.all_tasks(loop)
+            for task in left:
+                task.cancel()
+            if left:
+                loop.run_until_complete(asyncio.wait(left, timeout=_CANCEL_GRACE))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        except Exception:
+            logger.exception(
+                "handler loop %s ended with an error",
+                self.name,
+                extra={"action": "handler.loop_error"},
+            )
+        finally:
+            loop.close()
