@@ -17,8 +17,14 @@ Checks, in order (a refused request stores nothing):
 400   the JSON holds no task notification of any known shape
 409   the body names another task than the token's (``task_mismatch``)
 200   stored (duplicates too); ``{"received": true, "notification_id": ...}``
-503   the database is unavailable: nothing was stored, the provider should send it again
+503   the database is unavailable (any :class:`StorageError`, in the token lookup or the
+      write): nothing was stored, the provider should send it again (``Retry-After``)
+503   the webhook secret setting is unusable (``not_configured``)
+500   anything unexpected: logged with its traceback, answered in the same JSON shape
 ====  ==========================================================================================
+
+These answers are all made here: :class:`~service.api.callbacks_first.CallbacksFirst` calls
+the receiver past the app's exception handlers.
 """
 
 from __future__ import annotations
@@ -31,8 +37,8 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from service.api.errors import error_response
-from service.errors import NotificationInvalid, StorageError
+from service.api.errors import error_response, internal_error, storage_unavailable
+from service.errors import ConfigurationError, NotificationInvalid, StorageError
 from service.ids import new_id
 from service.jobs.kinds import INBOX, new_job
 from service.kling.notification import task_from_document
@@ -82,7 +88,22 @@ class CallbackReceiver:
             try:
                 return await _receive(scope, receive, services)
             except StorageError as exc:  # nothing stored: the provider should send it again
-                return error_response(503, "storage_unavailable", str(exc))
+                log.warning(
+                    "refused a notification: storage unavailable (%s)",
+                    exc,
+                    extra={"action": "callback.storage_unavailable"},
+                )
+                return storage_unavailable(exc)
+            except ConfigurationError as exc:
+                return error_response(503, "not_configured", str(exc))
+            except Exception:
+                # A bug, not an outage. Answered and logged here, as the app's error handling
+                # would (this path bypasses it); never the path's token, which is a secret.
+                log.exception(
+                    "unexpected error while receiving a notification",
+                    extra={"action": "callback.unexpected_error"},
+                )
+                return internal_error()
 
 
 receive_notification = CallbackReceiver()
