@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     handler_timeout: float = Field(default=60.0, gt=0)
+    # Sync handler runs at once per process (twice as many threads at most, abandoned ones
+    # included: handlers.threads).
+    handler_threads: int = Field(default=8, ge=1)
     max_video_bytes: int = Field(default=2 * 1024**3, gt=0)
     # Downloads (issue 5): videos fetched at once per process, and the time one attempt may take.
     download_concurrency: int = Field(default=3, ge=1)
