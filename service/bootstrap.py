@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 
+from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry, build_registry
 from service.downloads import GuardedTransport
 from service.events import EventEmitter
@@ -48,6 +49,7 @@ async def open_services(
                 or GuardedTransport(allow_private=settings.allow_private_networks),
                 follow_redirects=False,
             ) as downloads,
+            HandlerHost(threads=settings.handler_threads) as handler_host,
         ):
             kling = provider_client(
                 settings.provider, http, settings.kling_base_url, auth=auth_from_settings(settings)
@@ -60,6 +62,7 @@ async def open_services(
                 kling=kling,
                 registry=registry,
                 emitter=EventEmitter(registry, settings.media_dir),
+                handler_host=handler_host,
             )
     finally:
         await store.close()

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry
 from service.clock import Clock, utcnow
 from service.errors import StorageError
@@ -35,6 +36,8 @@ class Services:
     kling: ProviderClient  # the OMNIHOOK_PROVIDER's API shape; named for the Kling API it fronts
     registry: HandlerRegistry
     emitter: EventEmitter
+    # Where handler functions run: off this loop, which answers callbacks (handlers.host).
+    handler_host: HandlerHost
     clock: Clock = utcnow
     # Set whenever this process enqueues jobs, so an in-process worker wakes at once.
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)

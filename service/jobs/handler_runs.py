@@ -51,7 +51,12 @@ async def run_handler_job(services: Services, job: JobRecord) -> None:
         attempt=job.attempts,
     )
     try:
-        await run_handler(handler, event, default_timeout=services.settings.handler_timeout)
+        await run_handler(
+            handler,
+            event,
+            default_timeout=services.settings.handler_timeout,
+            host=services.handler_host,
+        )
     except HandlerGaveUp as exc:
         log.warning("%s", exc, extra={"action": "handler_run.gave_up", "job_id": job.id})
         raise GiveUp(exc.reason) from exc
