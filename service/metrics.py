@@ -1,12 +1,18 @@
-"""Prometheus metrics of one app instance (its own registry, not the process-global one)."""
+"""Prometheus metrics of one app instance (its own registry, not the process-global one), and
+of the worker of its process (:func:`worker_exposition`)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.worker_health import WorkerHealth
 
 
 class Metrics:
@@ -66,3 +72,35 @@ class MetricsMiddleware:
         finally:
             endpoint = getattr(scope.get("endpoint"), "__name__", "unmatched")
             self._metrics.observe(endpoint, status, time.perf_counter() - started)
+
+
+class WorkerCollector(Collector):
+    """What a worker's health says, read at each scrape."""
+
+    def __init__(self, health: WorkerHealth) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily(
+            "omnihook_worker_up",
+            "1 while this process's worker can run, 0 when it cannot (/readyz says why)",
+        )
+        up.add_metric([], 1.0 if self._health.up else 0.0)
+        yield up
+        restarts = CounterMetricFamily(
+            "omnihook_worker_loop_restarts",
+            "Restarts of a worker loop after it failed, by loop (lease, renew, reconcile)",
+            labels=["loop"],
+        )
+        for name, loop in self._health.loops.items():
+            restarts.add_metric([name], float(loop.restarts))
+        yield restarts
+
+
+def worker_exposition(health: WorkerHealth | None) -> bytes:
+    """The worker's metrics in the text exposition; nothing for a process without a worker."""
+    if health is None:
+        return b""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(WorkerCollector(health))
+    return generate_latest(registry)

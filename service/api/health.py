@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from service.api.tasks import services_of
 from service.errors import StorageError
+from service.metrics import worker_exposition
 from service.webhooks.metrics import REGISTRY as WEBHOOK_METRICS
 
 
@@ -16,14 +19,35 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready when the database answers and, in a process that runs a worker, that worker can
+    run (its loops beating, not crash-looping, able to lease); 503 says why not."""
+    services = services_of(request)
     try:
-        await services_of(request).storage.ping()
+        await services.storage.ping()
     except StorageError as exc:
-        return JSONResponse({"status": "unavailable", "message": str(exc)}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        failed = {"status": "unavailable", "reason": "storage", "message": str(exc)}
+        return JSONResponse(failed, status_code=503)
+    health = services.worker_health
+    if health is None:  # serve --no-worker: its storage is all it needs
+        return JSONResponse({"status": "ready"})
+    problem = health.problem()
+    if problem is not None:
+        unavailable: dict[str, Any] = {
+            "status": "unavailable",
+            "reason": "worker",
+            "message": problem,
+            "worker": health.view(),
+        }
+        return JSONResponse(unavailable, status_code=503)
+    return JSONResponse({"status": "ready", "worker": health.view()})
 
 
 async def metrics(request: Request) -> Response:
-    """This app's HTTP metrics and the deliveries this process made, in one exposition."""
-    body = generate_latest(request.state.metrics.registry) + generate_latest(WEBHOOK_METRICS)
+    """This app's HTTP metrics, the deliveries this process made and its worker's health, in
+    one exposition."""
+    body = (
+        generate_latest(request.state.metrics.registry)
+        + generate_latest(WEBHOOK_METRICS)
+        + worker_exposition(services_of(request).worker_health)
+    )
     return Response(body, media_type=CONTENT_TYPE_LATEST)
