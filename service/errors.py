@@ -10,6 +10,7 @@ Everything omnihook raises on purpose derives from :class:`OmnihookError`. Forei
     ├── NotFound                  no such task, video, webhook... (404)
     ├── Conflict                  e.g. a duplicate ``external_task_id`` (409)
     ├── StorageError              the database failed or is unreachable
+    │   └── StorageUnavailable        cannot reach it / connection lost / locked: try again
     ├── ProviderError             the provider answered with an error code
     │   ├── ProviderAuthError         1000-1004: credentials refused
     │   ├── ProviderRejected          the request was refused for good (1100-1304 but 1302/1303)
@@ -64,6 +65,11 @@ class Conflict(OmnihookError):
 
 class StorageError(OmnihookError):
     """The database failed; the operation did not happen (its transaction was rolled back)."""
+
+
+class StorageUnavailable(StorageError):
+    """The database cannot be reached or its connection was lost (or its write lock stayed
+    held, or its file is gone): transient, try again."""
 
 
 class ProviderError(OmnihookError):
