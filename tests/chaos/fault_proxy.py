@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 CHUNK = 8192
+# A kept-alive connection carries many requests: bytes that come after this long a pause start
+# a new exchange, which draws its own fault (a proxy that knew HTTP would draw one per request).
+NEW_EXCHANGE_AFTER = 0.05
 
 
 class Fault(StrEnum):
@@ -53,19 +56,25 @@ class _Cut(Exception):
 class _Plan:
     """What happens to one connection; ``passed`` counts bytes in both directions."""
 
+    proxy: FaultProxy
     mix: FaultMix
     fault: Fault | None = None
     at: int = 0  # bytes after which a cut or stall happens
     delay: float = 0.0
     stall: float = 0.0
     passed: int = 0
+    last: float = float("-inf")  # when the last chunk passed
 
     async def admit(self, chunk: bytes) -> tuple[bytes, bool]:
         """The part of ``chunk`` to forward, and whether the connection ends after it."""
+        loop = asyncio.get_running_loop()
+        if loop.time() - self.last > NEW_EXCHANGE_AFTER:
+            self.proxy.draw(self)
         if self.mix.throttle:
             await asyncio.sleep(self.mix.throttle)
         if self.fault is Fault.DELAY:
             await asyncio.sleep(self.delay)
+        self.last = loop.time()  # the pause that counts is the peer's, not this one
         if self.fault in (Fault.CUT, Fault.STALL) and self.passed + len(chunk) >= self.at:
             keep = chunk[: max(self.at - self.passed, 0)]
             self.passed += len(keep)
@@ -115,10 +124,11 @@ class FaultProxy:
                 await task
         await self._server.wait_closed()
 
-    def _plan(self) -> _Plan:
-        plan = _Plan(self.mix)
+    def draw(self, plan: _Plan) -> None:
+        """The fault of a new exchange on ``plan``'s connection (none while faults are off)."""
+        plan.fault = None
         if not self.faults_on:
-            return plan
+            return
         mix, roll = self.mix, self.rng.random()
         if roll < mix.cut:
             plan.fault = Fault.CUT
@@ -128,10 +138,9 @@ class FaultProxy:
         elif roll < mix.cut + mix.stall + mix.delay:
             plan.fault = Fault.DELAY
             plan.delay = self.rng.uniform(0, mix.max_delay)
-        plan.at = self.rng.randrange(mix.cut_within)
+        plan.at = plan.passed + self.rng.randrange(mix.cut_within)
         if plan.fault is not None:
             self.injected[plan.fault.value] += 1
-        return plan
 
     async def _open_upstream(self) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
         for _ in range(len(self.upstreams)):
@@ -158,7 +167,7 @@ class FaultProxy:
                 writer.transport.abort()
                 return
             self.open_now[client_port] = index
-            await self._relay(self._plan(), reader, writer, up_reader, up_writer)
+            await self._relay(_Plan(self, self.mix), reader, writer, up_reader, up_writer)
         except asyncio.CancelledError:
             # the proxy is closing: this connection simply ends (asyncio's stream server would
             # otherwise log the cancelled handler as an error)
@@ -192,9 +201,11 @@ class FaultProxy:
                 except OSError:
                     break
         finally:
-            await self._stop(pumps)
+            # first the reset (not a polite close: what a cut looks like), then the pumps; the
+            # other way round a cancellation while the pumps stop would leave sockets open
             for side in (writer, up_writer):
-                side.transport.abort()  # a reset, not a polite close: what a cut looks like
+                side.transport.abort()
+            await self._stop(pumps)
 
     @staticmethod
     async def _stop(pumps: list[asyncio.Task[None]]) -> None:

@@ -1,6 +1,7 @@
 """What must hold after a chaos scenario, once the faults stop and the system settles.
 
 - every notification the service acknowledged (200) is applied: its state's event exists;
+  none was answered 500 (a service that cannot store one answers 503);
 - each event exactly once per task and type (and video);
 - each video downloaded, once, with the sha256 of the provider's bytes, stored at its final
   path; no other file at a final path and no partial file left over;
@@ -31,6 +32,8 @@ STATE_EVENTS = {
     "failed": "task.failed",
 }
 PARTIAL_DIR = ".partial"
+# problems that waiting cannot mend: settling stops early when only these are left
+LASTING = ("receive:", "events once:")
 # what the built-in handlers write next to a stored video (a poster frame, its metadata)
 SIDECARS = (".jpg", ".json")
 
@@ -55,7 +58,8 @@ async def settle(rig: Rig, deadline: float) -> Findings:
     until = loop.time() + deadline
     while True:
         findings = await check(rig)
-        if not findings.problems or loop.time() > until:
+        lasting = all(problem.startswith(LASTING) for problem in findings.problems)
+        if lasting or loop.time() > until:
             report = rig.report
             report.tasks, report.notifications_acknowledged = findings.tasks, findings.acknowledged
             report.events, report.videos = findings.events, findings.videos
@@ -99,6 +103,8 @@ def _check_acknowledged(
         return
     types = {event["type"] for event in events}
     for callback in sim.callbacks:
+        if callback.status_code == 500:  # an outage is answered 503, to be retried
+            findings.add("receive", f"{task['id']}: callback {callback.webhook_id} answered 500")
         if callback.status_code != 200:
             continue
         findings.acknowledged += 1
