@@ -6,12 +6,14 @@ import asyncio
 import itertools
 import time
 from collections.abc import Awaitable
+from typing import Any
 
 import pytest
 
 from service.jobs.kinds import new_job
 from service.jobs.outcome import GiveUp, RetryLater
 from service.jobs.runners import JobRunner
+from service.jobs.slot import step_aside
 from service.retry import RetrySchedule
 from service.services import Services
 from service.worker import BUSY_REST, Worker
@@ -358,3 +360,159 @@ async def _burst_of_callbacks(services: Services, *, seconds: float) -> None:
         with services.receiver_load.receiving():
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.01)
+
+
+# --- slots per kind of job ------------------------------------------------------------------------
+
+
+def _blocking_kind(release: asyncio.Event, started: list[str], kind: str) -> JobRunner:
+    async def run(services: Services, job: JobRecord) -> None:
+        started.append(kind)
+        await release.wait()
+
+    return JobRunner(run, lambda services, job: RetrySchedule.of([0], jitter=0))
+
+
+def _jobs_of(services: Services, kind: str, count: int) -> list[JobRecord]:
+    return [new_job(kind, {}, now=services.clock()) for _ in range(count)]
+
+
+async def test_a_kind_at_its_cap_does_not_keep_other_kinds_from_being_leased(
+    services: Services,
+) -> None:
+    release, started = asyncio.Event(), list[str]()
+    inbox_ran = asyncio.Event()
+
+    async def inbox(services: Services, job: JobRecord) -> None:
+        inbox_ran.set()
+
+    runners = {
+        "delivery": _blocking_kind(release, started, "delivery"),
+        "inbox": JobRunner(inbox, lambda services, job: RetrySchedule.of([0], jitter=0)),
+    }
+    deliveries = _jobs_of(services, "delivery", 12)
+    await services.storage.enqueue(deliveries)  # older: leased first when there is room
+    await services.storage.enqueue(_jobs_of(services, "inbox", 1))
+    worker = Worker(services, poll_interval=0.01, runners=runners)
+    work = asyncio.create_task(worker.run())
+    try:
+        await asyncio.wait_for(inbox_ran.wait(), 5)
+        await asyncio.sleep(0.1)
+        assert started.count("delivery") == 4  # half of the 8 slots, not one more
+        stored = [await services.storage.get_job(job.id) for job in deliveries]
+        assert sum(j is not None and j.status == JobStatus.QUEUED for j in stored) >= 4
+    finally:
+        release.set()
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+
+
+async def test_deliveries_and_handler_runs_together_never_take_the_reserved_slots(
+    services: Services,
+) -> None:
+    release, started = asyncio.Event(), list[str]()
+    runners = {
+        kind: _blocking_kind(release, started, kind) for kind in ("delivery", "handler", "inbox")
+    }
+    await services.storage.enqueue(_jobs_of(services, "delivery", 10))
+    await services.storage.enqueue(_jobs_of(services, "handler", 10))
+    worker = Worker(services, poll_interval=0.01, runners=runners)
+    work = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if len(started) == 6:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert len(started) == 6  # two of the eight slots are kept for the task state machine
+        assert started.count("delivery") <= 4 and started.count("handler") <= 4
+        await services.storage.enqueue(_jobs_of(services, "inbox", 3))
+        services.jobs_ready.set()
+        for _ in range(200):
+            if started.count("inbox") == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert started.count("inbox") == 2  # at once, in the reserved slots
+    finally:
+        release.set()
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+
+
+async def test_a_job_that_steps_aside_frees_its_slot_within_the_limit(
+    services: Services,
+) -> None:
+    services.settings = services.settings.model_copy(
+        update={"worker_concurrency": 1, "webhook_slow_attempts": 1}
+    )
+    release = asyncio.Event()
+    stepped: list[bool] = []
+
+    async def waits_on_a_peer(services: Services, job: JobRecord) -> None:
+        stepped.append(step_aside())
+        await release.wait()
+
+    runners = {"t": JobRunner(waits_on_a_peer, lambda services, job: RetrySchedule.of([0]))}
+    jobs = await _queue_jobs(services, 3)
+    work = asyncio.create_task(Worker(services, poll_interval=0.01, runners=runners).run())
+    try:
+        for _ in range(200):
+            if len(stepped) == 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        # one slot: the first job stood aside and the second started; the second was refused
+        # (one may stand aside at a time), so it keeps the slot and the third waits
+        assert stepped == [True, False]
+        release.set()
+        for job in jobs:
+            await wait_status(services, job.id, JobStatus.SUCCEEDED)
+    finally:
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
+    assert not step_aside()  # outside a worker's job: nothing to give back
+
+
+# --- supervised loops ---------------------------------------------------------------------------
+
+
+async def test_a_crashing_lease_loop_keeps_its_running_jobs_and_renews_their_leases(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services.settings = services.settings.model_copy(update={"job_lease_seconds": 0.3})
+    release, started = asyncio.Event(), list[str]()
+    runners = {"t": _blocking(release, started)}
+    lease_jobs = services.storage.lease_jobs
+    crashes: list[int] = []
+
+    async def crashing_after_the_first(**kwargs: Any) -> list[JobRecord]:
+        if started:
+            crashes.append(1)
+            raise RuntimeError("a bug in leasing")
+        return await lease_jobs(**kwargs)
+
+    monkeypatch.setattr(services.storage, "lease_jobs", crashing_after_the_first)
+    [job] = await _queue_jobs(services, 1)
+    worker = Worker(services, poll_interval=0.01, runners=runners)
+    work = asyncio.create_task(worker.run())
+    try:
+        for _ in range(200):
+            if started:
+                break
+            await asyncio.sleep(0.01)
+        first = await services.storage.get_job(job.id)
+        await asyncio.sleep(1.0)  # three leases long: only renewals keep the job
+        later = await services.storage.get_job(job.id)
+        assert first is not None and later is not None
+        assert later.status == JobStatus.RUNNING and later.lease_token == first.lease_token
+        assert first.lease_expires_at is not None and later.lease_expires_at is not None
+        assert later.lease_expires_at > first.lease_expires_at
+        assert len(crashes) >= 2 and worker.health.loops["lease"].restarts >= 2
+        assert not worker.health.up  # crash-looping: /readyz says so
+        monkeypatch.setattr(services.storage, "lease_jobs", lease_jobs)
+        release.set()
+        done = await wait_status(services, job.id, JobStatus.SUCCEEDED)
+        assert done.lease_token == first.lease_token  # the same run ended it
+    finally:
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
