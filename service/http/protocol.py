@@ -13,8 +13,9 @@ in the bytes themselves, and what it keeps is its own (attributes prefixed ``_gu
 
 Where a head ends is the first blank line (``CRLF CRLF``) after the request's first byte: a head
 cannot contain one, and h11 itself caps a head's size (a 400 past 16 KiB). The deadline starts
-when the connection opens, then again with the first byte after each response (an idle
-keep-alive connection is closed by uvicorn's own keep-alive timer). A request pipelined behind
+when the connection opens, then, after each response, with the first read that does not hold
+the next head whole (so the usual request, whose head comes in one read, arms no timer; an
+idle keep-alive connection is closed by uvicorn's own keep-alive timer). A request pipelined behind
 another, whose head came in the same read as the previous request, is never timed: no byte of
 it arrives after the previous response, so no deadline starts.
 
@@ -120,14 +121,14 @@ class GuardedH11Protocol(H11Protocol):
         self._guard_tail = b""
 
     def _guard_read_head(self, data: bytes) -> None:
-        if self._guard_timer is None:
-            self._guard_start_head_deadline()
         if _END_OF_HEAD in data or _END_OF_HEAD in self._guard_tail + data[:3]:
             self._guard_awaiting_head = False
             self._guard_tail = b""
             self._guard_stop_head_deadline()
-        else:
-            self._guard_tail = (self._guard_tail + data)[-3:]
+            return
+        if self._guard_timer is None:  # not for a head whole in one read: the usual case
+            self._guard_start_head_deadline()
+        self._guard_tail = (self._guard_tail + data)[-3:]
 
     def _guard_start_head_deadline(self) -> None:
         loop = asyncio.get_running_loop()
