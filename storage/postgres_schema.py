@@ -3,7 +3,9 @@
 ``OMNIHOOK_DATABASE_URL`` is a libpq-style URL (``postgresql://user:password@host:5432/db``,
 ``postgres://`` too, any query parameter asyncpg knows, such as ``sslmode``). omnihook adds one
 parameter of its own, ``schema=NAME``: the tables live in that schema (created when missing)
-instead of ``public``, so several installations, or test runs, can share one database.
+instead of ``public``, so several installations, or test runs, can share one database. Every
+connection carries an ``application_name`` (``omnihook``, or the URL's ``application_name=``),
+so an operator, or a test, finds the service's own sessions in ``pg_stat_activity``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from storage.migrate import Migration, load_migrations, run_migrations
 _SCHEMA_NAME = re.compile(r"^(?!pg_)[a-z_][a-z0-9_]{0,62}$")
 # the two halves of the advisory lock key taken while migrating (a schema's own lock)
 _MIGRATION_LOCK = "omnihook.migrate"
+DEFAULT_APPLICATION_NAME = "omnihook"
 
 
 @dataclass(frozen=True)
@@ -32,13 +35,14 @@ class PostgresTarget:
     dsn: str = field(repr=False)  # may hold a password
     display: str  # the URL without its password
     schema: str | None
+    application_name: str = DEFAULT_APPLICATION_NAME
 
     def connect_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``asyncpg.connect`` / ``asyncpg.create_pool``."""
-        kwargs: dict[str, Any] = {"dsn": self.dsn}
+        settings = {"application_name": self.application_name}
         if self.schema is not None:
-            kwargs["server_settings"] = {"search_path": self.schema}
-        return kwargs
+            settings["search_path"] = self.schema
+        return {"dsn": self.dsn, "server_settings": settings}
 
 
 def parse_url(url: str) -> PostgresTarget:
@@ -59,14 +63,22 @@ def parse_url(url: str) -> PostgresTarget:
             f"schema {schema!r} in the PostgreSQL URL: use lowercase letters, digits and _ "
             "(at most 63, not starting with a digit or pg_)"
         )
-    rest = urlencode([(key, value) for key, value in query if key != "schema"])
+    names = [value for key, value in query if key == "application_name"]
+    if len(names) > 1:
+        raise ConfigurationError("the PostgreSQL URL names more than one application_name")
+    application_name = names[0] if names else DEFAULT_APPLICATION_NAME
+    # given to asyncpg as server settings (connect_kwargs), next to the schema's search_path
+    ours = ("schema", "application_name")
+    rest = urlencode([(key, value) for key, value in query if key not in ours])
     dsn = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
     # for people: no password, neither in the user part nor as a parameter
     userinfo, at, hosts = parts.netloc.rpartition("@")
     netloc = f"{userinfo.split(':', 1)[0]}@{hosts}" if at else hosts
     shown = urlencode([(key, value) for key, value in query if key != "password"])
     display = urlunsplit((parts.scheme, netloc, parts.path, shown, ""))
-    return PostgresTarget(dsn=dsn, display=display, schema=schema)
+    return PostgresTarget(
+        dsn=dsn, display=display, schema=schema, application_name=application_name
+    )
 
 
 def quote_identifier(name: str) -> str:

@@ -64,11 +64,23 @@ def test_postgresql_url_schema_and_password() -> None:
     assert target.schema == "team_a"
     assert target.dsn == "postgresql://me:secret@db:5433/omnihook?sslmode=disable"
     assert target.display == "postgresql://me@db:5433/omnihook?sslmode=disable&schema=team_a"
-    assert target.connect_kwargs()["server_settings"] == {"search_path": "team_a"}
+    assert target.connect_kwargs()["server_settings"] == {
+        "application_name": "omnihook",
+        "search_path": "team_a",
+    }
     assert "secret" not in repr(target)
     plain = parse_url("postgres://db/omnihook?password=secret")
-    assert plain.schema is None and "server_settings" not in plain.connect_kwargs()
+    assert plain.schema is None
+    assert plain.connect_kwargs()["server_settings"] == {"application_name": "omnihook"}
     assert "secret" not in plain.display
+
+
+def test_postgresql_url_application_name() -> None:
+    target = parse_url("postgresql://db/omnihook?application_name=test_42&sslmode=disable")
+    assert target.dsn == "postgresql://db/omnihook?sslmode=disable"
+    assert target.connect_kwargs()["server_settings"] == {"application_name": "test_42"}
+    with pytest.raises(ConfigurationError, match="application_name"):
+        parse_url("postgresql://db/omnihook?application_name=a&application_name=b")
 
 
 @pytest.mark.parametrize(
