@@ -48,6 +48,10 @@ logger = logging.getLogger(__name__)
 DEFAULT_THREADS = 8
 
 
+class HostClosed(RuntimeError):
+    """The host closed (the process is shutting down) before or while a run ran."""
+
+
 class HandlerHost:
     def __init__(
         self,
@@ -151,13 +155,21 @@ class HandlerHost:
         loop = self._current_loop()
         run.stage = Stage.ON_LOOP
         run.loop_name = loop.name
-        outcome = await asyncio.wrap_future(loop.submit(call, run))
+        submitted = loop.submit(call, run)
+        try:
+            outcome = await asyncio.wrap_future(submitted)
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if caller is not None and caller.cancelling():
+                raise  # the caller's own cancellation: its timeout, or its shutdown
+            # Cancelled over there: the host closed (cancelling every run on its loop).
+            raise HostClosed(f"the handler host closed while {run.about} ran") from None
         return outcome.unwrap()
 
     def _current_loop(self) -> HandlerLoop:
         with self._lock:
             if self._closed:
-                raise RuntimeError("the handler host is closed")
+                raise HostClosed("the handler host is closed")
             if self._loop is None:
                 self._loop = self._new_loop()
             if self._watchdog is None:

@@ -131,7 +131,11 @@ class HandlerLoop:
         self._loop.call_later(self._heartbeat, self._beat)
 
     def _cancel_all(self) -> None:
-        for task in asyncio.all_tasks(self._loop):
+        # The runs only: this may run after the loop stopped, while _serve finishes up on it.
+        # Tasks the handlers started themselves are cancelled there, once the runs have ended.
+        with self._lock:
+            runs = list(self._runs)
+        for task in runs:
             task.cancel()
 
     def _call_soon(self, callback: Callable[[], object]) -> None:
@@ -151,7 +155,7 @@ class HandlerLoop:
             if left:
                 loop.run_until_complete(asyncio.wait(left, timeout=_CANCEL_GRACE))
             loop.run_until_complete(loop.shutdown_asyncgens())
-        except Exception:
+        except (Exception, asyncio.CancelledError):  # a thread must not die of it unreported
             logger.exception(
                 "handler loop %s ended with an error",
                 self.name,
