@@ -90,18 +90,21 @@ async def test_a_connection_that_sends_nothing_is_closed(served: Served) -> None
 
 
 async def test_a_head_sent_a_byte_at_a_time_is_cut_off_while_it_trickles(served: Served) -> None:
-    head = _callback_head(len(BODY))
+    head = _callback_head(len(BODY))[:-4]  # never the blank line that ends a head
+    sent = 0
     async with RawClient.connect(served.url) as client:
 
         async def trickle() -> None:
-            for byte in head[:-4]:  # never the blank line that ends the head
+            nonlocal sent
+            for byte in head:
                 await client.send(bytes([byte]))
+                sent += 1
                 await asyncio.sleep(0.05)
 
         sending = asyncio.create_task(trickle())
         try:
             assert await client.closed_by_server(within=BOUND)
-            assert not sending.done()  # cut off while still sending, not after
+            assert sent < len(head)  # cut off while still sending, not after
         finally:
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
@@ -122,15 +125,19 @@ async def test_a_body_that_stops_coming_is_answered_408_and_closed(served: Serve
     assert await served.stored() == 0
 
 
-async def test_a_body_that_trickles_is_cut_off_at_the_whole_body_deadline(served: Served) -> None:
+async def test_a_body_that_trickles_is_cut_off_at_the_whole_body_deadline(
+    tmp_path: Path,
+) -> None:
+    # Pauses far shorter than the idle limit, so only the whole-body deadline can apply.
+    limits = dataclasses.replace(LIMITS, body_idle_timeout=5.0, body_timeout=1.5)
     padded = BODY[:-1] + b', "pad": "' + b"x" * 200 + b'"}'
-    async with RawClient.connect(served.url) as client:
+    async with _serve(tmp_path, limits) as served, RawClient.connect(served.url) as client:
         await client.send(_callback_head(len(padded)))
         loop = asyncio.get_running_loop()
         started = loop.time()
 
-        async def trickle() -> None:  # each pause shorter than the idle limit
-            for byte in padded:
+        async def trickle() -> None:
+            for byte in padded:  # 30 s of it
                 await client.send(bytes([byte]))
                 await asyncio.sleep(0.1)
 
@@ -141,8 +148,8 @@ async def test_a_body_that_trickles_is_cut_off_at_the_whole_body_deadline(served
             sending.cancel()
             await asyncio.gather(sending, return_exceptions=True)
         assert status == 408
-        assert loop.time() - started >= LIMITS.body_timeout * 0.9
-    assert await served.stored() == 0
+        assert loop.time() - started >= limits.body_timeout * 0.9
+        assert await served.stored() == 0
 
 
 # -- normal clients -------------------------------------------------------------------------
