@@ -35,14 +35,14 @@ from tests.e2e.conftest import free_port
 from tests.e2e.replica_cluster import cluster_env
 
 # The healthy handler every scenario checks: it records each run's start and end per process,
-# and takes a moment, so that a kill can land inside a run. The others hang or block, for the
-# tasks whose metadata asks for it.
+# and takes a moment, so that a kill can land inside a run. The others hang or block once.
 PLUGIN = textwrap.dedent(
     """
     import asyncio, os, time
     from handlers import on
 
     LOG = os.path.join(os.environ["CHAOS_HANDLER_LOGS"], f"{os.getpid()}.log")
+    BLOCK_SECONDS = float(os.environ["CHAOS_BLOCK_SECONDS"])
 
     def note(word, event):
         with open(LOG, "a") as f:
@@ -54,18 +54,23 @@ PLUGIN = textwrap.dedent(
         await asyncio.sleep(0.3)
         note("done", event)
 
+    # the first run of each of these hangs, for the tasks whose metadata asks for it; the
+    # runs after a timeout return at once
     @on("task.succeeded")
     def stuck(event):
-        if event.data["task"]["metadata"].get("hang"):
+        if event.data["task"]["metadata"].get("hang") and event.attempt == 1:
             time.sleep(3600)  # a sync handler that never returns
 
     @on("task.processing")
     async def blocking(event):
-        if event.data["task"]["metadata"].get("hang"):
-            time.sleep(2)  # an async handler that blocks its event loop
+        if event.data["task"]["metadata"].get("hang") and event.attempt == 1:
+            # an async handler that blocks its event loop, for longer than the provider
+            # waits for a callback's answer
+            time.sleep(BLOCK_SECONDS)
     """
 )
 HEALTHY_HANDLER = ":record"
+CALLBACK_TIMEOUT = 10.0  # how long the simulated provider waits for a callback's answer
 
 # short schedules and leases: a scenario settles in seconds, not in the production day
 SETTINGS = {
@@ -186,7 +191,9 @@ async def chaos_rig(
         for proxy in (front, media, provider, sink_proxy):
             await stack.enter_async_context(proxy)
         # a generous callback timeout: a busy machine may take a while to answer
-        config = FakeKlingConfig(step_seconds=layout.step_seconds, callback_timeout=10)
+        config = FakeKlingConfig(
+            step_seconds=layout.step_seconds, callback_timeout=CALLBACK_TIMEOUT
+        )
         fake_app = create_fake_kling_app(config)
         simulator: Simulator = fake_app.state.fake_kling
         fake_url = await stack.enter_async_context(
@@ -210,6 +217,7 @@ async def chaos_rig(
             **{**SETTINGS, **layout.settings},
         )
         env["CHAOS_HANDLER_LOGS"] = str(handler_logs)
+        env["CHAOS_BLOCK_SECONDS"] = str(CALLBACK_TIMEOUT + 2)
         fleet = Fleet(env, workdir)
         stack.callback(fleet.stop)
         for n, (port, with_worker) in enumerate(zip(serve_ports, layout.serve, strict=True)):
