@@ -46,8 +46,17 @@ class PostgresJobs(PostgresConnection):
         args = [job_args(job) for job in jobs]  # encoded first: a bad payload fails early
         if not args:
             return
-        async with self._transaction() as conn:
+        ids = [job.id for job in jobs]
+
+        async def insert(conn: Any) -> None:
             await self._insert_jobs(conn, jobs)
+
+        async def landed(conn: Any) -> bool:
+            # none found: not landed, or every one was skipped for its dedupe_key (and will be
+            # again): inserting them now is right either way
+            return bool(await conn.fetchval("SELECT 1 FROM jobs WHERE id = ANY($1)", ids))
+
+        await self._insert_new(insert, landed=landed)
 
     async def lease_jobs(
         self,
@@ -61,10 +70,13 @@ class PostgresJobs(PostgresConnection):
         if kind_list == [] or limit <= 0:
             return []
         now = utc(now)
-        async with self._connection() as conn:
-            rows = await conn.fetch(
-                sql.LEASE_JOBS, now, now + timedelta(seconds=lease_seconds), limit, kind_list
-            )
+        expires = now + timedelta(seconds=lease_seconds)
+        # repeatable: the leases of a run whose answer was lost on its way merely expire (the
+        # jobs run later, one attempt counted more)
+        rows = await self._execute(
+            lambda conn: conn.fetch(sql.LEASE_JOBS, now, expires, limit, kind_list),
+            repeatable=True,
+        )
         ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
         return [job_from_row(row) for row in ordered]
 
@@ -72,8 +84,14 @@ class PostgresJobs(PostgresConnection):
         self, job_id: str, lease_token: int, *, now: datetime, lease_seconds: float
     ) -> bool:
         expires = utc(now) + timedelta(seconds=lease_seconds)
+        # repeatable: renewing twice leaves the same expiry, still held by the same token
         return await self._fenced_update(
-            job_id, lease_token, "lease_expires_at = $3, updated_at = $4", expires, utc(now)
+            job_id,
+            lease_token,
+            "lease_expires_at = $3, updated_at = $4",
+            expires,
+            utc(now),
+            repeatable=True,
         )
 
     async def complete_job(self, job_id: str, lease_token: int, *, now: datetime) -> bool:
@@ -90,24 +108,32 @@ class PostgresJobs(PostgresConnection):
         return await self._end_job(JobEnd(job_id, lease_token, now, JobStatus.FAILED, error=error))
 
     async def _end_job(self, end: JobEnd) -> bool:
-        async with self._transaction() as conn:
+        async def write(conn: Any) -> bool:
             if not await write_job_end(conn, end):
                 return False
             if end.due_at_once:  # a handed-back job: wake a worker
                 await self._notify(conn)
             return True
 
-    async def _fenced_update(self, job_id: str, lease_token: int, sets: str, *values: Any) -> bool:
+        # not repeatable: after a lost commit, a second run would find the lease ended
+        return await self._transact(write)
+
+    async def _fenced_update(
+        self, job_id: str, lease_token: int, sets: str, *values: Any, repeatable: bool
+    ) -> bool:
         """``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
-        async with self._transaction() as conn:
-            status = await conn.execute(
+        status = await self._execute(
+            lambda conn: conn.execute(
                 f"UPDATE jobs SET {sets} WHERE {sql.HELD}", job_id, lease_token, *values
-            )
-            return bool(status == "UPDATE 1")
+            ),
+            repeatable=repeatable,
+        )
+        return bool(status == "UPDATE 1")
 
     async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
-        # lease_token is kept: it must only ever grow, or an old holder could come back
-        async with self._transaction() as conn:
+
+        async def write(conn: Any) -> bool:
+            # lease_token is kept: it must only ever grow, or an old holder could come back
             status = await conn.execute(
                 "UPDATE jobs SET status = 'queued', run_at = $2, attempts = 0, "
                 "lease_expires_at = NULL, updated_at = $2 "
@@ -120,22 +146,25 @@ class PostgresJobs(PostgresConnection):
             await self._notify(conn)
             return True
 
+        return await self._transact(write)
+
     async def get_job(self, job_id: str) -> JobRecord | None:
-        async with self._connection() as conn:
-            row = await conn.fetchrow(f"SELECT {sql.JOBS} FROM jobs WHERE id = $1", job_id)
+        row = await self._read(
+            lambda conn: conn.fetchrow(f"SELECT {sql.JOBS} FROM jobs WHERE id = $1", job_id)
+        )
         return None if row is None else job_from_row(row)
 
     async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
+        rows = await self._read(
+            lambda conn: conn.fetch(
                 f"SELECT {sql.JOBS} FROM jobs WHERE task_id = $1 "
                 "AND ($2::text IS NULL OR kind = $2) ORDER BY created_at, seq",
                 task_id,
                 kind,
             )
+        )
         return [job_from_row(row) for row in rows]
 
     async def next_job_due(self) -> datetime | None:
-        async with self._connection() as conn:
-            value: datetime | None = await conn.fetchval(sql.NEXT_JOB_DUE)
+        value: datetime | None = await self._read(lambda conn: conn.fetchval(sql.NEXT_JOB_DUE))
         return value

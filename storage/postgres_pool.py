@@ -1,31 +1,81 @@
-"""The connection side of the PostgreSQL backend: the pool, transactions, error translation
+"""The connection side of the PostgreSQL backend: the pool, units of work, error translation
 and the wake-up of workers; the base the job queue and the rest of the interface build on.
 
-A connection pool serves every operation; each write is one transaction. Driver errors become
-:class:`StorageError` at this boundary (a duplicate ``external_task_id``: :class:`Conflict`).
+A connection pool serves every operation. An operation is a *body* (a coroutine function of a
+connection) run by one of :meth:`PostgresConnection._read`, ``_execute`` (one autocommit
+statement), ``_transact`` (one transaction) or ``_insert_new``. Driver errors become the
+project's at this boundary (:mod:`storage.postgres_errors`): a lost connection
+:class:`StorageUnavailable`, anything else :class:`StorageError` (a duplicate
+``external_task_id``: :class:`Conflict`).
+
+A connection lost under a body (a terminated backend, a failover, a reset socket) is not the
+work's fault, so the body runs again on a fresh connection, after :data:`RETRY_DELAYS`, and only
+when every run lost its connection is the error StorageUnavailable. Whether it may run again
+depends on when the connection was lost:
+
+- while connecting or before COMMIT was sent: the server rolled the transaction back, nothing
+  of it happened; it always runs again;
+- during COMMIT (or during an autocommit statement): the outcome is unknown, the first run may
+  have landed. It runs again only if the operation is *repeatable*: a second run after a landed
+  first one leaves the same rows and answers what the caller expects (reads; absolute updates
+  such as ``renew_lease``, ``set_download_progress``, ``set_notification_outcome``;
+  ``delete_task``; leasing, whose stranded leases merely expire; the health probe). Inserts of
+  new rows (``create_task``, ``record_notification``, ``create_endpoint``, ``enqueue``) first
+  look, on the fresh connection, for their own ids (:meth:`PostgresConnection._insert_new`).
+  The others (compare-and-set and fenced writes: ``apply``, job ends, ``requeue_job``,
+  deliveries' writes, endpoint updates) would answer "someone else changed it" about their own
+  write: they raise StorageUnavailable, and the caller (the worker's job, the API client) tries
+  again with the state it then reads.
+
 The URL, schema and migrations: :mod:`storage.postgres_schema`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from enum import Enum
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]
 
-from service.errors import Conflict, StorageError
+from service.errors import OmnihookError, StorageError, StorageUnavailable
 from storage import postgres_sql as sql
 from storage.base import Storage
+from storage.postgres_errors import connection_gone, is_connection_lost, translate
 from storage.postgres_listen import NOTIFY_SQL, JobsListener
 from storage.postgres_rows import job_args
 from storage.postgres_schema import init_connection, migrate, parse_url
 from storage.records import JobRecord
 
-# what asyncpg and the socket under it raise; everything else is a bug and propagates as is
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
-_EXTERNAL_ID_CONSTRAINT = "tasks_external_task_id_key"
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+Body = Callable[[Any], Awaitable[R]]
+
+# seconds before each further run of a body whose connection was lost (4 runs in all)
+RETRY_DELAYS = (0.05, 0.2, 0.5)
+_HEALTH_PROBE = (
+    "INSERT INTO health (id, checked_at) VALUES (1, now()) "
+    "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at"
+)
+
+
+class _Stage(Enum):
+    CONNECTING = "acquiring a connection"
+    RUNNING = "running"
+    COMMITTING = "committing"
+    DONE = "done"
+
+
+class _Lost(Exception):
+    """One run of a body lost its connection (internal: becomes StorageUnavailable)."""
+
+    def __init__(self, cause: Exception, stage: _Stage, *, outcome_unknown: bool) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause} ({stage.value})")
+        self.cause = cause
+        self.outcome_unknown = outcome_unknown
 
 
 class PostgresConnection(Storage):
@@ -60,8 +110,12 @@ class PostgresConnection(Storage):
                     max_size=self._pool_size[1],
                     init=init_connection,
                 )
-            except _DRIVER_ERRORS as exc:
-                raise StorageError(f"cannot open PostgreSQL at {display}: {exc}") from exc
+            except OmnihookError:
+                raise
+            except Exception as exc:
+                unavailable = is_connection_lost(exc)
+                error = StorageUnavailable if unavailable else StorageError
+                raise error(f"cannot open PostgreSQL at {display}: {exc}") from exc
             self._pool = pool
 
     async def close(self) -> None:
@@ -71,13 +125,13 @@ class PostgresConnection(Storage):
             if pool is not None:
                 try:
                     await asyncio.wait_for(pool.close(), timeout=10)
-                except _DRIVER_ERRORS as exc:
+                except Exception as exc:
                     pool.terminate()
                     raise StorageError(f"closing {self._target.display} failed: {exc}") from exc
 
     async def ping(self) -> None:
-        async with self._connection() as conn:
-            await conn.fetchval("SELECT 1")
+        """A write that commits (one row, rewritten: the table never grows)."""
+        await self._transact(lambda conn: conn.execute(_HEALTH_PROBE), repeatable=True)
 
     async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
         if self._pool is None:  # closed (or never opened): no listening connection to open
@@ -86,7 +140,8 @@ class PostgresConnection(Storage):
         await self._listener.wait(timeout)
 
     async def _connect(self) -> Any:
-        """A connection of its own, outside the pool (migrations, LISTEN)."""
+        """A connection of its own, outside the pool (migrations, LISTEN); raises the driver's
+        errors (the callers translate them)."""
         conn = await asyncpg.connect(**self._target.connect_kwargs())
         try:
             await init_connection(conn)
@@ -95,25 +150,98 @@ class PostgresConnection(Storage):
             raise
         return conn
 
-    # -- connections and transactions --------------------------------------------------------
+    # -- units of work -----------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
-        """A pooled connection; driver errors become StorageError (or Conflict)."""
+    async def _read(self, body: Body[R]) -> R:
+        """Reads on a pooled connection (autocommit): run again whenever the connection is lost."""
+        return await self._run(body, transaction=False, repeatable=True)
+
+    async def _execute(self, body: Body[R], *, repeatable: bool) -> R:
+        """One write statement on a pooled connection (autocommit); see the module docstring
+        for ``repeatable``."""
+        return await self._run(body, transaction=False, repeatable=repeatable)
+
+    async def _transact(self, body: Body[R], *, repeatable: bool = False) -> R:
+        """``body`` in one transaction: committed when it returns, rolled back if it raises;
+        see the module docstring for ``repeatable``."""
+        return await self._run(body, transaction=True, repeatable=repeatable)
+
+    async def _insert_new(self, body: Body[None], *, landed: Body[bool]) -> None:
+        """A transaction that inserts rows of new ids. Run again after a lost connection, it
+        first asks ``landed`` whether a run before it committed (its ids exist): then it is
+        done, else it inserts them now."""
+        runs = 0
+
+        async def once(conn: Any) -> None:
+            nonlocal runs
+            runs += 1
+            if runs > 1 and await landed(conn):
+                return
+            await body(conn)
+
+        await self._run(once, transaction=True, repeatable=True)
+
+    async def _run(self, body: Body[R], *, transaction: bool, repeatable: bool) -> R:
+        delays = iter(RETRY_DELAYS)
+        runs = 0
+        while True:
+            runs += 1
+            try:
+                return await self._run_once(body, transaction=transaction)
+            except _Lost as lost:
+                if lost.outcome_unknown and not repeatable:
+                    raise StorageUnavailable(
+                        f"PostgreSQL connection lost, the outcome is unknown: {lost}"
+                    ) from lost.cause
+                delay = next(delays, None)
+                if delay is None:
+                    raise StorageUnavailable(
+                        f"PostgreSQL connection lost {runs} times in a row: {lost}"
+                    ) from lost.cause
+                log.warning(
+                    "PostgreSQL connection lost (%s); running again on a fresh one in %g s",
+                    lost,
+                    delay,
+                    extra={"action": "storage.connection_lost"},
+                )
+                await asyncio.sleep(delay)
+
+    async def _run_once(self, body: Body[R], *, transaction: bool) -> R:
         pool = self._pool
         if pool is None:
             raise StorageError(f"{self!r} is not open")
+        stage = _Stage.CONNECTING
+        lost: bool | None = None  # judged while the connection can still be asked
+        result: R
         try:
             async with pool.acquire() as conn:
-                yield conn
-        except _DRIVER_ERRORS as exc:
-            raise _translate(exc) from exc
-
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Any]:
-        """One transaction: committed on success, rolled back on any error."""
-        async with self._connection() as conn, conn.transaction():
-            yield conn
+                stage = _Stage.RUNNING
+                try:
+                    if transaction:
+                        async with conn.transaction():
+                            result = await body(conn)
+                            stage = _Stage.COMMITTING
+                    else:
+                        result = await body(conn)
+                except Exception as exc:
+                    lost = is_connection_lost(exc, conn)
+                    if lost and not connection_gone(conn):
+                        conn.terminate()  # in a state nobody knows: the pool opens a new one
+                    raise
+                stage = _Stage.DONE
+        except OmnihookError:
+            raise
+        except Exception as exc:
+            if stage is _Stage.DONE:  # handing back a connection that died just then: done
+                log.debug("releasing a PostgreSQL connection failed: %r", exc)
+                return result
+            if lost is None:  # acquiring or releasing: no connection to judge by
+                lost = is_connection_lost(exc)
+            if not lost:
+                raise translate(exc, lost=False) from exc
+            unknown = stage is _Stage.COMMITTING or (stage is _Stage.RUNNING and not transaction)
+            raise _Lost(exc, stage, outcome_unknown=unknown) from exc
+        return result
 
     async def _insert_jobs(self, conn: Any, jobs: Sequence[JobRecord]) -> None:
         """Insert jobs (a taken dedupe_key is skipped) and wake the listening workers."""
@@ -124,14 +252,3 @@ class PostgresConnection(Storage):
     async def _notify(self, conn: Any) -> None:
         """Wake the listening workers when (and if) the transaction of ``conn`` commits."""
         await conn.execute(NOTIFY_SQL, self._tag)
-
-
-def _translate(exc: BaseException) -> Exception:
-    """Conflict for a duplicate external_task_id (the one the API answers 409 for); every
-    other driver error is a StorageError."""
-    if (
-        isinstance(exc, asyncpg.UniqueViolationError)
-        and getattr(exc, "constraint_name", None) == _EXTERNAL_ID_CONSTRAINT
-    ):
-        return Conflict("external_task_id already exists")
-    return StorageError(f"PostgreSQL: {type(exc).__name__}: {exc}")

@@ -56,57 +56,79 @@ class PostgresWebhooks(PostgresConnection):
     # -- endpoints ---------------------------------------------------------------------------
 
     async def create_endpoint(self, endpoint: WebhookEndpointRecord) -> None:
-        async with self._transaction() as conn:
-            await conn.execute(sql.INSERT_ENDPOINT, *endpoint_args(endpoint))
+        args = endpoint_args(endpoint)
+
+        async def insert(conn: Any) -> None:
+            await conn.execute(sql.INSERT_ENDPOINT, *args)
+
+        async def landed(conn: Any) -> bool:
+            found = await conn.fetchval(
+                "SELECT 1 FROM webhook_endpoints WHERE id = $1", endpoint.id
+            )
+            return bool(found)
+
+        await self._insert_new(insert, landed=landed)
 
     async def get_endpoint(self, endpoint_id: str) -> WebhookEndpointRecord | None:
-        async with self._connection() as conn:
-            row = await conn.fetchrow(
+        row = await self._read(
+            lambda conn: conn.fetchrow(
                 f"SELECT {sql.ENDPOINTS} FROM webhook_endpoints WHERE id = $1", endpoint_id
             )
+        )
         return None if row is None else endpoint_from_row(row)
 
     async def list_endpoints(self) -> list[WebhookEndpointRecord]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(f"SELECT {sql.ENDPOINTS} FROM webhook_endpoints ORDER BY seq")
+        rows = await self._read(
+            lambda conn: conn.fetch(f"SELECT {sql.ENDPOINTS} FROM webhook_endpoints ORDER BY seq")
+        )
         return [endpoint_from_row(row) for row in rows]
 
     async def update_endpoint(
         self, endpoint: WebhookEndpointRecord, events: Sequence[EndpointEventRecord] = ()
     ) -> bool:
         args = endpoint_args(endpoint)
-        async with self._transaction() as conn:
+
+        async def write(conn: Any) -> bool:
             if await conn.execute(sql.UPDATE_ENDPOINT, *args) != "UPDATE 1":
-                return False
+                return False  # a compare-and-set on version: not repeatable
             if events:
                 await conn.executemany(
                     sql.INSERT_ENDPOINT_EVENT, [endpoint_event_args(e) for e in events]
                 )
+            return True
+
+        if not await self._transact(write):
+            return False
         endpoint.version += 1
         return True
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        # deliveries, their attempts and the operator events go with it (ON DELETE CASCADE)
-        async with self._transaction() as conn:
-            status = await conn.execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint_id)
+        # deliveries, their attempts and the operator events go with it (ON DELETE CASCADE);
+        # not repeatable: a second run would answer "there was none"
+        status = await self._execute(
+            lambda conn: conn.execute("DELETE FROM webhook_endpoints WHERE id = $1", endpoint_id),
+            repeatable=False,
+        )
         return bool(status == "DELETE 1")
 
     async def list_endpoint_events(self, endpoint_id: str) -> list[EndpointEventRecord]:
-        async with self._connection() as conn:
-            rows = await conn.fetch(
+        rows = await self._read(
+            lambda conn: conn.fetch(
                 f"SELECT {sql.ENDPOINT_EVENTS} FROM webhook_endpoint_events "
                 "WHERE endpoint_id = $1 ORDER BY seq",
                 endpoint_id,
             )
+        )
         return [endpoint_event_from_row(row) for row in rows]
 
     # -- deliveries --------------------------------------------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
-        async with self._connection() as conn:
-            row = await conn.fetchrow(
+        row = await self._read(
+            lambda conn: conn.fetchrow(
                 f"SELECT {sql.DELIVERIES} FROM webhook_deliveries WHERE id = $1", delivery_id
             )
+        )
         return None if row is None else delivery_from_row(row)
 
     async def list_deliveries(
@@ -119,8 +141,8 @@ class PostgresWebhooks(PostgresConnection):
         before: tuple[datetime, str] | None = None,
     ) -> list[DeliveryRecord]:
         before_at, before_id = (utc(before[0]), before[1]) if before is not None else (None, None)
-        async with self._connection() as conn:
-            rows = await conn.fetch(
+        rows = await self._read(
+            lambda conn: conn.fetch(
                 f"SELECT {sql.DELIVERIES} FROM webhook_deliveries "
                 "WHERE ($1::text IS NULL OR endpoint_id = $1) "
                 "AND ($2::text IS NULL OR task_id = $2) "
@@ -134,6 +156,7 @@ class PostgresWebhooks(PostgresConnection):
                 before_id,
                 max(limit, 0),
             )
+        )
         return [delivery_from_row(row) for row in rows]
 
     async def list_delivery_attempts(
@@ -141,23 +164,29 @@ class PostgresWebhooks(PostgresConnection):
     ) -> list[DeliveryAttemptRecord]:
         if not delivery_ids:
             return []
-        async with self._connection() as conn:
-            rows = await conn.fetch(
+        ids = list(delivery_ids)
+        rows = await self._read(
+            lambda conn: conn.fetch(
                 f"SELECT {sql.ATTEMPTS} FROM webhook_attempts "
                 "WHERE delivery_id = ANY($1::text[]) ORDER BY seq",
-                list(delivery_ids),
+                ids,
             )
+        )
         return [attempt_from_row(row) for row in rows]
 
     async def record_delivery_attempt(
         self, outcome: AttemptOutcome, job_end: JobEnd | None = None
     ) -> bool:
-        async with self._transaction() as conn:
+
+        async def write(conn: Any) -> bool:
             disabled = await self._record_attempt(conn, outcome)
             # the job ends even if its delivery is gone meanwhile
             if job_end is not None and await write_job_end(conn, job_end) and job_end.due_at_once:
                 await self._notify(conn)
             return disabled
+
+        # not repeatable: a second run would record the attempt twice
+        return await self._transact(write)
 
     async def _record_attempt(self, conn: Any, outcome: AttemptOutcome) -> bool:
         delivery = delivery_args(outcome.delivery)
@@ -199,7 +228,8 @@ class PostgresWebhooks(PostgresConnection):
 
     async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
         now = utc(now)
-        async with self._transaction() as conn:
+
+        async def write(conn: Any) -> Any:
             job_id = await conn.fetchval(
                 "SELECT job_id FROM webhook_deliveries WHERE id = $1 AND status <> 'pending' "
                 "FOR UPDATE",
@@ -224,4 +254,8 @@ class PostgresWebhooks(PostgresConnection):
                 now,
             )
             await self._notify(conn)
-        return delivery_from_row(row)
+            return row
+
+        # not repeatable: a second run would find the delivery pending and answer None
+        row = await self._transact(write)
+        return None if row is None else delivery_from_row(row)

@@ -161,8 +161,8 @@ async def test_postgresql_replicas_starting_at_once_migrate_once() -> None:
             await admin.close()
         migrations = load_migrations("postgresql")
         assert [tuple(row) for row in versions] == [(m.version, m.name) for m in migrations]
-        # five tables, four of outgoing webhooks and schema_migrations, all in the schema
-        assert tables == 10
+        # five tables, four of outgoing webhooks, health and schema_migrations, all in the schema
+        assert tables == 11
 
         with pytest.raises(StorageError, match="upgrade omnihook"):
             await create_storage(url).open()
