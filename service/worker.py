@@ -96,9 +96,9 @@ class Worker:
         # leased and waiting for a slot, with when (monotonic) they were leased
         self._queued: deque[tuple[JobRecord, float]] = deque()
         self._held: dict[str, JobRecord] = {}  # leased, not ended: the keeper renews them
-        # groups whose last lease found fewer due jobs than asked: not asked again until new
-        # jobs are announced or the poll interval passes
-        self._dry: set[str] = set()
+        # groups whose last lease found fewer due jobs than asked, with when (monotonic): not
+        # asked again until new jobs are announced or the poll interval passes
+        self._dry: dict[str, float] = {}
         self._pace: float | None = None  # how long a job takes, smoothed; None: not known
         self._rest_until = 0.0  # monotonic: no job starts before, while the receiver is busy
         self._health = health or WorkerHealth()
@@ -219,7 +219,7 @@ class Worker:
             ready.clear()
             self._dry.clear()
         budget, held = self._lease_budget(), self._held_counts()
-        asked = [g for g in self._groups if g not in self._dry and budget.room(g, held) > 0]
+        asked = [g for g in self._groups if not self._is_dry(g) and budget.room(g, held) > 0]
         if not asked:
             return 0
         free = budget.free(held)
@@ -236,6 +236,10 @@ class Worker:
                 leased += took
         return leased
 
+    def _is_dry(self, group: str) -> bool:
+        marked = self._dry.get(group)
+        return marked is not None and time.monotonic() - marked < self._poll_interval
+
     async def _lease(self, groups: Collection[str], limit: int) -> int | None:
         """Lease up to ``limit`` jobs of the kinds of ``groups``; None when storage failed."""
         try:
@@ -251,7 +255,7 @@ class Worker:
             return None
         self._health.lease_succeeded()
         if len(jobs) < limit:
-            self._dry.update(groups)
+            self._dry.update(dict.fromkeys(groups, time.monotonic()))
         leased_at = time.monotonic()
         for job in jobs:
             self._held[job.id] = job

@@ -516,3 +516,36 @@ async def test_a_crashing_lease_loop_keeps_its_running_jobs_and_renews_their_lea
     finally:
         work.cancel()
         await asyncio.gather(work, return_exceptions=True)
+
+
+async def test_a_kind_found_without_jobs_is_asked_again_while_another_kind_keeps_leasing(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # jobs enqueued by another process announce themselves only through wait_for_jobs, which
+    # a worker busy leasing deliveries does not reach: the inbox must be asked all the same
+    async def no_news(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    monkeypatch.setattr(services.storage, "wait_for_jobs", no_news)
+    inbox_ran = asyncio.Event()
+    flowing = True
+
+    async def delivery(services: Services, job: JobRecord) -> None:
+        if flowing:  # each delivery brings more: leases keep coming back full
+            await services.storage.enqueue(_jobs_of(services, "delivery", 4))
+
+    async def inbox(services: Services, job: JobRecord) -> None:
+        inbox_ran.set()
+
+    schedule = lambda services, job: RetrySchedule.of([0], jitter=0)  # noqa: E731
+    runners = {"delivery": JobRunner(delivery, schedule), "inbox": JobRunner(inbox, schedule)}
+    await services.storage.enqueue(_jobs_of(services, "delivery", 8))
+    work = asyncio.create_task(Worker(services, poll_interval=0.1, runners=runners).run())
+    try:
+        await asyncio.sleep(0.3)  # the inbox was found empty; deliveries flow
+        await services.storage.enqueue(_jobs_of(services, "inbox", 1))  # jobs_ready not set
+        await asyncio.wait_for(inbox_ran.wait(), 5)
+    finally:
+        flowing = False
+        work.cancel()
+        await asyncio.gather(work, return_exceptions=True)
