@@ -77,6 +77,8 @@ class HandlerHost:
         self._lock = threading.Lock()  # guards the loops, which the watchdog reads
         self._loop: HandlerLoop | None = None
         self._abandoned_loops: list[HandlerLoop] = []
+        # Per loop runs go to: done once it is replaced (runs queued behind it move on).
+        self._replaced: dict[str, asyncio.Future[None]] = {}
         self._watchdog: LoopWatchdog | None = None
         self._closed = False
         self._numbers = itertools.count(1)
@@ -135,6 +137,10 @@ class HandlerHost:
             loop, self._loop = self._loop, None
             watchdog, self._watchdog = self._watchdog, None
         self._threads.close()
+        for replaced in self._replaced.values():  # runs not started yet fail at once
+            if not replaced.done():
+                replaced.set_result(None)
+        self._replaced.clear()
         if watchdog is not None:
             watchdog.stop()
         if loop is None:
@@ -152,26 +158,34 @@ class HandlerHost:
             )
 
     async def _on_loop(self, call: Callable[[], Awaitable[Any]], run: HostedRun) -> Any:
-        loop = self._current_loop()
-        run.stage = Stage.ON_LOOP
-        run.loop_name = loop.name
-        submitted = loop.submit(call, run)
-        try:
-            outcome = await asyncio.wrap_future(submitted)
-        except asyncio.CancelledError:
-            caller = asyncio.current_task()
-            if caller is not None and caller.cancelling():
-                raise  # the caller's own cancellation: its timeout, or its shutdown
-            # Cancelled over there: the host closed (cancelling every run on its loop).
-            raise HostClosed(f"the handler host closed while {run.about} ran") from None
-        return outcome.unwrap()
+        while True:
+            loop, replaced = self._current_loop()
+            run.stage = Stage.ON_LOOP
+            run.loop_name = loop.name
+            submission = loop.submit(call, run)
+            outcome = asyncio.wrap_future(submission.future)
+            try:
+                await asyncio.wait((outcome, replaced), return_when=asyncio.FIRST_COMPLETED)
+                if not outcome.done() and loop.withdraw(submission):
+                    continue  # queued behind a blocked loop, never started: to the fresh one
+                return (await outcome).unwrap()
+            except asyncio.CancelledError:
+                outcome.cancel()  # cancels it over there (asyncio.wait leaves it be)
+                caller = asyncio.current_task()
+                if caller is not None and caller.cancelling():
+                    raise  # the caller's own cancellation: its timeout, or its shutdown
+                # Cancelled over there: the host closed (cancelling every run on its loop).
+                raise HostClosed(f"the handler host closed while {run.about} ran") from None
 
-    def _current_loop(self) -> HandlerLoop:
+    def _current_loop(self) -> tuple[HandlerLoop, asyncio.Future[None]]:
+        """The loop runs go to, and a future done once it is replaced."""
         with self._lock:
             if self._closed:
                 raise HostClosed("the handler host is closed")
             if self._loop is None:
                 self._loop = self._new_loop()
+            if self._loop.name not in self._replaced:
+                self._replaced[self._loop.name] = asyncio.get_running_loop().create_future()
             if self._watchdog is None:
                 self._watchdog = LoopWatchdog(
                     self._watched_loops,
@@ -179,7 +193,7 @@ class HandlerHost:
                     interval=self._heartbeat,
                     on_block=lambda: self._counts.add(loop_blocks=1),
                 )
-            return self._loop
+            return self._loop, self._replaced[self._loop.name]
 
     def _new_loop(self) -> HandlerLoop:
         return HandlerLoop(
@@ -208,36 +222,36 @@ class HandlerHost:
 
     def _replace(self, blocked: HandlerLoop, run: HostedRun) -> None:
         blocker = blocked.blocker()
-        culprit = blocker.about if blocker is not None else "a handler"
         abandoned = self._alive_abandoned_loops()
         with self._lock:
             if self._loop is not blocked or self._closed:
                 return  # another timed-out run replaced it already
-            if len(abandoned) >= self._max_abandoned_loops:
-                keep = True
-            else:
-                keep = False
+            keep = len(abandoned) >= self._max_abandoned_loops
+            if not keep:
                 self._loop = self._new_loop()
                 self._abandoned_loops.append(blocked)
-        context = blocker.log_context if blocker is not None else run.log_context
+        if blocker is run:
+            story = f"{run.about} blocks handler loop {blocked.name} past its timeout"
+        else:
+            culprit = blocker.about if blocker is not None else "code outside any handler's step"
+            story = f"{culprit} blocks handler loop {blocked.name} past the timeout of {run.about}"
+        context = (blocker or run).log_context
         if keep:
             logger.warning(
-                "%s blocks handler loop %s past the timeout of %s, but %d blocked loops are "
-                "already left behind: it is kept, and async runs time out until it answers",
-                culprit,
-                blocked.name,
-                run.about,
+                "%s, but %d blocked loops are left behind already: it is kept, and its runs "
+                "time out until it answers",
+                story,
                 len(abandoned),
                 extra={"action": "handler.loop_kept", **context},
             )
             return
         blocked.retire()
+        replaced = self._replaced.pop(blocked.name, None)
+        if replaced is not None:
+            replaced.set_result(None)  # runs queued behind it move to the fresh loop
         self._counts.add(loops_replaced=1)
         logger.warning(
-            "%s blocks handler loop %s past the timeout of %s: the loop is replaced by a fresh "
-            "one, the blocked thread is abandoned",
-            culprit,
-            blocked.name,
-            run.about,
+            "%s: the loop is replaced by a fresh one, its thread is abandoned",
+            story,
             extra={"action": "handler.loop_replaced", **context},
         )

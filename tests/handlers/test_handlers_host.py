@@ -302,3 +302,35 @@ async def test_a_closed_host_cancels_what_runs_on_its_loop() -> None:
     # Not a cancellation the caller never asked for: a failure, retried like any other.
     with pytest.raises(HandlerFailed, match="the handler host closed while"):
         await asyncio.wait_for(run, 5)
+
+
+async def test_a_run_queued_behind_a_blocked_loop_moves_to_the_fresh_one() -> None:
+    started, release = threading.Event(), threading.Event()
+    ran_on: list[str] = []
+
+    @on("task.failed", timeout=0.5)
+    async def blocks(event: Event) -> None:
+        started.set()
+        release.wait(20)
+
+    @on("task.failed", timeout=10)
+    async def queued(event: Event) -> None:
+        ran_on.append(threading.current_thread().name)
+
+    async with HandlerHost(block_warning=0.2) as host:
+        try:
+            blocking = asyncio.create_task(
+                run_handler(handler_of(blocks), EVENT, default_timeout=30, host=host)
+            )
+            await asyncio.to_thread(started.wait, 5)
+            # Submitted to the blocked loop, where it cannot start; its timeout is far off.
+            await run_handler(handler_of(queued), EVENT, default_timeout=30, host=host)
+            moved_while_blocked = not release.is_set()
+            with pytest.raises(HandlerTimedOut):
+                await blocking
+        finally:
+            release.set()
+        await eventually("the abandoned loop ended", lambda: host.snapshot().loops_abandoned == 0)
+
+    assert moved_while_blocked
+    assert ran_on == ["omnihook-handler-loop-2"]  # once, and not on the blocked loop
