@@ -47,6 +47,9 @@ class Findings:
     videos: int = 0
     deliveries: int = 0
     handler_runs: int = 0
+    # a writer's temporary file (``.NAME.XXXX.tmp``, renamed into place when complete) that a
+    # kill left behind: garbage, but never mistaken for a final file
+    temp_files_left: list[str] = field(default_factory=list)
 
     def add(self, invariant: str, what: str) -> None:
         self.problems.append(f"{invariant}: {what}")
@@ -66,6 +69,7 @@ async def settle(rig: Rig, deadline: float) -> Findings:
             report.deliveries_checked = findings.deliveries
             report.handler_runs_checked = findings.handler_runs
             report.problems = findings.problems
+            report.temp_files_left = findings.temp_files_left
             return findings
         await asyncio.sleep(1.0)
 
@@ -174,6 +178,8 @@ def _check_media_dir(findings: Findings, media_dir: Path, final_paths: set[Path]
             continue
         if PARTIAL_DIR in path.relative_to(media_dir).parts:
             findings.add("media dir", f"a partial file is left: {path.name}")
+        elif path.name.startswith(".") and path.suffix == ".tmp":
+            findings.temp_files_left.append(str(path.relative_to(media_dir)))
         elif path.resolve() not in final_paths and not _sidecar_of(path, final_paths):
             findings.add("media dir", f"a file at a final path no video names: {path}")
 

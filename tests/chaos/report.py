@@ -24,12 +24,15 @@ class ScenarioReport:
     deliveries_checked: int = 0
     handler_runs_checked: int = 0
     problems: list[str] = field(default_factory=list)  # invariants broken (empty: nothing lost)
+    temp_files_left: list[str] = field(default_factory=list)  # in the media dir, after kills
     seconds: float = 0.0
 
     def line(self) -> str:
         kills = ", ".join(f"{stage} {n}" for stage, n in sorted(self.kills.items())) or "none"
         faults = ", ".join(f"{kind} {n}" for kind, n in sorted(self.faults.items())) or "none"
         verdict = "nothing lost" if not self.problems else f"{len(self.problems)} problems"
+        if self.temp_files_left:
+            verdict += f"; {len(self.temp_files_left)} temporary files left in the media dir"
         return (
             f"chaos[{self.scenario}] seed={self.seed}: {sum(self.kills.values())} kills survived"
             f" ({kills}); faults injected: {faults}; {self.tasks} tasks,"

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 TASKS = 14
 SUBMIT_SECONDS = 10.0
-FAULTS_AFTER_SUBMISSIONS = 5.0  # the faults go on a while after the last submission
+FAULTS_AFTER_SUBMISSIONS = 3.0  # the faults go on a while after the last submission
 SETTLE_SECONDS = 60.0
 
 LAYOUT = Layout(
