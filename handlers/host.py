@@ -86,6 +86,12 @@ class HandlerHost:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(HostCollector(self.snapshot))
 
+    async def __aenter__(self) -> HandlerHost:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     async def call(self, func: Callable[[Event], Any], event: Event, run: HostedRun) -> None:
         """``func(event)``: async ones on the handler loop, sync ones in a pool thread (an
         awaitable a sync one returns is awaited on the handler loop). Its exception, if any.
@@ -109,16 +115,9 @@ class HandlerHost:
         else:
             self._counts.add(timeouts_async=1)
         if run.stage is Stage.ON_LOOP:
-            loop = self._loop
-            current = loop is not None and loop.name == run.loop_name
-            if loop is not None and current and not await self._answers(loop):
+            loop = self._loop  # still the one it ran on, unless another run replaced it
+            if loop is not None and loop.name == run.loop_name and not await self._answers(loop):
                 self._replace(loop, run)
-
-    async def __aenter__(self) -> HandlerHost:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
 
     def snapshot(self) -> HostSnapshot:
         return replace(

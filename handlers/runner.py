@@ -87,7 +87,7 @@ async def run_handler(
 
 async def _timed_out(host: HandlerHost, run: HostedRun) -> HandlerTimedOut:
     """The error of a run past its timeout, once the host has accounted for it."""
-    stage = run.stage  # before the host looks at it
+    stage = run.stage
     await host.timed_out(run)
     if stage is Stage.WAITING_FOR_THREAD:
         reason = (
