@@ -222,18 +222,21 @@ class Worker:
         asked = [g for g in self._groups if not self._is_dry(g) and budget.room(g, held) > 0]
         if not asked:
             return 0
-        free = budget.free(held)
-        if all(budget.room(group, held) >= free for group in asked):
-            # no cap or reservation binds: one lease takes due jobs of any of these kinds
-            return await self._lease(asked, free) or 0
-        leased = 0
-        for group in asked:  # a lease per group, within its own room
+        # One lease for all of them, within the least room among them: whatever mix of kinds
+        # comes back fits every group's share. It usually finds fewer jobs than asked (every
+        # group asked is then known to have none due); when it comes back full, each group is
+        # leased within its own room, and those without more jobs are known too.
+        limit = min(budget.room(group, held) for group in asked)
+        leased = await self._lease(asked, limit)
+        if leased is None or leased < limit or len(asked) == 1:
+            return leased or 0
+        for group in asked:
             room = budget.room(group, self._held_counts())
-            if room > 0:
-                took = await self._lease([group], room)
-                if took is None:
+            if room > 0 and not self._is_dry(group):
+                more = await self._lease([group], room)
+                if more is None:
                     break
-                leased += took
+                leased += more
         return leased
 
     def _is_dry(self, group: str) -> bool:
