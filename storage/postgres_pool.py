@@ -218,9 +218,9 @@ class PostgresConnection(Storage):
                 stage = _Stage.RUNNING
                 try:
                     if transaction:
-                        async with conn.transaction():
-                            result = await body(conn)
-                            stage = _Stage.COMMITTING
+                        result = await self._in_transaction(conn, body)
+                        stage = _Stage.COMMITTING
+                        await conn.execute("COMMIT")
                     else:
                         result = await body(conn)
                 except Exception as exc:
@@ -242,6 +242,18 @@ class PostgresConnection(Storage):
             unknown = stage is _Stage.COMMITTING or (stage is _Stage.RUNNING and not transaction)
             raise _Lost(exc, stage, outcome_unknown=unknown) from exc
         return result
+
+    @staticmethod
+    async def _in_transaction(conn: Any, body: Body[R]) -> R:
+        """``body`` after BEGIN; rolled back if it raises (unless its connection is gone,
+        with the transaction: then the error says so, not the ROLLBACK's)."""
+        await conn.execute("BEGIN")
+        try:
+            return await body(conn)
+        except BaseException:
+            if not connection_gone(conn):
+                await conn.execute("ROLLBACK")
+            raise
 
     async def _insert_jobs(self, conn: Any, jobs: Sequence[JobRecord]) -> None:
         """Insert jobs (a taken dedupe_key is skipped) and wake the listening workers."""

@@ -34,6 +34,13 @@ def url_with_schema(schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def with_application_name(url: str, name: str) -> str:
+    """``url`` whose connections carry ``application_name=name`` (found in pg_stat_activity)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query) if k != "application_name"]
+    return urlunsplit(parts._replace(query=urlencode([*query, ("application_name", name)])))
+
+
 def plain_url() -> str:
     """The test database's URL as asyncpg takes it (no omnihook parameters)."""
     assert POSTGRES_URL is not None
