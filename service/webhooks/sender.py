@@ -15,16 +15,14 @@ and a crash leaves either all of it or none (the job then runs again: same ``web
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-from collections.abc import Awaitable
 from dataclasses import replace
 from datetime import timedelta
 
 from service.downloads.destination import display_url
 from service.jobs.outcome import Ended, GiveUp, RetryLater
-from service.jobs.slot import step_aside
+from service.jobs.slot import stepping_aside_after
 from service.retry import RetrySchedule
 from service.services import Services
 from service.webhooks import metrics
@@ -77,11 +75,10 @@ async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
             raise RetryLater("endpoint busy", delay=gate.turn_delay(endpoint.id, limit))
         now = services.clock()
         headers = signature_headers(event.id, now, body, signing_secrets(endpoint, now))
-        result = await _stepping_aside_when_slow(
-            post_signed(
+        with stepping_aside_after(SLOW):  # waiting for a slow endpoint needs no worker slot
+            result = await post_signed(
                 services.downloads, endpoint.url, body, headers, seconds=settings.webhook_timeout
             )
-        )
         gate.settle(endpoint.id, succeeded=result.succeeded)
     _count(result)
     decision = decide(
@@ -93,18 +90,6 @@ async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
         disable_after=settings.webhook_disable_after,
     )
     return await _record(services, endpoint, decision, job)
-
-
-async def _stepping_aside_when_slow(attempt: Awaitable[AttemptResult]) -> AttemptResult:
-    """The attempt's result; once it has waited :data:`SLOW` seconds, its job steps aside."""
-    running = asyncio.ensure_future(attempt)
-    try:
-        done, _ = await asyncio.wait({running}, timeout=SLOW)
-        if not done:
-            step_aside()  # kept when the worker has as many aside as it allows: no matter
-        return await running
-    finally:
-        running.cancel()  # the job is cancelled (its worker stops): so is the attempt
 
 
 async def _record(
