@@ -8,6 +8,8 @@ of the connection) handed to :meth:`SQLiteStorage._write`, the group commit of
 front: another process (a second worker, ``serve``) waits for it (busy timeout) instead of
 failing halfway, and a job selected as due is still due when it is marked leased. Row mapping
 lives in :mod:`storage.sqlite_rows`, opening and migrations in :mod:`storage.sqlite_schema`.
+Errors are translated by :mod:`storage.sqlite_errors`; a file deleted or replaced under the
+storage is found by :mod:`storage.sqlite_file`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from service.errors import Conflict, StorageError
-from storage import sqlite_schema
+from storage import sqlite_errors, sqlite_schema
 from storage.base import JobEnd, Storage
 from storage.records import (
     EventRecord,
@@ -35,6 +37,7 @@ from storage.records import (
     VideoRecord,
 )
 from storage.sqlite_batch import GroupCommit, RawUnit, Statements, Unit
+from storage.sqlite_file import DatabaseFile
 from storage.sqlite_inline import InlineReader
 from storage.sqlite_jobs import INSERT_JOB, SQLiteJobs, first_row, job_end_step
 from storage.sqlite_rows import (
@@ -86,6 +89,11 @@ _R = TypeVar("_R")
 _INSERT_NOTIFICATION = (
     f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) VALUES ({positions(NOTIFICATION_COLUMNS)})"
 )
+# readiness: a write that commits, rewriting one row (the table never grows)
+_HEALTH_PROBE = (
+    "INSERT INTO health (id, checked_at) VALUES (1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) "
+    "ON CONFLICT (id) DO UPDATE SET checked_at = excluded.checked_at"
+)
 
 
 class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
@@ -99,7 +107,13 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         self._inline = InlineReader(path)  # point reads on the loop's thread (when it can)
         self._lock = asyncio.Lock()
         self._wakeup = SQLiteWakeup(self._data_version)
-        self._batches = GroupCommit(self._lock, self._require_open, busy_timeout=busy_timeout)
+        self._file = DatabaseFile(path)
+        self._batches = GroupCommit(
+            self._lock,
+            self._require_open,
+            busy_timeout=busy_timeout,
+            guard=self._file.check_now_and_then,  # a write into a deleted file would be lost
+        )
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
@@ -110,17 +124,19 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         async with self._lock:
             if self._conn is not None:
                 return
+            opening = f"opening SQLite database {self.path!r}"
             try:
                 conn = await sqlite_schema.connect(self.path, busy_timeout=self._busy_timeout)
             except (OSError, sqlite3.Error) as exc:
-                raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+                raise sqlite_errors.translate(exc, opening) from exc
             try:
+                self._file.remember()
                 await sqlite_schema.migrate(conn)
                 self._wakeup.start(await _read_data_version(conn))
             except BaseException as exc:
                 await conn.close()
                 if isinstance(exc, sqlite3.Error):
-                    raise StorageError(f"migrating {self.path!r} failed: {exc}") from exc
+                    raise sqlite_errors.translate(exc, f"migrating {self.path!r}") from exc
                 raise
             if self.path != ":memory:":  # a second connection to :memory: is another database
                 try:
@@ -129,7 +145,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
                     )
                 except (OSError, sqlite3.Error) as exc:
                     await conn.close()
-                    raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+                    raise sqlite_errors.translate(exc, opening) from exc
             self._conn = conn
             self._inline.start()
 
@@ -140,6 +156,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
             conn, self._conn = self._conn, None
             reader, self._reader = self._reader, None
             self._inline.close()
+            self._file.forget()
             if reader is not None:
                 with contextlib.suppress(sqlite3.Error):
                     await reader.close()
@@ -150,8 +167,12 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
                     raise StorageError(f"closing {self.path!r} failed: {exc}") from exc
 
     async def ping(self) -> None:
+        """The file is still the one opened, it can be read, and a write commits."""
+        self._require_open()
+        self._file.check()
         async with self._read() as conn:
             await conn.execute_fetchall("SELECT 1")
+        await self._write(Statements(((_HEALTH_PROBE, [()]),)))
 
     async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
         await self._wakeup.wait(timeout)
@@ -162,7 +183,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
             try:
                 return await _read_data_version(self._require_open())
             except (sqlite3.Error, ValueError) as exc:
-                raise StorageError(f"SQLite read failed: {exc}") from exc
+                raise sqlite_errors.translate(exc, "SQLite read") from exc
 
     # -- transactions ------------------------------------------------------------------------
 
@@ -176,12 +197,12 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
                 try:
                     yield conn
                 except (sqlite3.Error, ValueError) as exc:  # aiosqlite: ValueError once closed
-                    raise StorageError(f"SQLite read failed: {exc}") from exc
+                    raise sqlite_errors.translate(exc, "SQLite read") from exc
             return
         try:
             yield self._reader
         except (sqlite3.Error, ValueError) as exc:
-            raise StorageError(f"SQLite read failed: {exc}") from exc
+            raise sqlite_errors.translate(exc, "SQLite read") from exc
 
     async def _point_read(self, sql: str, parameters: Any) -> Iterable[sqlite3.Row]:
         """A small indexed read (a task, its videos, a notification: what every inbox job and

@@ -23,8 +23,15 @@ Units that arrive while a batch runs join the next one.
   statements themselves; ``tests/benchmarks/bench_receiver.py``).
 - Every batch begins on the event loop's thread too, without waiting there: when another
   process holds the write lock, the writer sleeps and tries again (:mod:`storage.sqlite_begin`).
+  Each unit waits at most the busy timeout in all, counted from when it was handed over
+  (through the batch before it, and its own batch run a second time): a batch waits for the
+  lock until its oldest unit's deadline; then the units whose time is up fail with
+  :class:`StorageUnavailable` ("database is locked") and the others try again in the next one.
+- Before each batch a *guard* of the storage may refuse it (StorageUnavailable: the database
+  file was deleted or replaced, see :mod:`storage.sqlite_file`).
 - A caller returns only after the COMMIT of its batch: if the COMMIT (or the BEGIN) fails, every
-  unit of the batch gets a :class:`StorageError`, nothing of it was written.
+  unit of the batch gets a :class:`StorageError` (:class:`StorageUnavailable` when the database
+  is out of reach: :mod:`storage.sqlite_errors`), nothing of it was written.
 - Units run one after another on the one connection, each seeing the writes of the units before
   it: a compare-and-set or a fenced update in a unit holds exactly as in a transaction of its own.
 - ``BEGIN IMMEDIATE`` takes the database's write lock up front, so other processes wait for
@@ -48,8 +55,9 @@ from typing import Any, Generic, TypeVar, cast
 
 import aiosqlite
 
-from service.errors import Conflict, StorageError
-from storage.sqlite_begin import begin_immediate
+from service.errors import StorageError, StorageUnavailable
+from storage import sqlite_errors
+from storage.sqlite_begin import WriteLockTimeout, begin_immediate
 
 MAX_BATCH = 64  # bounds how long one batch holds the connection (and the database) for readers
 
@@ -120,6 +128,7 @@ class _Queued(Generic[R]):
 
     run: Unit[R]
     done: asyncio.Future[R]
+    deadline: float  # the event loop's time after which it no longer waits for the write lock
     value: R | None = None
     error: BaseException | None = None
 
@@ -151,16 +160,21 @@ class GroupCommit:
         connection: Callable[[], aiosqlite.Connection],
         *,
         busy_timeout: float,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self._lock = lock
         self._connection = connection  # the open connection, or raises StorageError
         self._busy_timeout = busy_timeout  # the connection's (sqlite_schema.connect)
+        self._guard = guard  # raises StorageUnavailable when no batch may be written
         self._queue: list[_Queued[Any]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def run(self, unit: Unit[R]) -> R:
         """Run ``unit`` in the next batch; answers its result once the batch is committed."""
-        queued: _Queued[R] = _Queued(unit, asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        queued: _Queued[R] = _Queued(
+            unit, loop.create_future(), deadline=loop.time() + self._busy_timeout
+        )
         self._queue.append(queued)
         if self._writer is None or self._writer.done():
             # A task of its own: a caller that is cancelled must not strand the others.
@@ -182,6 +196,8 @@ class GroupCommit:
         try:
             async with self._lock:
                 conn = self._connection()
+                if self._guard is not None:
+                    self._guard()
                 runnable = [queued for queued in batch if not queued.done.cancelled()]
                 # Optimistic first, without savepoints (two statements less per unit): a unit
                 # that raises is rare (a duplicate external_task_id...). When one does, the
@@ -192,13 +208,25 @@ class GroupCommit:
                 else:
                     transaction = _transaction
                 timeout = self._busy_timeout
-                if not await transaction(conn, runnable, savepoints=False, busy_timeout=timeout):
-                    await transaction(conn, runnable, savepoints=True, busy_timeout=timeout)
+                # one deadline for both runs: the second does not wait anew
+                deadline = min((queued.deadline for queued in runnable), default=None)
+                if not await transaction(
+                    conn, runnable, savepoints=False, busy_timeout=timeout, deadline=deadline
+                ):
+                    await transaction(
+                        conn, runnable, savepoints=True, busy_timeout=timeout, deadline=deadline
+                    )
+        except WriteLockTimeout as exc:
+            self._expire(batch, exc)
+            return
         except (sqlite3.Error, ValueError, StorageError, _TransactionLost) as exc:
             if isinstance(exc, _TransactionLost):
                 exc.unit.settle()  # the unit that failed gets its own error
+            cause = exc.__cause__ if isinstance(exc, _TransactionLost) else exc
+            unavailable = sqlite_errors.is_unavailable(cause or exc)
+            kind = StorageUnavailable if unavailable else StorageError
             for queued in batch:  # an error each: one raised in many tasks would mix tracebacks
-                failed = StorageError(f"SQLite write failed, nothing of its batch written: {exc}")
+                failed = kind(f"SQLite write failed, nothing of its batch written: {exc}")
                 failed.__cause__ = exc
                 queued.settle(failed)
             return
@@ -209,6 +237,21 @@ class GroupCommit:
         for queued in batch:
             queued.settle()
 
+    def _expire(self, batch: list[_Queued[Any]], exc: WriteLockTimeout) -> None:
+        """The write lock stayed held until the batch's oldest deadline: the units whose time
+        is up fail, the others go back to the head of the queue to wait out their own."""
+        now = asyncio.get_running_loop().time()
+        waiting = [queued for queued in batch if not queued.done.done()]
+        for queued in waiting:
+            if queued.deadline <= now:
+                failed = StorageUnavailable(
+                    "SQLite write failed: database is locked: another process held the write "
+                    f"lock for the whole {self._busy_timeout:g} s this write may wait"
+                )
+                failed.__cause__ = exc
+                queued.settle(failed)
+        self._queue[:0] = [queued for queued in waiting if queued.deadline > now]
+
 
 async def _transaction(
     conn: aiosqlite.Connection,
@@ -216,10 +259,12 @@ async def _transaction(
     *,
     savepoints: bool,
     busy_timeout: float,
+    deadline: float | None,
 ) -> bool:
     """Run the batch's units in one transaction and commit it. Without savepoints, answers
     False (all rolled back) when a unit raised and its error is not known to be its own."""
-    await begin_immediate(cast(Any, conn)._conn, busy_timeout=busy_timeout)  # see on_thread
+    raw = cast(Any, conn)._conn  # see on_thread
+    await begin_immediate(raw, busy_timeout=busy_timeout, deadline=deadline)
     try:
         start = 0
         while start < len(runnable):
@@ -291,12 +336,13 @@ async def _plain_transaction(
     *,
     savepoints: bool,
     busy_timeout: float,
+    deadline: float | None,
 ) -> bool:
     """:func:`_transaction` for plain units: BEGIN and COMMIT on the connection's thread, the
     units on this one (see the module docstring). The connection is only ever used by one
     thread at a time: each step is awaited before the next."""
     raw: sqlite3.Connection = cast(Any, conn)._conn  # private, like ``_execute``: on_thread
-    await begin_immediate(raw, busy_timeout=busy_timeout)
+    await begin_immediate(raw, busy_timeout=busy_timeout, deadline=deadline)
     try:
         ran = _units_here(runnable, raw, savepoints=savepoints)
         if ran is _Ran.ALL:
@@ -368,18 +414,6 @@ def _savepoint_here(raw: sqlite3.Connection, queued: _Queued[Any]) -> None:
 
 def translate(exc: Exception) -> BaseException:
     """A unit's error as its caller sees it: SQLite errors become the service's."""
-    if isinstance(exc, sqlite3.IntegrityError):
-        error: Exception = _integrity_error(exc)
-    elif isinstance(exc, (sqlite3.Error, ValueError)):  # aiosqlite: ValueError once closed
-        error = StorageError(f"SQLite write failed: {exc}")
-    else:
-        return exc
-    error.__cause__ = exc
-    return error
-
-
-def _integrity_error(exc: sqlite3.IntegrityError) -> Exception:
-    """Conflict for a duplicate external_task_id (the one the API answers 409 for)."""
-    if "tasks.external_task_id" in str(exc):
-        return Conflict("external_task_id already exists")
-    return StorageError(f"SQLite constraint failed: {exc}")
+    if isinstance(exc, (sqlite3.Error, ValueError)):  # aiosqlite: ValueError once closed
+        return sqlite_errors.translate(exc, "SQLite write")
+    return exc
