@@ -2,8 +2,11 @@
 
 Domain logic (``service/``) lives above it and never sees SQL. Backends: in-memory (fast tests,
 a real implementation), SQLite (the embedded default), PostgreSQL (several replicas).
-Backend errors are translated to :class:`service.errors.StorageError`; a duplicate
-``external_task_id`` raises :class:`service.errors.Conflict`.
+Backend errors are translated to :class:`service.errors.StorageError`, and to its
+:class:`service.errors.StorageUnavailable` when the database cannot be reached or used just now
+(a lost connection, a write lock held too long, a failing disk, a deleted file: try again); a
+duplicate ``external_task_id`` raises :class:`service.errors.Conflict`. Nothing else leaves a
+backend's methods.
 """
 
 from __future__ import annotations
@@ -88,7 +91,9 @@ class Storage(ABC):
 
     @abstractmethod
     async def ping(self) -> None:
-        """Raise StorageError unless the database answers (readiness)."""
+        """Raise StorageError unless the database is usable (readiness): the one this storage
+        writes to is still the one it opened (SQLite: the file was neither deleted nor
+        replaced), it answers, and a write commits (a one-row ``health`` table, rewritten)."""
 
     # -- tasks -------------------------------------------------------------------------------
 

@@ -166,3 +166,24 @@ async def test_postgresql_replicas_starting_at_once_migrate_once() -> None:
 
         with pytest.raises(StorageError, match="upgrade omnihook"):
             await create_storage(url).open()
+
+
+@needs_postgres
+async def test_postgresql_ping_commits_a_write_and_the_database_does_not_grow() -> None:
+    import asyncpg
+
+    async with fresh_schema() as url:
+        schema = parse_url(url).schema
+        storage = create_storage(url)
+        await storage.open()
+        admin = await asyncpg.connect(plain_url())
+        try:
+            await storage.ping()
+            first = await admin.fetchval(f'SELECT checked_at FROM "{schema}".health')
+            await storage.ping()
+            rows = await admin.fetch(f'SELECT checked_at FROM "{schema}".health')
+        finally:
+            await admin.close()
+            await storage.close()
+        assert len(rows) == 1
+        assert rows[0]["checked_at"] > first  # rewritten by the second ping: it committed
