@@ -253,9 +253,18 @@ class Worker:
                 kinds=[kind for group in groups for kind in self._groups[group]],
             )
         except StorageError as exc:
+            # said once per outage (retried at every poll meanwhile): /readyz tells how long
+            first = self._health.lease_failing_since is None
             self._health.lease_failed(str(exc))
-            log.warning("could not lease jobs: %s", exc, extra={"action": "worker.lease_failed"})
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "could not lease jobs: %s",
+                exc,
+                extra={"action": "worker.lease_failed"},
+            )
             return None
+        if self._health.lease_failing_since is not None:
+            log.info("leasing jobs again", extra={"action": "worker.lease_recovered"})
         self._health.lease_succeeded()
         if len(jobs) < limit:
             self._dry.update(dict.fromkeys(groups, time.monotonic()))
