@@ -54,7 +54,8 @@ class _Cut(Exception):
 
 @dataclass
 class _Plan:
-    """What happens to one connection; ``passed`` counts bytes in both directions."""
+    """What happens to one connection's current exchange; ``passed`` counts the connection's
+    bytes in both directions."""
 
     proxy: FaultProxy
     mix: FaultMix

@@ -50,6 +50,8 @@ class Findings:
     # a writer's temporary file (``.NAME.XXXX.tmp``, renamed into place when complete) that a
     # kill left behind: garbage, but never mistaken for a final file
     temp_files_left: list[str] = field(default_factory=list)
+    # callbacks the service did not acknowledge, by its answer ("no answer": refused, cut)
+    not_acknowledged: Counter[str] = field(default_factory=Counter)
 
     def add(self, invariant: str, what: str) -> None:
         self.problems.append(f"{invariant}: {what}")
@@ -70,6 +72,7 @@ async def settle(rig: Rig, deadline: float) -> Findings:
             report.handler_runs_checked = findings.handler_runs
             report.problems = findings.problems
             report.temp_files_left = findings.temp_files_left
+            report.callbacks_not_acknowledged = findings.not_acknowledged
             return findings
         await asyncio.sleep(1.0)
 
@@ -110,6 +113,7 @@ def _check_acknowledged(
         if callback.status_code == 500:  # an outage is answered 503, to be retried
             findings.add("receive", f"{task['id']}: callback {callback.webhook_id} answered 500")
         if callback.status_code != 200:
+            findings.not_acknowledged[str(callback.status_code or "no answer")] += 1
             continue
         findings.acknowledged += 1
         wanted = STATE_EVENTS[callback.state]

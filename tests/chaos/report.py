@@ -19,6 +19,9 @@ class ScenarioReport:
     faults: Counter[str] = field(default_factory=Counter)  # "proxy:kind" -> injected
     tasks: int = 0
     notifications_acknowledged: int = 0
+    # the others, by the service's answer: 503 while it cannot store them, "no answer" while
+    # it is down (the provider's records; they come back through reconciliation)
+    callbacks_not_acknowledged: Counter[str] = field(default_factory=Counter)
     events: int = 0
     videos: int = 0
     deliveries_checked: int = 0
@@ -36,7 +39,8 @@ class ScenarioReport:
         return (
             f"chaos[{self.scenario}] seed={self.seed}: {sum(self.kills.values())} kills survived"
             f" ({kills}); faults injected: {faults}; {self.tasks} tasks,"
-            f" {self.notifications_acknowledged} acknowledged notifications, {self.events} events,"
+            f" {self.notifications_acknowledged} acknowledged notifications"
+            f" (not: {dict(self.callbacks_not_acknowledged) or 'none'}), {self.events} events,"
             f" {self.videos} videos, {self.deliveries_checked} deliveries,"
             f" {self.handler_runs_checked} handler runs checked: {verdict}"
             f" ({self.seconds:.0f} s)"
@@ -44,6 +48,11 @@ class ScenarioReport:
 
     def write(self, directory: Path) -> None:
         print("\n" + self.line(), flush=True)
-        record = {**asdict(self), "kills": dict(self.kills), "faults": dict(self.faults)}
+        record = {
+            **asdict(self),
+            "kills": dict(self.kills),
+            "faults": dict(self.faults),
+            "callbacks_not_acknowledged": dict(self.callbacks_not_acknowledged),
+        }
         with (directory / SUMMARY_FILE).open("a") as out:
             out.write(json.dumps(record) + "\n")
