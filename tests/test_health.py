@@ -63,6 +63,9 @@ async def test_metrics_cover_requests_and_webhook_deliveries(client: httpx.Async
     text = (await client.get("/metrics")).text
     assert 'omnihook_http_requests_total{endpoint="healthz",status="200"}' in text
     assert "omnihook_webhook" in text  # the delivery metrics of this process, same exposition
+    # the handler host's threads and loops, same exposition
+    assert "omnihook_handler_threads_abandoned 0.0" in text
+    assert "omnihook_handler_timeouts_total" in text
 
 
 async def test_a_bad_list_query_is_a_400_naming_the_problem(client: httpx.AsyncClient) -> None:

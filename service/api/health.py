@@ -43,11 +43,13 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """This app's HTTP metrics, the deliveries this process made and its worker's health, in
-    one exposition."""
+    """This app's HTTP metrics, the deliveries this process made, its worker's health and its
+    handler host (threads, loops, timeouts), in one exposition."""
+    services = services_of(request)
     body = (
         generate_latest(request.state.metrics.registry)
         + generate_latest(WEBHOOK_METRICS)
-        + worker_exposition(services_of(request).worker_health)
+        + worker_exposition(services.worker_health)
+        + generate_latest(services.handler_host.registry)
     )
     return Response(body, media_type=CONTENT_TYPE_LATEST)
