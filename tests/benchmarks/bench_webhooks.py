@@ -149,7 +149,9 @@ async def omnihook_run(
         kling_api_key="unused",
         allow_private_networks=True,
         webhook_endpoint_concurrency=concurrency,
-        worker_concurrency=max(8, concurrency),
+        # deliveries get a share of the worker's slots (service.slot_budget): enough for all
+        worker_concurrency=max(8, 2 * concurrency),
+        worker_slots_delivery=concurrency,
     )
     async with (
         open_services(settings, registry=HandlerRegistry()) as services,
