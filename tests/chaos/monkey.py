@@ -3,7 +3,7 @@ starts them again.
 
 The stages, and how a process is caught in one:
 
-- ``receive``: a ``serve`` process has a request in flight through the front proxy;
+- ``receive``: a ``serve`` process has a provider's callback in flight;
 - ``apply``: an ``inbox`` job (a stored notification being applied) is running;
 - ``download``: a process holds a connection to the media proxy;
 - ``delivery``: a process holds a connection to the webhook sink's proxy;
@@ -99,7 +99,7 @@ class Monkey:
         fleet, proxies = self.rig.fleet, self.rig.proxies
         if stage == "receive":
             serve = [role.name for role in fleet.roles.values() if role.url is not None]
-            return [serve[index] for index in self.rig.front.open_now.values()]
+            return [serve[index] for index in self.rig.callbacks.open_now.values()]
         if stage in ("download", "delivery"):
             proxy = proxies["media" if stage == "download" else "sink"]
             return fleet.holder_of(set(proxy.open_now), proxy.port)

@@ -3,7 +3,8 @@ inject faults, webhook sinks, and a client that submits tasks through whatever i
 
 Traffic paths (every one on loopback)::
 
-    test client, provider callbacks -> front proxy (no faults) -> serve processes, in turn
+    test client        -> front proxy     (no faults) -> serve processes, in turn
+    provider callbacks -> callbacks proxy (no faults) -> serve processes, in turn
     omnihook -> provider proxy -> simulated provider's API
     omnihook -> media proxy    -> the simulated provider's videos ("CDN")
     omnihook -> sink proxy     -> healthy webhook sink
@@ -107,6 +108,7 @@ class Rig:
     rng: random.Random
     fleet: Fleet
     front: FaultProxy
+    callbacks: FaultProxy
     proxies: dict[str, FaultProxy]  # provider, media, sink: the ones that inject faults
     simulator: Simulator
     fake_url: str
@@ -184,11 +186,13 @@ async def chaos_rig(
     plugin.write_text(PLUGIN)
     serve_ports = [free_port() for _ in layout.serve]
     async with AsyncExitStack() as stack:
-        front = FaultProxy("front", [("127.0.0.1", port) for port in serve_ports], rng)
+        serve_addresses = [("127.0.0.1", port) for port in serve_ports]
+        front = FaultProxy("front", list(serve_addresses), rng)
+        callbacks = FaultProxy("callbacks", list(serve_addresses), rng)
         media = FaultProxy("media", [], rng, layout.media)
         provider = FaultProxy("provider", [], rng, layout.provider)
         sink_proxy = FaultProxy("sink", [], rng, layout.sink)
-        for proxy in (front, media, provider, sink_proxy):
+        for proxy in (front, callbacks, media, provider, sink_proxy):
             await stack.enter_async_context(proxy)
         # a generous callback timeout: a busy machine may take a while to answer
         config = FakeKlingConfig(
@@ -211,7 +215,7 @@ async def chaos_rig(
         env = cluster_env(
             database_url=database_url,
             media_dir=str(media_dir),
-            public_url=front.url,
+            public_url=callbacks.url,
             kling_base_url=provider.url,
             handlers=str(plugin),
             **{**SETTINGS, **layout.settings},
@@ -234,6 +238,7 @@ async def chaos_rig(
             rng=rng,
             fleet=fleet,
             front=front,
+            callbacks=callbacks,
             proxies={"provider": provider, "media": media, "sink": sink_proxy},
             simulator=simulator,
             fake_url=fake_url,

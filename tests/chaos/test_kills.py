@@ -27,7 +27,7 @@ LAYOUT = Layout(
     serve=[True, False],  # one with its in-process worker, one receiving only
     workers=1,
     # transfers slowed a little (never cut): a kill can land in the middle of one
-    media=FaultMix(throttle=0.04),
+    media=FaultMix(throttle=0.08),
     sink=FaultMix(throttle=0.05),
 )
 
@@ -50,3 +50,5 @@ async def test_kills(chaos_report: ScenarioReport, database: Database, tmp_path:
         findings = await settle(rig, SETTLE_SECONDS)
         assert sum(chaos_report.kills.values()) == KILLS
         assert not findings.problems, "\n".join(findings.problems[:30]) + rig.fleet.report()
+        died = [name for name in rig.fleet.roles if not rig.fleet.alive(name)]
+        assert not died, f"{died} died by themselves\n{rig.fleet.report()}"
