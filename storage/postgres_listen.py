@@ -120,9 +120,12 @@ class JobsListener:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 conn = await self._connect()
                 await conn.add_listener(CHANNEL, self._on_notification)
-        except Exception as exc:  # the driver's, the socket's, a timeout: "not now", never "stop"
-            if conn is not None:
+        except BaseException as exc:
+            if conn is not None:  # half made (or cancelled while made): never left open
                 conn.terminate()
+            if not isinstance(exc, Exception):
+                raise
+            # the driver's, the socket's, a timeout: "not now", never "stop"
             log.warning(
                 "cannot listen for new jobs (%s: %s); polling until it works again",
                 type(exc).__name__,
