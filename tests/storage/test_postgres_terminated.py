@@ -38,11 +38,11 @@ class Backends:
     """The backends of one application_name, and their termination."""
 
     def __init__(self, admin: Any, name: str) -> None:
-        self._admin = admin
+        self.admin = admin
         self.name = name
 
     async def pids(self, condition: str = "true") -> set[int]:
-        rows = await self._admin.fetch(
+        rows = await self.admin.fetch(
             "SELECT pid FROM pg_stat_activity WHERE application_name = $1 "
             f"AND pid <> pg_backend_pid() AND {condition}",
             self.name,
@@ -53,7 +53,7 @@ class Backends:
         """Terminate ``pids`` (default: all of them); answers how many went, once gone."""
         chosen = await self.pids() if pids is None else pids
         killed = {
-            p for p in chosen if await self._admin.fetchval("SELECT pg_terminate_backend($1)", p)
+            p for p in chosen if await self.admin.fetchval("SELECT pg_terminate_backend($1)", p)
         }
         await self._until(lambda: self._none_of(killed), f"backends {killed} to go")
         return len(killed)
@@ -67,6 +67,17 @@ class Backends:
             return bool(found)
 
         await self._until(one, "a backend waiting on the lock")
+        return found.pop()
+
+    async def committing(self) -> int:
+        """A backend of ours inside its COMMIT (a deferred trigger sleeping there)."""
+        found: set[int] = set()
+
+        async def one() -> bool:
+            found.update(await self.pids("query = 'COMMIT' AND wait_event = 'PgSleep'"))
+            return bool(found)
+
+        await self._until(one, "a backend committing")
         return found.pop()
 
     async def listening(self, *, other_than: set[int]) -> int:
@@ -373,3 +384,44 @@ async def test_the_listener_wakes_workers_after_its_connection_was_killed_again_
             assert asyncio.get_running_loop().time() - started < 2.0
     finally:
         await other.close()
+
+
+async def _slow_first_commit(target: Target) -> None:
+    """The next COMMIT that writes a task or a notification takes 30 s (a deferred trigger;
+    later ones are quick: a sequence counts them, outside any transaction)."""
+    schema = f'"{target.schema}"'
+    admin = target.backends.admin
+    await admin.execute(f"CREATE SEQUENCE {schema}.commits")
+    await admin.execute(
+        f"CREATE FUNCTION {schema}.slow_first_commit() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        f"BEGIN IF nextval('{schema}.commits') = 1 THEN PERFORM pg_sleep(30); END IF; "
+        "RETURN NULL; END $$"
+    )
+    for table in ("tasks", "notifications"):
+        await admin.execute(
+            f"CREATE CONSTRAINT TRIGGER slow_first_commit AFTER INSERT OR UPDATE ON "
+            f"{schema}.{table} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+            f"EXECUTE FUNCTION {schema}.slow_first_commit()"
+        )
+
+
+@pytest.mark.parametrize("write", ["apply", "record_notification"])
+async def test_a_connection_lost_during_commit_is_retried_only_when_that_is_safe(
+    store: Storage, target: Target, task: TaskRecord, write: str
+) -> None:
+    version = task.version
+    await _slow_first_commit(target)
+    running = asyncio.create_task(_writes(store, task)[write]())
+    committing = await target.backends.committing()
+    assert await target.backends.terminate({committing}) == 1  # the COMMIT's outcome: unknown
+
+    if write == "apply":  # a compare-and-set: a second run would answer "changed meanwhile"
+        with pytest.raises(StorageUnavailable, match="outcome is unknown"):
+            await asyncio.wait_for(running, DEADLINE)
+        expected = 0
+    else:  # new rows: it looks for them on a fresh connection, finds none, inserts them
+        assert await asyncio.wait_for(running, DEADLINE) is not None
+        expected = 1
+    assert await _landed(store, task, write) == expected
+    found = await store.get_task(task.id)
+    assert found is not None and found.version == version
