@@ -29,6 +29,7 @@ class DatabaseFile:
         """The storage has just opened the file: this one is the database from now on."""
         if self._path is None:
             return
+        self._path = os.path.abspath(self._path)  # as opened: a later chdir changes nothing
         try:
             found = os.stat(self._path)
         except OSError as exc:
