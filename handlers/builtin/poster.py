@@ -9,7 +9,9 @@ The still is cut by ffmpeg, the one that the ``imageio-ffmpeg`` package installs
 registry (no system ffmpeg is assumed), run as a subprocess under a timeout. The handler is sync
 on purpose: the subprocess and the file I/O then run in the handler's own thread, off the event
 loop. The JPEG is written to a temp file in the same directory and renamed into place, so a
-reader never sees half an image and a retry after a crash simply writes it again.
+reader never sees half an image and a retry after a crash simply writes it again. The run holds
+an advisory lock on its temp file while it writes; a run killed mid-write (SIGKILL) leaves its
+temp file unlocked, and the retry removes it before writing its own.
 
 A video ffmpeg cannot decode will not decode on a retry either: that is :class:`DoNotRetry`.
 A missing ffmpeg or a timeout may be passing trouble and is retried on the schedule.
@@ -17,6 +19,8 @@ A missing ffmpeg or a timeout may be passing trouble and is retried on the sched
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import logging
 import os
 import subprocess
@@ -25,6 +29,11 @@ from pathlib import Path
 from typing import Final
 
 from handlers.api import DoNotRetry, Event, on
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: there a killed run's temp file is left behind
+    fcntl = None  # type: ignore[assignment]
 
 logger = logging.getLogger(__name__)
 
@@ -79,11 +88,13 @@ def write_poster_file(
     Raises :class:`DoNotRetry` when ffmpeg cannot get a frame out of the file.
     """
     exe = ffmpeg or ffmpeg_executable()
+    remove_abandoned_temps(poster)
     # Same directory: os.replace is atomic only within one filesystem.
     fd, temp_name = tempfile.mkstemp(dir=poster.parent, prefix=f".{poster.name}.", suffix=".tmp")
-    os.close(fd)
     temp = Path(temp_name)
     try:
+        if fcntl is not None:  # held until closed: the temp file is this run's, in use
+            fcntl.flock(fd, fcntl.LOCK_EX)
         problem = _extract_frame(exe, video, temp, at=at)
         if problem is not None and at > 0:
             # Most likely shorter than `at` seconds: ffmpeg found no frame there.
@@ -98,6 +109,29 @@ def write_poster_file(
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)
+
+
+def remove_abandoned_temps(poster: Path) -> int:
+    """Remove the temp files of ``poster`` that no running write holds (left by a run that was
+    killed); how many went. One another process is writing right now is locked and kept."""
+    if fcntl is None:
+        return 0
+    removed = 0
+    for leftover in poster.parent.glob(f".{glob.escape(poster.name)}.*.tmp"):
+        try:
+            with leftover.open("rb") as probe:
+                try:
+                    fcntl.flock(probe.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a run in another thread or process is writing it
+                with contextlib.suppress(FileNotFoundError):
+                    leftover.unlink()
+                    removed += 1
+        except FileNotFoundError:
+            continue  # renamed into place or removed meanwhile
+    return removed
 
 
 def _extract_frame(exe: str, video: Path, output: Path, *, at: float) -> str | None:

@@ -9,10 +9,16 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 from handlers import DoNotRetry, Event
 from handlers.builtin.poster import (
     ffmpeg_executable,
     poster_path,
+    remove_abandoned_temps,
     write_poster,
     write_poster_file,
 )
@@ -101,6 +107,28 @@ def test_a_video_shorter_than_a_second_gets_its_first_frame(tmp_path: Path) -> N
 
     assert poster_path(video).read_bytes() == first.read_bytes()
     assert jpeg_size(first.read_bytes()) == (64, 48)
+
+
+@pytest.mark.skipif(fcntl is None, reason="advisory locks are POSIX")
+def test_a_killed_runs_temp_file_is_removed_by_the_retry_but_a_running_ones_is_kept(
+    video: Path,
+) -> None:
+    poster = poster_path(video)
+    abandoned = video.with_name(f".{poster.name}.k1ll3d.tmp")  # its run was SIGKILLed
+    abandoned.write_bytes(b"half a jpeg")
+    running = video.with_name(f".{poster.name}.busy.tmp")  # another run writes it now
+    other = video.with_name(".1.mp4.jpg.x.tmp")  # another video's: not this poster's business
+    other.write_bytes(b"")
+    with running.open("wb") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+
+        write_poster(downloaded(video))
+
+        assert not abandoned.exists()
+        assert running.exists() and other.exists()
+    assert poster.read_bytes()[:2] == SOI
+    assert remove_abandoned_temps(poster) == 1  # unlocked now: the next run removes it
+    assert not running.exists()
 
 
 def test_an_old_poster_is_replaced(video: Path) -> None:
