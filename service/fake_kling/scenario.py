@@ -22,6 +22,15 @@ directive                  effect
 ``[sim:delay=SECONDS]``    extra delay before each callback (0..60)
 ``[sim:unsigned]``         callbacks carry no signature, even with a webhook secret
 ``[sim:badsig]``           callbacks carry a signature made with a wrong secret
+``[sim:lose_answer]``      the create is accepted (the task runs and calls back) but its
+                           answer is dropped: the status line and headers go out, then the
+                           connection closes before the body (a lost answer to the client)
+``[sim:lookup=FORM]``      which lookups by ``external_task_id`` find the task (``kling``
+                           profile): ``path`` (the default: all of them), ``query`` (the
+                           path form answers 1203, ``?external_task_id=`` and the list find
+                           it), ``list`` (only the list), ``none`` (no form: the list shows
+                           it without its ``task_info``, only a duplicate create refusal
+                           tells it exists)
 =========================  ============================================================
 """
 
@@ -40,7 +49,9 @@ MAX_DELAY_SECONDS = 60.0
 
 _DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
 _N = TypeVar("_N", int, float)
-_FLAGS = frozenset({"duplicate", "reorder", "drop", "early", "unsigned", "badsig"})
+_FLAGS = frozenset({"duplicate", "reorder", "drop", "early", "unsigned", "badsig", "lose_answer"})
+#: ``[sim:lookup=...]`` values, from the most to the least findable.
+LOOKUP_FORMS = ("path", "query", "list", "none")
 
 
 class ScenarioError(ValueError):
@@ -61,6 +72,8 @@ class Scenario:
     delay: float = 0.0
     unsigned: bool = False
     badsig: bool = False
+    lose_answer: bool = False
+    lookup: str = "path"
 
     @property
     def fails(self) -> bool:
@@ -107,6 +120,11 @@ def _parse_one(name: str, raw: str | None) -> dict[str, Any]:
         if not 0 <= delay <= MAX_DELAY_SECONDS:
             raise ScenarioError(f"[sim:delay] must be 0..{MAX_DELAY_SECONDS:g} seconds")
         return {"delay": delay}
+    if name == "lookup":
+        form = raw.strip().lower()
+        if form not in LOOKUP_FORMS:
+            raise ScenarioError(f"[sim:lookup] must be one of {', '.join(LOOKUP_FORMS)}")
+        return {"lookup": form}
     raise ScenarioError(f"unknown directive [sim:{name}]")
 
 

@@ -121,9 +121,17 @@ class Simulator:
         return task
 
     def get(self, ref: str) -> SimTask:
+        """A task by its id, or by its external id unless ``[sim:lookup]`` hides it there."""
         task = self.store.find(ref)
-        if task is None:
+        if task is None or (task.task_id != ref and task.scenario.lookup != "path"):
             raise KlingError(1203, f"task {ref} does not exist")
+        return task
+
+    def get_by_query(self, external_task_id: str) -> SimTask:
+        """A task by ``?external_task_id=``, unless ``[sim:lookup]`` hides it there."""
+        task = self.store.find_external(external_task_id)
+        if task is None or task.scenario.lookup not in ("path", "query"):
+            raise KlingError(1203, f"task {external_task_id} does not exist")
         return task
 
     def get_public(self, ref: str) -> SimTask:

@@ -119,6 +119,9 @@ class TaskStore:
         """A task by its ``task_id`` or, failing that, its ``external_task_id``."""
         return self._by_id.get(ref) or self._by_external.get(ref)
 
+    def find_external(self, external_task_id: str) -> SimTask | None:
+        return self._by_external.get(external_task_id)
+
     def find_public(self, ref: str) -> SimTask | None:
         """A task by the id its create answered, and nothing else (a gateway's own lookup)."""
         return self._by_public.get(ref)

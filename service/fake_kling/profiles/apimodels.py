@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from ..auth import Authenticator
 from ..callbacks import CallbackStyle
 from ..errors import KlingError
+from ..lost_answer import answer_of
 from ..simulator import Simulator
 from ..store import SimTask, TaskStatus
 from ..submission import parse_create_body
@@ -121,9 +122,10 @@ class _ApiModelsEndpoints:
             create, base_url=str(request.base_url), gateway_id=new_task_id()
         )
         model = f"kling-video/{task.model_name}"
-        return JSONResponse(
+        answer = JSONResponse(
             _envelope({"taskId": task.public_id, "state": "pending", "model": model})
         )
+        return answer_of(task, answer)
 
     async def query(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))

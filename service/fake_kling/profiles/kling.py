@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from ..auth import Authenticator
 from ..callbacks import CallbackStyle
 from ..errors import KlingError, invalid
+from ..lost_answer import answer_of
 from ..simulator import Simulator
 from ..store import SimTask, TaskStatus
 from ..submission import parse_create_body
@@ -92,7 +93,7 @@ class _KlingEndpoints:
         self._auth.check(request.headers.get("authorization"))
         body = await json_body(request)
         task = await self._simulator.create(parse_create_body(body), base_url=str(request.base_url))
-        return _envelope(
+        answer = _envelope(
             {
                 "task_id": task.task_id,
                 "task_status": TaskStatus.SUBMITTED.value,
@@ -101,6 +102,7 @@ class _KlingEndpoints:
                 "updated_at": task.created_at,
             }
         )
+        return answer_of(task, answer)
 
     async def query(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))
@@ -108,10 +110,22 @@ class _KlingEndpoints:
 
     async def list_tasks(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))
+        external_id = request.query_params.get("external_task_id")
+        if external_id is not None:
+            # The query form of a lookup by our id: the one task named so, or 1203.
+            return _envelope(task_object(self._simulator.get_by_query(external_id)))
         page_num = _int_param(request, "pageNum", 1, PAGE_NUM_RANGE)
         page_size = _int_param(request, "pageSize", 30, PAGE_SIZE_RANGE)
         tasks = self._simulator.page(page_num, page_size)
-        return _envelope([task_object(task) for task in tasks])
+        return _envelope([_listed(task) for task in tasks])
+
+
+def _listed(task: SimTask) -> dict[str, Any]:
+    """A task as the list shows it; ``[sim:lookup=none]`` hides its external id there too."""
+    body = task_object(task)
+    if task.scenario.lookup == "none":
+        body["task_info"] = {}
+    return body
 
 
 def _int_param(request: Request, name: str, default: int, bounds: tuple[int, int]) -> int:

@@ -27,6 +27,7 @@ from ..auth import Authenticator
 from ..callbacks import CallbackStyle
 from ..config import FakeKlingConfig
 from ..errors import KlingError
+from ..lost_answer import answer_of
 from ..simulator import Simulator
 from ..store import SimTask, TaskStatus
 from ..submission import parse_create_body
@@ -94,7 +95,7 @@ class _NewApiEndpoints:
         task = await self._simulator.create(
             create, base_url=str(request.base_url), gateway_id=gateway_id
         )
-        return JSONResponse(
+        answer = JSONResponse(
             {
                 "id": task.public_id,
                 "task_id": task.public_id,
@@ -103,6 +104,7 @@ class _NewApiEndpoints:
                 "created_at": seconds(task.created_at),
             }
         )
+        return answer_of(task, answer)
 
     async def query(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))
