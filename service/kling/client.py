@@ -16,6 +16,12 @@ unreadable body) is never sent blindly again: the task is first looked up by its
 or with an API that cannot look tasks up by it (the gateways), the outcome stays unknown and
 :class:`ProviderUnreachable` says so.
 
+Looking a task up by our ``external_task_id`` (:meth:`ProviderClient.find_task`) tries every
+form the API documents: for Kling's shape the path form, the ``?external_task_id=`` query form,
+then the newest pages of the list matched on ``task_info.external_task_id``. A create sent again
+and refused because the external id already exists proves the first one landed:
+:class:`TaskExistsUnseen` says so (the task must stay pending and be looked up again).
+
 A query answers ``None`` when the provider says the task does not exist: code 1203, or HTTP 404
 without a Kling envelope (a gateway's own "not found"). 1202 ("invalid method") is a wrong route,
 not a missing task, so it stays a :class:`ProviderRejected`.
@@ -25,9 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -53,6 +60,26 @@ from service.kling.state import ProviderTaskState
 from service.retry import RetrySchedule
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+# The duplicate refusal of a create (Kling's 1201, or a gateway's relay of it): the message is
+# the only thing that tells it from other parameter errors.
+_DUPLICATE_EXTERNAL_ID = re.compile(r"external[_ ]?task[_ ]?id.*already exist", re.IGNORECASE)
+LIST_PAGE_SIZE = 100
+LIST_PAGES = 5  # the newest 500 tasks: a task whose create answer was just lost is among them
+
+
+class TaskExistsUnseen(ProviderUnreachable):
+    """A create sent again was refused because its external id already exists: the first create
+    landed, but the provider's id for it is not known yet (look it up again later)."""
+
+
+def refused_as_duplicate(error: ProviderError) -> bool:
+    """Whether a refusal says the create's ``external_task_id`` is already taken."""
+    return isinstance(error, ProviderRejected) and bool(
+        _DUPLICATE_EXTERNAL_ID.search(error.provider_message or "")
+    )
+
 
 OMNI_VIDEO_PATH = "/v1/videos/omni-video"
 TASK_NOT_FOUND = 1203
@@ -74,8 +101,15 @@ class ProviderClient(Protocol):
         """What the create body calls the model: ``model_name`` or ``model``."""
         ...
 
+    @property
+    def refuses_duplicate_external_ids(self) -> bool:
+        """Whether a create with a taken ``external_task_id`` is refused, so sending a create
+        whose outcome is unknown again can never pay twice."""
+        ...
+
     async def create_task(self, body: dict[str, Any]) -> ProviderTaskState:
-        """Submit a task (see the module docstring for lost answers)."""
+        """Submit a task (see the module docstring for lost answers); raises
+        :class:`TaskExistsUnseen` when a create sent again was refused as a duplicate."""
         ...
 
     async def query_task(self, ref: str) -> ProviderTaskState | None:
@@ -96,6 +130,9 @@ class HttpProviderClient(ABC):
     model_field: ClassVar[str] = "model_name"
     # Whether the query endpoint takes our external_task_id in place of the provider's id.
     finds_by_external_id: ClassVar[bool] = False
+    # Whether a create whose external_task_id is taken is refused (Kling's rule, §3: unique
+    # within the account), so that sending one again can never create a second task.
+    refuses_duplicate_external_ids: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -149,6 +186,7 @@ class HttpProviderClient(ABC):
         has_external_id = isinstance(external_id, str) and bool(external_id)
         lookup_ref = external_id if has_external_id and self.finds_by_external_id else None
         lookup_first = False  # set once a create may have landed without us hearing of it
+        resent = False  # set once a lookup did not find a create that may have landed
         failures = 0
         while True:
             try:
@@ -161,8 +199,9 @@ class HttpProviderClient(ABC):
                             extra={"action": "kling.create.found", "provider": self.name},
                         )
                         return known
-                    lookup_first = False  # the provider never got it: sending again is safe
-                data = await self._call("POST", self.create_path(), body, action="kling.create")
+                    lookup_first = False  # not found: sending again creates it or is refused
+                    resent = True
+                data = await self._send_create(body, resent=resent)
                 return self.created_state(data)
             except AnswerLost as exc:
                 if lookup_ref is None:
@@ -182,11 +221,36 @@ class HttpProviderClient(ABC):
             failures += 1
             await self._wait_or_raise(failures, failure, "create", unknown=lookup_first)
 
+    async def _send_create(self, body: dict[str, Any], *, resent: bool) -> Any:
+        try:
+            return await self._call("POST", self.create_path(), body, action="kling.create")
+        except ProviderRejected as exc:
+            if resent and refused_as_duplicate(exc):
+                # The lookup missed it, but the provider has it: the first create landed.
+                raise TaskExistsUnseen(
+                    f"create: the answer was lost and the task was not found, but sending it "
+                    f"again was refused as a duplicate ({exc}): it exists, its id is unknown yet"
+                ) from exc
+            raise
+
     async def query_task(self, ref: str) -> ProviderTaskState | None:
+        path, params = self.query_request(ref)
+        return await self._get(path, params, self.queried_state, action="kling.query")
+
+    async def _get(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        read: Callable[[Any], _T],
+        *,
+        action: str,
+    ) -> _T | None:
+        """A GET's answer read by ``read`` (``None`` when the provider lacks the task), tried
+        again on the client's schedule while nothing usable comes back."""
         failures = 0
         while True:
             try:
-                return await self._query_once(ref, action="kling.query")
+                return await self._get_once(path, params, read, action=action)
             except (NotSent, AnswerLost, ProviderRetryable) as exc:
                 failures += 1
                 await self._wait_or_raise(failures, exc, "query", unknown=False)
@@ -222,13 +286,23 @@ class HttpProviderClient(ABC):
 
     async def _query_once(self, ref: str, *, action: str) -> ProviderTaskState | None:
         path, params = self.query_request(ref)
+        return await self._get_once(path, params, self.queried_state, action=action)
+
+    async def _get_once(
+        self,
+        path: str,
+        params: dict[str, str] | None,
+        read: Callable[[Any], _T],
+        *,
+        action: str,
+    ) -> _T | None:
         try:
             data = await self._call("GET", path, None, params=params, action=action)
         except ProviderRejected as exc:
             if self.is_missing(exc):
                 return None
             raise
-        return self.queried_state(data)
+        return read(data)
 
     async def _wait_or_raise(
         self, failures: int, failure: Exception, what: str, *, unknown: bool
@@ -322,3 +396,66 @@ class KlingClient(HttpProviderClient):
 
     def queried_state(self, data: Any) -> ProviderTaskState:
         return task_state(data)
+
+    async def find_task(self, external_task_id: str) -> ProviderTaskState | None:
+        """By the path form, then the ``?external_task_id=`` query form, then the newest pages
+        of the list (§1): ``None`` only when none of them shows the task."""
+        found = await self.query_task(external_task_id)
+        if found is None:
+            found = await self._find_by_query_form(external_task_id)
+        if found is None:
+            found = await self._find_in_list(external_task_id)
+        if found is not None:
+            log.info(
+                "found task %s by its external id",
+                found.task_id,
+                extra={"action": "kling.find.found", "provider": self.name},
+            )
+        return found
+
+    async def _find_by_query_form(self, external_task_id: str) -> ProviderTaskState | None:
+        def read(data: Any) -> ProviderTaskState | None:
+            # One task, or a list (an API that filters its list this way): ours by its id.
+            return _named(data if isinstance(data, list) else [data], external_task_id)
+
+        params = {"external_task_id": external_task_id}
+        try:
+            found = await self._get(OMNI_VIDEO_PATH, params, read, action="kling.find.query")
+        except ProviderAuthError:
+            raise
+        except ProviderRejected as exc:
+            # A parameter error: this API has no such form; the list may still show the task.
+            log.info(
+                "the query form of a lookup was refused: %s",
+                exc,
+                extra={"action": "kling.find.query_refused", "provider": self.name},
+            )
+            return None
+        return found if isinstance(found, ProviderTaskState) else None
+
+    async def _find_in_list(self, external_task_id: str) -> ProviderTaskState | None:
+        def read(data: Any) -> tuple[ProviderTaskState | None, int]:
+            items = data if isinstance(data, list) else []
+            return _named(items, external_task_id), len(items)
+
+        for page in range(1, LIST_PAGES + 1):
+            params = {"pageNum": str(page), "pageSize": str(LIST_PAGE_SIZE)}
+            answer = await self._get(OMNI_VIDEO_PATH, params, read, action="kling.find.list")
+            if answer is None:
+                return None
+            found, count = answer
+            if found is not None or count < LIST_PAGE_SIZE:
+                return found
+        return None
+
+
+def _named(items: list[Any], external_task_id: str) -> ProviderTaskState | None:
+    """The task of ``items`` whose ``task_info.external_task_id`` is ours, if any."""
+    for item in items:
+        try:
+            state = task_state(item)
+        except AnswerLost:
+            continue  # an unreadable item is not ours to guess about
+        if state.external_task_id == external_task_id:
+            return state
+    return None

@@ -8,7 +8,10 @@
   credits, 404 no such task, 500 internal error).
 
 Its task ids are its own, and its query knows only them: a lost create answer cannot be looked
-up. A 500 tells nothing about whether a create landed, so it counts as a lost answer.
+up. Its page does not document ``external_task_id`` nor that a taken one is refused, so a create
+whose outcome is unknown is never sent again: the task waits for its callback (apimodels calls
+back on the final state, retrying for 30 minutes) and is confirmed by the id that callback names.
+A 500 tells nothing about whether a create landed, so it counts as a lost answer.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class ApiModelsClient(HttpProviderClient):
     name = "apimodels"
     model_field = "model"
     finds_by_external_id = False
+    refuses_duplicate_external_ids = False  # undocumented: sending again might pay twice
 
     def create_path(self) -> str:
         return GENERATIONS_PATH

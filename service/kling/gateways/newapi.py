@@ -12,6 +12,9 @@ the one its query takes, so that id is the task's ``provider_task_id`` and a que
 under the wrapper's ``task_id`` (:func:`service.kling.notification.task_from_document` names a
 wrapped task by its outermost id). Whether such a gateway can find a task by our
 ``external_task_id`` is undocumented, so a lost create answer is never resolved by looking it up.
+The gateway passes ``external_task_id`` on to Kling, which refuses a taken one and the gateway
+relays that refusal: sending a create again can only create the task or prove it exists, so the
+``submit`` job may do so (with the first create's callback URL, whose callbacks name the task).
 """
 
 from __future__ import annotations
