@@ -4,6 +4,12 @@ The task (with its callback token's hash) is stored before the provider is calle
 notification that arrives before the create answer is still matched. A create whose answer is
 lost is never sent again blindly: the client looks the task up by ``external_task_id`` first,
 and when even that is impossible the task stays ``pending`` and a ``submit`` job finishes it.
+
+The callback token that went out with the first create is the task's until its outcome is
+known: the ``submit`` job keeps it and sends any create again with the same callback URL, so the
+first create's callbacks are matched whichever create landed. A create sent again and refused
+because the external id is taken proves the task exists: it stays ``pending`` and is looked up
+again (:class:`~service.kling.client.TaskExistsUnseen`), never failed or deleted.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from service.errors import (
 )
 from service.ids import new_id
 from service.jobs.kinds import SUBMIT, new_job
+from service.kling.client import TaskExistsUnseen, refused_as_duplicate
 from service.kling.request import SubmitRequest
 from service.kling.state import ProviderStatus, ProviderTaskState
 from service.lifecycle import plan_provider_state
@@ -32,6 +39,7 @@ from storage.records import TaskChange, TaskRecord, TaskStatus
 log = logging.getLogger(__name__)
 
 RESUME_DELAY = timedelta(seconds=10)
+CALLBACK_TOKEN = "callback_token"  # the submit job's copy of the first create's token
 
 
 def hash_token(token: str) -> str:
@@ -79,7 +87,8 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
         )
         job = new_job(
             SUBMIT,
-            {"task_id": task.id},
+            # The token stays the task's: a create that landed calls back with it.
+            {"task_id": task.id, CALLBACK_TOKEN: token},
             now=now,
             task_id=task.id,
             dedupe_key=f"submit:{task.id}",
@@ -108,24 +117,40 @@ async def accept(services: Services, task_id: str, state: ProviderTaskState) -> 
     )
 
 
-async def resume(services: Services, task: TaskRecord) -> str:
+async def resume(services: Services, task: TaskRecord, token: str | None = None) -> str:
     """Finish a submission whose create answer was lost (the ``submit`` job).
 
-    Ask the provider first; only when it does not know the task is the create sent again, with a
-    fresh callback token (the old one was never registered anywhere)."""
-    if task.status != TaskStatus.PENDING:
+    Ask the provider first (every lookup its API has). A create is sent again only when the
+    lookups say the task is not there, or cannot tell but the provider refuses a taken external
+    id (so sending again creates the task or proves it exists). It goes with the first create's
+    ``token`` when the job kept it; only a job without one (queued by an older version, whose
+    create is surely unknown to the provider) gets a fresh token.
+
+    Raises :class:`TaskExistsUnseen` (look again later) and :class:`ProviderUnreachable`."""
+    if task.status != TaskStatus.PENDING or task.provider_task_id:
         return f"already {task.status}"
-    found = await services.kling.find_task(task.external_task_id)
+    try:
+        found = await services.kling.find_task(task.external_task_id)
+    except ProviderUnreachable:
+        if token is None or not services.kling.refuses_duplicate_external_ids:
+            raise  # the task may exist: wait for its callbacks or a later lookup
+        found = None  # no lookup by our id: sending again creates it or proves it exists
     if found is not None:
         return await accept(services, task.id, found)
-    token = secrets.token_urlsafe(32)
+    if token is None:
+        token = secrets.token_urlsafe(32)
+        rotated = replace(task, callback_token_hash=hash_token(token))
+        if not await services.storage.apply(TaskChange(task=rotated)):
+            return "task changed meanwhile; looking again later"
     url = callback_url(services, token)
-    rotated = replace(task, callback_token_hash=hash_token(token))
-    if not await services.storage.apply(TaskChange(task=rotated)):
-        return "task changed meanwhile; looking again later"
     try:
         state = await services.kling.create_task(_create_body(task, url))
     except (ProviderRejected, ProviderAuthError) as exc:
+        if refused_as_duplicate(exc):
+            raise TaskExistsUnseen(
+                f"task {task.external_task_id} exists at the provider (a create sent again was "
+                f"refused as a duplicate: {exc}); looking it up again later"
+            ) from exc
         # The user was told "pending"; now the provider refused for good: the task failed.
         refused = ProviderTaskState(
             task_id="", status=ProviderStatus.FAILED, status_message=f"provider refused: {exc}"

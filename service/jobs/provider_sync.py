@@ -3,7 +3,9 @@
 ``sync`` has three callers: a notification that carried no result, an unsigned final
 notification to confirm (payload ``confirm``), and reconciliation of a quiet task (see
 :mod:`service.reconcile`). Whatever the caller, only the provider's answer to our own query is
-applied, as ``confirmed`` news. ``submit`` finishes a submission whose create answer was lost.
+applied, as ``confirmed`` news. ``submit`` finishes a submission whose create answer was lost:
+with the first create's callback token, and pending until the task is found (a create sent
+again and refused as a duplicate proves it exists: the job looks again, with backoff).
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from service.errors import ProviderRetryable, ProviderUnreachable
+from service.errors import NotificationInvalid, ProviderRetryable, ProviderUnreachable
 from service.jobs.outcome import RetryLater
 from service.kling.answers import RATE_LIMITED
+from service.kling.client import TaskExistsUnseen
 from service.kling.state import ProviderStatus, ProviderTaskState
 from service.lifecycle import FINAL, Plan, plan_provider_state, plan_timed_out
+from service.receiver.match import read_document, task_ids
 from service.reconcile import MIN_RATE_LIMIT_BACKOFF, backoff_of, is_overdue
 from service.services import Services
-from service.submission import accept, resume
+from service.submission import CALLBACK_TOKEN, accept, resume
 from storage.records import JobRecord, TaskChange, TaskRecord, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 # confirmation that finds the task unfinished looks again a few times (on the job's schedule:
 # about 36 s in all), then leaves the task to reconciliation.
 CONFIRM_ATTEMPTS = 4
+# Ids claimed by callbacks asked about per sync: a task has one, a forged flood gets no more.
+MAX_CLAIMED_IDS = 3
 
 
 async def run_sync(services: Services, job: JobRecord) -> None:
@@ -77,8 +83,7 @@ async def _query(services: Services, task: TaskRecord) -> ProviderTaskState | No
     try:
         if task.provider_task_id:
             return await services.kling.query_task(task.provider_task_id)
-        # Not yet answered by a create (a confirmation before it): by our own id.
-        return await services.kling.find_task(task.external_task_id)
+        return await _find_unanswered(services, task)
     except ProviderRetryable as exc:
         delay = exc.retry_after
         if exc.code in RATE_LIMITED:
@@ -87,6 +92,45 @@ async def _query(services: Services, task: TaskRecord) -> ProviderTaskState | No
         raise RetryLater(str(exc), delay=delay) from exc
     except ProviderUnreachable as exc:
         raise RetryLater(str(exc)) from exc
+
+
+async def _find_unanswered(services: Services, task: TaskRecord) -> ProviderTaskState | None:
+    """A task no create answer named yet (its answer was lost, a confirmation came first): by
+    our own id, then by the ids its callbacks claim, asked of the provider itself (an API that
+    cannot look our id up, like apimodels, still answers for its own ids)."""
+    cannot_tell: ProviderUnreachable | None = None
+    try:
+        found = await services.kling.find_task(task.external_task_id)
+    except ProviderUnreachable as exc:
+        found, cannot_tell = None, exc
+    if found is None:
+        found = await _claimed_by_callbacks(services, task)
+    if found is None and cannot_tell is not None:
+        raise cannot_tell
+    return found
+
+
+async def _claimed_by_callbacks(services: Services, task: TaskRecord) -> ProviderTaskState | None:
+    """The provider's own answer for a task id a callback to this task's URL named, when it
+    is about this task (our external id or none); the claim alone is never applied."""
+    claimed: list[str] = []
+    for notification in reversed(await services.storage.list_notifications(task.id)):
+        try:
+            document = read_document(notification.body)
+        except NotificationInvalid:
+            continue
+        claimed.extend(ref for ref in sorted(task_ids(document)) if ref not in claimed)
+    for ref in claimed[:MAX_CLAIMED_IDS]:
+        state = await services.kling.query_task(ref)
+        if state is not None and state.external_task_id in (None, task.external_task_id):
+            log.info(
+                "task %s found by the id %s its callbacks named",
+                task.id,
+                state.task_id,
+                extra={"action": "sync.found_by_callback", "task_id": task.id},
+            )
+            return state
+    return None
 
 
 def _unfinished(state: ProviderTaskState) -> bool:
@@ -128,8 +172,17 @@ async def run_submit(services: Services, job: JobRecord) -> None:
     task = await services.storage.get_task(str(job.payload["task_id"]))
     if task is None:
         return
+    token = job.payload.get(CALLBACK_TOKEN)
     try:
-        await resume(services, task)
+        await resume(services, task, token if isinstance(token, str) else None)
+    except TaskExistsUnseen as exc:
+        # Proven to exist: pending it stays, its callbacks (same token) or a lookup will tell.
+        log.info(
+            "task %s exists at the provider, its id not known yet",
+            task.id,
+            extra={"action": "submit.exists_unseen", "task_id": task.id},
+        )
+        raise RetryLater(str(exc)) from exc
     except (ProviderUnreachable, ProviderRetryable) as exc:
         raise RetryLater(str(exc), delay=getattr(exc, "retry_after", None)) from exc
 
