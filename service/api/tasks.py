@@ -50,7 +50,7 @@ async def create_task(request: Request) -> Response:
         body = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return error_response(400, "invalid_json", f"the body is not JSON: {exc}")
-    task = await submit(services, parse_submission(body))
+    task = await submit(services, parse_submission(body, provider=services.kling.name))
     status = 202 if task.status == TaskStatus.PENDING else 201
     return JSONResponse(await _task_view(services, task), status_code=status)
 

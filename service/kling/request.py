@@ -1,9 +1,12 @@
 """The body of ``POST /v1/tasks``: Kling's create fields (kling-api.md §3) plus our own two.
 
-:func:`parse_submission` is the one way in. It validates each field on its own (types, choices,
-lengths, URLs and inline images), then the cross-field rules of :mod:`.request_rules`, and raises
-:class:`~service.errors.InvalidRequest` listing every problem with a dotted field path. Pydantic's
-own errors never leave this module.
+:func:`parse_submission` is the one way in. Given the provider shape, it first fills in that
+provider's documented defaults (:mod:`.request_defaults`), then validates each field on its own
+(types, choices, lengths, URLs and inline images), then the cross-field rules of
+:mod:`.request_rules`, and raises :class:`~service.errors.InvalidRequest` listing every problem
+with a dotted field path. Pydantic's own errors never leave this module. The parsed request
+remembers its provider, so :meth:`SubmitRequest.provider_body` words it in that provider's
+dialect (:mod:`.request_dialects`).
 
 The body is decoded JSON, so the model is strict: ``"5"`` is not a number and ``1`` is not
 ``true``. The one coercion is ``duration``, which callers often send as a number; it is kept as
@@ -23,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -30,6 +34,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidRequest, Problem
+from service.kling.request_defaults import explain, with_defaults
+from service.kling.request_dialects import in_dialect
 from service.kling.request_errors import RULES_ERROR, problems_of
 from service.kling.request_media import http_url_problem, image_source_problem
 from service.kling.request_rules import (
@@ -50,6 +56,8 @@ MAX_METADATA_BYTES: Final = 16 * 1024
 
 # The validation context key that skips the cross-field rules (see _problems_of_what_parsed).
 _FIELDS_ONLY: Final = "fields_only"
+# The validation context key naming the provider shape (see SubmitRequest.provider).
+_PROVIDER: Final = "provider"
 
 
 def _invalid(message: str) -> PydanticCustomError:
@@ -169,11 +177,19 @@ class SubmitRequest(_Strict):
     metadata: Annotated[dict[str, Any], AfterValidator(_check_metadata)] = Field(
         default_factory=dict
     )
+    # The provider shape whose defaults were filled in and whose dialect provider_body speaks.
+    _provider: str | None = PrivateAttr(default=None)
+
+    @property
+    def provider(self) -> str | None:
+        return self._provider
 
     @model_validator(mode="after")
     def _follow_the_rules(self, info: ValidationInfo) -> SubmitRequest:
         if info.context and info.context.get(_FIELDS_ONLY):
             return self
+        if info.context:
+            self._provider = info.context.get(_PROVIDER)
         problems = submission_problems(self, self.model_name)
         if problems:
             raise PydanticCustomError(
@@ -189,27 +205,29 @@ class SubmitRequest(_Strict):
     def provider_body(self, *, model_field: str = "model_name") -> dict[str, Any]:
         """The JSON body for the provider's create call.
 
-        Only the Kling fields the caller gave, the model under ``model_field`` (``"model"`` for
-        new-api gateways); without ``external_task_id``, ``metadata`` and ``callback_url``,
-        which the caller adds.
+        The Kling fields the caller gave plus the provider defaults filled in, in the
+        provider's dialect, the model under ``model_field`` (``"model"`` for new-api gateways);
+        without ``external_task_id``, ``metadata`` and ``callback_url``, which the caller adds.
         """
         fields = self.model_dump(
             exclude_none=True, exclude={"model_name", "external_task_id", "metadata"}
         )
-        return {model_field: self.model_name, **fields}
+        return {model_field: self.model_name, **in_dialect(fields, self._provider)}
 
 
-def parse_submission(data: object) -> SubmitRequest:
-    """Validate a decoded JSON body. Raises InvalidRequest listing EVERY problem."""
+def parse_submission(data: object, *, provider: str | None = None) -> SubmitRequest:
+    """Validate a decoded JSON body, ``provider``'s defaults filled in first (``None``: the
+    provider-neutral rules, nothing filled). Raises InvalidRequest listing EVERY problem."""
     if not isinstance(data, dict):
         raise InvalidRequest([Problem("body", "must be a JSON object")])
+    defaulted = with_defaults(data, provider)
     try:
-        return SubmitRequest.model_validate(data)
+        return SubmitRequest.model_validate(defaulted.body, context={_PROVIDER: provider})
     except ValidationError as exc:
         problems = problems_of(exc)
         if not any(error["type"] == RULES_ERROR for error in exc.errors()):
-            problems += _problems_of_what_parsed(data, exc)
-        raise InvalidRequest(problems) from exc
+            problems += _problems_of_what_parsed(defaulted.body, exc)
+        raise InvalidRequest(explain(problems, defaulted, provider)) from exc
 
 
 def _problems_of_what_parsed(data: dict[Any, Any], exc: ValidationError) -> list[Problem]:
