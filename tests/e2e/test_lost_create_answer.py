@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import secrets
 from typing import Any
 
@@ -118,3 +119,22 @@ async def test_a_duplicate_refusal_proves_the_task_exists(make_pipeline: Pipelin
     done = await ends_once_with_its_video(pipeline, task)
     assert len(await sim_tasks(pipeline)) == 1
     await all_callbacks_taken(pipeline, done, CALLBACKS_PER_TASK["kling"])
+
+
+async def test_a_gateway_without_lookups_keeps_a_proven_task_pending(
+    make_pipeline: PipelineFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    # new-api cannot find our id, and no callback comes: the submit job sends the create again
+    # (the gateway relays Kling's duplicate refusal), which proves the task: pending it stays.
+    caplog.set_level(logging.INFO, logger="service.jobs.provider_sync")
+    fake, settings = SETUPS["newapi own ids"]
+    pipeline = await make_pipeline(fake, **settings)
+    task = await submit_lost(pipeline, "a heron [sim:lose_answer][sim:drop]", "lost-unseen")
+    async with asyncio.timeout(FINISH_WITHIN):
+        while True:
+            if any(getattr(r, "action", None) == "submit.exists_unseen" for r in caplog.records):
+                break
+            await asyncio.sleep(0.2)
+    now = (await pipeline.api.get(f"/v1/tasks/{task['id']}")).json()
+    assert now["status"] == "pending", now
+    assert len(await sim_tasks(pipeline)) == 1
