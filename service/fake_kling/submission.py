@@ -1,7 +1,8 @@
-"""Reading a create body: the light validation a fake needs (kling-api.md §3).
+"""Reading a create body the way the provider does (kling-api.md §3).
 
-The simulator checks what decides its own behaviour (model, prompts, ids, callback URL) and
-the obvious types; the full rule book belongs to omnihook's own request validation.
+The profile's documented defaults are filled in first (:mod:`.defaults`), then the body must
+pass the provider's rules (:mod:`.rules`) and what decides the simulator's own behaviour
+(model, prompts, ids, callback URL); any refusal is a 1201 naming the parameter.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from .defaults import PROFILE_DEFAULTS, apply_defaults
 from .errors import KlingError, invalid
+from .rules import check_newapi_dialect, check_rules
 
 MODELS = ("kling-video-o1", "kling-v3-omni")
 MAX_PROMPT = 2500
@@ -31,15 +34,22 @@ class CreateRequest:
     mode: str = "pro"
 
 
-def parse_create_body(body: Any, *, model_field: str = "model_name") -> CreateRequest:
-    """Check ``body`` and extract a :class:`CreateRequest`; raises :class:`KlingError` 1200/1201."""
+def parse_create_body(body: Any, *, profile: str = "kling") -> CreateRequest:
+    """Check ``body`` as ``profile``'s provider would and extract a :class:`CreateRequest`;
+    raises :class:`KlingError` 1200/1201."""
     if not isinstance(body, dict):
         raise KlingError(1200, "Invalid request body: a JSON object is required")
+    defaults = PROFILE_DEFAULTS[profile]
+    model_field = defaults.model_field
+    if profile == "newapi":
+        check_newapi_dialect(body)
+    body = apply_defaults(body, defaults)
     model = body.get(model_field)
     if model is None:
         raise invalid(model_field, "is required")
     if model not in MODELS:
         raise invalid(model_field, f"must be one of {', '.join(MODELS)}")
+    check_rules(body, model)
     return CreateRequest(
         model_name=model,
         prompts=_prompts(body),

@@ -153,7 +153,7 @@ async def test_unknown_task_is_404_1203(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("request_body", "code", "field"),
     [
-        ({"prompt": "a cat"}, 1201, "model_name"),
+        ({"model_name": "", "prompt": "a cat"}, 1201, "model_name"),
         ({"model_name": "kling-v9", "prompt": "a cat"}, 1201, "model_name"),
         ({"model_name": "kling-video-o1"}, 1201, "prompt"),
         ({**body(), "callback_url": "ftp://x"}, 1201, "callback_url"),

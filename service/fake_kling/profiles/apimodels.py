@@ -117,7 +117,7 @@ class _ApiModelsEndpoints:
 
     async def create(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))
-        create = parse_create_body(await json_body(request), model_field="model")
+        create = parse_create_body(await json_body(request), profile=self._simulator.config.profile)
         task = await self._simulator.create(
             create, base_url=str(request.base_url), gateway_id=new_task_id()
         )

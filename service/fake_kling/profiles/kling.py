@@ -92,7 +92,10 @@ class _KlingEndpoints:
     async def create(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))
         body = await json_body(request)
-        task = await self._simulator.create(parse_create_body(body), base_url=str(request.base_url))
+        task = await self._simulator.create(
+            parse_create_body(body, profile=self._simulator.config.profile),
+            base_url=str(request.base_url),
+        )
         answer = _envelope(
             {
                 "task_id": task.task_id,

@@ -90,7 +90,7 @@ class _NewApiEndpoints:
 
     async def create(self, request: Request) -> Response:
         self._auth.check(request.headers.get("authorization"))
-        create = parse_create_body(await json_body(request), model_field="model")
+        create = parse_create_body(await json_body(request), profile=self._simulator.config.profile)
         gateway_id = f"task_{secrets.token_urlsafe(18)}" if self._own_ids else None
         task = await self._simulator.create(
             create, base_url=str(request.base_url), gateway_id=gateway_id
