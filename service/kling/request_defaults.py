@@ -32,8 +32,8 @@ multi-shot       -                            ``multi_prompt`` alone  -
 
 Where a default does not apply it is not filled: no ``duration`` for an edit (``refer_type``
 base follows its input video), no ``aspect_ratio`` when a first frame or an edited video sets
-the shape, and no ``duration`` of 5 for customized shots (they must add up to it; only new-api
-documents the sum as the total).
+the shape. Customized shots must add up to ``duration``: its default 5 applies to them too
+(a 422 then says the shots add up to more), except at new-api, whose total is their sum.
 """
 
 from __future__ import annotations
@@ -119,9 +119,8 @@ def with_defaults(body: Mapping[str, Any], provider: str | None) -> Defaulted:
     multi_shot = out.get("multi_shot") is True
     customize = multi_shot and out.get("shot_type") == "customize"
     if not is_base:
-        if customize:
-            if defaults.shots_alone_are_multi_shot:
-                fill("duration", _shots_total(out.get("multi_prompt")))
+        if customize and defaults.shots_alone_are_multi_shot:
+            fill("duration", _shots_total(out.get("multi_prompt")))
         else:
             fill("duration", defaults.duration)
     fill("mode", defaults.mode)
