@@ -421,17 +421,19 @@ class KlingClient(HttpProviderClient):
         params = {"external_task_id": external_task_id}
         try:
             found = await self._get(OMNI_VIDEO_PATH, params, read, action="kling.find.query")
-        except ProviderAuthError:
-            raise
         except ProviderRejected as exc:
-            # A parameter error: this API has no such form; the list may still show the task.
-            log.info(
-                "the query form of a lookup was refused: %s",
-                exc,
-                extra={"action": "kling.find.query_refused", "provider": self.name},
-            )
-            return None
+            return self._form_refused("query", exc)
         return found if isinstance(found, ProviderTaskState) else None
+
+    def _form_refused(self, form: str, refusal: ProviderRejected) -> None:
+        """A refused lookup form (a parameter error, no such route at a gateway) is one this
+        API does not have: it shows nothing. Refused credentials are raised as they are."""
+        log.info(
+            "the %s form of a lookup was refused: %s",
+            form,
+            refusal,
+            extra={"action": "kling.find.form_refused", "provider": self.name},
+        )
 
     async def _find_in_list(self, external_task_id: str) -> ProviderTaskState | None:
         def read(data: Any) -> tuple[ProviderTaskState | None, int]:
@@ -440,7 +442,10 @@ class KlingClient(HttpProviderClient):
 
         for page in range(1, LIST_PAGES + 1):
             params = {"pageNum": str(page), "pageSize": str(LIST_PAGE_SIZE)}
-            answer = await self._get(OMNI_VIDEO_PATH, params, read, action="kling.find.list")
+            try:
+                answer = await self._get(OMNI_VIDEO_PATH, params, read, action="kling.find.list")
+            except ProviderRejected as exc:
+                return self._form_refused("list", exc)
             if answer is None:
                 return None
             found, count = answer

@@ -125,6 +125,12 @@ async def test_the_search_stops_after_the_newest_pages(
     assert len(script.requests) == 2 + LIST_PAGES
 
 
+async def test_a_refused_list_shows_nothing(kling: Callable[[Script], KlingClient]) -> None:
+    # A gateway without the list route (1202): that form shows nothing, it is no error.
+    script = Script(MISSING, MISSING, error(1202, 404, "invalid method"))
+    assert await kling(script).find_task("job-0001") is None
+
+
 async def test_refused_credentials_are_not_a_missing_task(
     kling: Callable[[Script], KlingClient],
 ) -> None:
