@@ -422,7 +422,8 @@ class KlingClient(HttpProviderClient):
         try:
             found = await self._get(OMNI_VIDEO_PATH, params, read, action="kling.find.query")
         except ProviderRejected as exc:
-            return self._form_refused("query", exc)
+            self._form_refused("query", exc)
+            return None
         return found if isinstance(found, ProviderTaskState) else None
 
     def _form_refused(self, form: str, refusal: ProviderRejected) -> None:
@@ -445,7 +446,8 @@ class KlingClient(HttpProviderClient):
             try:
                 answer = await self._get(OMNI_VIDEO_PATH, params, read, action="kling.find.list")
             except ProviderRejected as exc:
-                return self._form_refused("list", exc)
+                self._form_refused("list", exc)
+                return None
             if answer is None:
                 return None
             found, count = answer
