@@ -26,8 +26,9 @@ directive                  effect
                            answer is dropped: the status line and headers go out, then the
                            connection closes before the body (a lost answer to the client)
 ``[sim:lookup=FORM]``      which lookups by ``external_task_id`` find the task (``kling``
-                           profile): ``path`` (the default: all of them), ``query`` (the
-                           path form answers 1203, ``?external_task_id=`` and the list find
+                           profile; the gateways find a task by the id they handed out
+                           only): ``path`` (the default: all of them), ``query`` (the path
+                           form answers 1203, ``?external_task_id=`` and the list find
                            it), ``list`` (only the list), ``none`` (no form: the list shows
                            it without its ``task_info``, only a duplicate create refusal
                            tells it exists)

@@ -1,4 +1,8 @@
-"""The official Kling shape (also PowerTokens and CometAPI): kling-api.md §1, §4 and §5."""
+"""The official Kling shape (also PowerTokens and CometAPI): kling-api.md §1, §4 and §5.
+
+A task is found by its ``task_id``, or by its ``external_task_id`` in the path, in the query
+form ``GET .../omni-video?external_task_id=`` and in the list (``[sim:lookup]`` hides it from
+some of these forms)."""
 
 from __future__ import annotations
 
