@@ -135,8 +135,8 @@ def explain(problems: list[Problem], defaulted: Defaulted, provider: str | None)
     return [
         Problem(
             p.field,
-            f"{p.message} ({p.field} was left out; {defaulted.filled[p.field]!r}"
-            f" is the {provider} provider's default)",
+            f"{p.message} (left out: the {provider} provider sets it to"
+            f" {defaulted.filled[p.field]!r})",
         )
         if p.field in defaulted.filled
         else p
