@@ -24,6 +24,9 @@ def describe(task: SimTask, served: dict[str, ServedCounts] | None = None) -> di
         "gateway_task_id": task.gateway_id,
         "external_task_id": task.external_task_id,
         "model_name": task.model_name,
+        # as the provider read the request, its defaults filled in
+        "mode": task.mode,
+        "duration": task.requested_duration,
         "task_status": task.status.value,
         "task_status_msg": task.status_msg,
         "created_at": task.created_at,
