@@ -112,17 +112,26 @@ async def _find_unanswered(services: Services, task: TaskRecord) -> ProviderTask
 
 async def _claimed_by_callbacks(services: Services, task: TaskRecord) -> ProviderTaskState | None:
     """The provider's own answer for a task id a callback to this task's URL named, when it
-    is about this task (our external id or none); the claim alone is never applied."""
+    is about this task (it names our external id, or the API never names one); the claim alone
+    is never applied."""
     claimed: list[str] = []
     for notification in reversed(await services.storage.list_notifications(task.id)):
         try:
             document = read_document(notification.body)
         except NotificationInvalid:
             continue
-        claimed.extend(ref for ref in sorted(task_ids(document)) if ref not in claimed)
+        for ref in sorted(task_ids(document)):
+            if ref not in claimed:
+                claimed.append(ref)
+    # Where answers name our external id, one that does not is someone else's task.
+    anonymous_ok = not services.kling.names_external_ids
     for ref in claimed[:MAX_CLAIMED_IDS]:
         state = await services.kling.query_task(ref)
-        if state is not None and state.external_task_id in (None, task.external_task_id):
+        if state is None:
+            continue
+        if state.external_task_id == task.external_task_id or (
+            anonymous_ok and state.external_task_id is None
+        ):
             log.info(
                 "task %s found by the id %s its callbacks named",
                 task.id,

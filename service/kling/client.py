@@ -102,6 +102,11 @@ class ProviderClient(Protocol):
         ...
 
     @property
+    def names_external_ids(self) -> bool:
+        """Whether its answers about a task carry our ``external_task_id`` (``task_info``)."""
+        ...
+
+    @property
     def refuses_duplicate_external_ids(self) -> bool:
         """Whether a create with a taken ``external_task_id`` is refused, so sending a create
         whose outcome is unknown again can never pay twice."""
@@ -130,6 +135,9 @@ class HttpProviderClient(ABC):
     model_field: ClassVar[str] = "model_name"
     # Whether the query endpoint takes our external_task_id in place of the provider's id.
     finds_by_external_id: ClassVar[bool] = False
+    # Whether its task answers carry our external_task_id (Kling's task_info), so an answer
+    # without it is about someone else's task.
+    names_external_ids: ClassVar[bool] = True
     # Whether a create whose external_task_id is taken is refused (Kling's rule, §3: unique
     # within the account), so that sending one again can never create a second task.
     refuses_duplicate_external_ids: ClassVar[bool] = True

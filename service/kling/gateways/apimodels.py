@@ -36,6 +36,7 @@ class ApiModelsClient(HttpProviderClient):
     model_field = "model"
     finds_by_external_id = False
     refuses_duplicate_external_ids = False  # undocumented: sending again might pay twice
+    names_external_ids = False  # its task answers have no task_info
 
     def create_path(self) -> str:
         return GENERATIONS_PATH
