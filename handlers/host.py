@@ -2,29 +2,39 @@
 
 One per process, owned by its ``Services`` (opened and closed with them). It holds:
 
-* a **handler loop** (:mod:`handlers.loop_thread`): async handlers run there, on an event loop
-  in a thread of its own, never on the process's main loop. The caller, on the main loop,
-  awaits the outcome under the run's timeout; on timeout the run's task is cancelled there;
-* a **bounded pool of threads** for sync handlers (:mod:`handlers.threads`);
-* a **watchdog** (:mod:`handlers.watchdog`) that warns when the handler loop stops answering,
-  naming the handler that blocks it.
+* a **handler loop per async handler** (:mod:`handlers.loop_thread`), keyed by the handler's
+  registry name and made on its first run: each runs on an event loop in a thread of its own,
+  never on the process's main loop nor on another handler's. So a handler that blocks its loop
+  (``time.sleep`` in ``async def``) delays only its own runs. The caller, on the main loop,
+  awaits the outcome under the run's timeout; on timeout the run's task is cancelled there. The
+  registry bounds the handlers, so it bounds these loops too;
+* a **bounded pool of threads** for sync handlers (:mod:`handlers.threads`), shared by all of
+  them. Once two sync handlers or more have run, one handler holds at most its **share** of
+  the threads at once (``thread_share``, half the pool by default), its abandoned runs
+  included: a sync handler that never returns cannot take every thread, so the others always
+  find one. A lone sync handler may use the whole pool; a pool of one thread is not shared out;
+* a **watchdog** (:mod:`handlers.watchdog`) that warns when a handler loop stops answering,
+  naming the handler and the event that block it.
 
-When an async run times out and its loop does not answer within ``responsive_within``, a
-handler blocks the loop (``time.sleep`` in ``async def``): the host **replaces** the loop with a
-fresh one, so the other handlers keep running, and abandons the blocked one (a daemon thread,
-which ends once the handler returns and the loop's last runs have ended). At most
-``max_abandoned_loops`` blocked loops are left behind at once; past that the blocked loop is
-kept, its runs time out and are retried later, so a handler that never returns cannot make
-threads without bound.
+When an async run times out and its loop does not answer within ``responsive_within``, the
+handler blocks the loop: the host **replaces** that handler's loop with a fresh one and abandons
+the blocked one (a daemon thread, which ends once the handler returns and the loop's last runs
+have ended); the handler's runs queued behind it, not started, move to the fresh loop and never
+run twice. At most ``max_abandoned_loops`` blocked loops (of all handlers) are left behind at
+once; past that the blocked loop is kept, that handler's runs time out and are retried later,
+so a handler that never returns cannot make threads without bound.
 
-Threads (loop, watchdog) start with the first async run: a process that runs no handler pays
-nothing. Handler code shares the handler loop: an asyncio object a plugin created at import
-time and bound to another loop cannot be used from there (nor from a replacement loop).
+Threads (a handler's loop, the watchdog) start with the first async run that needs them: a
+process that runs no handler pays nothing. Handler code runs on its handler's loop: an asyncio
+object a plugin created at import time and bound to another loop cannot be used from there (nor
+from a replacement loop), and two handlers do not share a loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import enum
 import inspect
 import itertools
 import logging
@@ -58,15 +68,22 @@ class HandlerHost:
         *,
         threads: int = DEFAULT_THREADS,
         thread_limit: int | None = None,
+        thread_share: int | None = None,
         block_warning: float = 1.0,
         responsive_within: float = 0.5,
         max_abandoned_loops: int | None = None,
         heartbeat: float = 0.1,
         close_grace: float = 2.0,
     ) -> None:
-        """``threads`` sync runs at once, ``thread_limit`` threads at all (twice ``threads``);
+        """``threads`` sync runs at once, ``thread_limit`` threads at all (twice ``threads``),
+        ``thread_share`` of them held by one handler at most, abandoned ones included, once two
+        sync handlers or more have run (half of ``threads``; no cap for a pool of one);
         ``block_warning``: a handler loop silent this long is reported blocked."""
         self._threads = HandlerThreads(threads, limit=thread_limit)
+        # A pool of one thread cannot be shared out: its one handler thread is everybody's.
+        self._shares = ThreadShares(
+            thread_share if thread_share is not None else (threads // 2 or None)
+        )
         self._block_warning = block_warning
         self._responsive_within = responsive_within
         self._max_abandoned_loops = (
@@ -75,7 +92,7 @@ class HandlerHost:
         self._heartbeat = heartbeat
         self._close_grace = close_grace
         self._lock = threading.Lock()  # guards the loops, which the watchdog reads
-        self._loop: HandlerLoop | None = None
+        self._loops: dict[str, HandlerLoop] = {}  # each async handler's current loop, by name
         self._abandoned_loops: list[HandlerLoop] = []
         # Per loop runs go to: done once it is replaced (runs queued behind it move on).
         self._replaced: dict[str, asyncio.Future[None]] = {}
@@ -86,6 +103,12 @@ class HandlerHost:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(HostCollector(self.snapshot))
 
+    @property
+    def thread_share(self) -> int | None:
+        """How many pool threads one sync handler holds at most, abandoned ones included, once
+        two handlers share the pool (None: no cap)."""
+        return self._shares.cap
+
     async def __aenter__(self) -> HandlerHost:
         return self
 
@@ -93,13 +116,13 @@ class HandlerHost:
         await self.close()
 
     async def call(self, func: Callable[[Event], Any], event: Event, run: HostedRun) -> None:
-        """``func(event)``: async ones on the handler loop, sync ones in a pool thread (an
-        awaitable a sync one returns is awaited on the handler loop). Its exception, if any.
-        Cancelling this (the run's timeout) cancels it there, or abandons its thread."""
+        """``func(event)``: async ones on the loop of ``run.handler``, sync ones in a pool thread
+        (an awaitable a sync one returns is awaited on its handler's loop). Its exception, if
+        any. Cancelling this (the run's timeout) cancels it there, or abandons its thread."""
         if inspect.iscoroutinefunction(func):
             result = await self._on_loop(lambda: func(event), run)
         else:
-            result = await self._threads.run(lambda: func(event), run)
+            result = await self._in_thread(lambda: func(event), run)
         if inspect.isawaitable(result):
             # await_me_maybe: a callable object with an async __call__, a lambda returning a
             # coroutine... Awaited where async handlers run, never on the caller's loop.
@@ -107,33 +130,39 @@ class HandlerHost:
             await self._on_loop(lambda: awaitable, run)
 
     async def timed_out(self, run: HostedRun) -> None:
-        """Account for a run that outlived its timeout; replace the loop if it blocks it."""
-        if run.stage is Stage.WAITING_FOR_THREAD:
+        """Account for a run that outlived its timeout; replace its loop if it blocks it."""
+        if run.stage in (Stage.WAITING_FOR_SHARE, Stage.WAITING_FOR_THREAD):
             self._counts.add(thread_waits_expired=1)
         elif run.stage is Stage.IN_THREAD:
             self._counts.add(timeouts_sync=1)
         else:
             self._counts.add(timeouts_async=1)
         if run.stage is Stage.ON_LOOP:
-            loop = self._loop  # still the one it ran on, unless another run replaced it
+            with self._lock:
+                # Still the one it ran on, unless another run of its handler replaced it.
+                loop = self._loops.get(run.handler)
             if loop is not None and loop.name == run.loop_name and not await self._answers(loop):
                 self._replace(loop, run)
 
     def snapshot(self) -> HostSnapshot:
+        with self._lock:
+            loops = sum(1 for loop in self._loops.values() if loop.alive)
         return replace(
             self._counts.snapshot(),
             threads=self._threads.threads,
             threads_busy=self._threads.running,
             threads_abandoned=self._threads.abandoned,
+            loops=loops,
             loops_abandoned=len(self._alive_abandoned_loops()),
         )
 
     async def close(self) -> None:
-        """Stop: cancel the runs on the handler loop and give it ``close_grace`` to end.
-        Never waits longer: a hung handler's thread is a daemon and is left behind."""
+        """Stop: cancel the runs on every handler loop and give them ``close_grace`` (in all)
+        to end. Never waits longer: a hung handler's thread is a daemon and is left behind."""
         with self._lock:
             self._closed = True
-            loop, self._loop = self._loop, None
+            loops = list(self._loops.values())
+            self._loops.clear()
             watchdog, self._watchdog = self._watchdog, None
         self._threads.close()
         for replaced in self._replaced.values():  # runs not started yet fail at once
@@ -142,23 +171,42 @@ class HandlerHost:
         self._replaced.clear()
         if watchdog is not None:
             watchdog.stop()
-        if loop is None:
+        for loop in loops:
+            loop.close()
+        if not loops:
             return
-        loop.close()
         # A thread's end cannot be awaited on a loop: joined from a thread, bounded by the grace.
-        await asyncio.to_thread(loop.join, self._close_grace)
-        if loop.alive:
-            logger.warning(
-                "handler loop %s did not stop within %.1fs (a handler blocks it); its thread "
-                "is left behind",
-                loop.name,
-                self._close_grace,
-                extra={"action": "handler.loop_left_running"},
-            )
+        await asyncio.to_thread(_join_all, loops, self._close_grace)
+        for loop in loops:
+            if loop.alive:
+                logger.warning(
+                    "handler loop %s did not stop within %.1fs (a handler blocks it); its "
+                    "thread is left behind",
+                    loop.name,
+                    self._close_grace,
+                    extra={"action": "handler.loop_left_running"},
+                )
+
+    async def _in_thread(self, call: Callable[[], Any], run: HostedRun) -> Any:
+        run.stage = Stage.WAITING_FOR_SHARE
+        share = await self._shares.claim(run.handler)
+
+        def within_share() -> Any:
+            if not share.start():
+                return None  # its caller gave up before it started: never run it
+            try:
+                return call()
+            finally:
+                share.end()  # returned at last, abandoned or not: the thread is free
+
+        try:
+            return await self._threads.run(within_share, run)
+        finally:
+            share.drop()  # given back here only when it never started
 
     async def _on_loop(self, call: Callable[[], Awaitable[Any]], run: HostedRun) -> Any:
         while True:
-            loop, replaced = self._current_loop()
+            loop, replaced = self._current_loop(run.handler)
             run.stage = Stage.ON_LOOP
             run.loop_name = loop.name
             submission = loop.submit(call, run)
@@ -173,18 +221,20 @@ class HandlerHost:
                 caller = asyncio.current_task()
                 if caller is not None and caller.cancelling():
                     raise  # the caller's own cancellation: its timeout, or its shutdown
-                # Cancelled over there: the host closed (cancelling every run on its loop).
+                # Cancelled over there: the host closed (cancelling every run on its loops).
                 raise HostClosed(f"the handler host closed while {run.about} ran") from None
 
-    def _current_loop(self) -> tuple[HandlerLoop, asyncio.Future[None]]:
-        """The loop runs go to, and a future done once it is replaced."""
+    def _current_loop(self, handler: str) -> tuple[HandlerLoop, asyncio.Future[None]]:
+        """The loop ``handler``'s runs go to (made on its first run), and a future done once
+        it is replaced."""
         with self._lock:
             if self._closed:
                 raise HostClosed("the handler host is closed")
-            if self._loop is None:
-                self._loop = self._new_loop()
-            if self._loop.name not in self._replaced:
-                self._replaced[self._loop.name] = asyncio.get_running_loop().create_future()
+            loop = self._loops.get(handler)
+            if loop is None:
+                loop = self._loops[handler] = self._new_loop()
+            if loop.name not in self._replaced:
+                self._replaced[loop.name] = asyncio.get_running_loop().create_future()
             if self._watchdog is None:
                 self._watchdog = LoopWatchdog(
                     self._watched_loops,
@@ -192,7 +242,7 @@ class HandlerHost:
                     interval=self._heartbeat,
                     on_block=lambda: self._counts.add(loop_blocks=1),
                 )
-            return self._loop, self._replaced[self._loop.name]
+            return loop, self._replaced[loop.name]
 
     def _new_loop(self) -> HandlerLoop:
         return HandlerLoop(
@@ -201,7 +251,7 @@ class HandlerHost:
 
     def _watched_loops(self) -> list[HandlerLoop]:
         with self._lock:
-            current = [self._loop] if self._loop is not None else []
+            current = list(self._loops.values())
         return current + self._alive_abandoned_loops()
 
     def _alive_abandoned_loops(self) -> list[HandlerLoop]:
@@ -223,11 +273,11 @@ class HandlerHost:
         blocker = blocked.blocker()
         abandoned = self._alive_abandoned_loops()
         with self._lock:
-            if self._loop is not blocked or self._closed:
+            if self._loops.get(run.handler) is not blocked or self._closed:
                 return  # another timed-out run replaced it already
             keep = len(abandoned) >= self._max_abandoned_loops
             if not keep:
-                self._loop = self._new_loop()
+                self._loops[run.handler] = self._new_loop()
                 self._abandoned_loops.append(blocked)
         if blocker is run:
             story = f"{run.about} blocks handler loop {blocked.name} past its timeout"
@@ -237,8 +287,8 @@ class HandlerHost:
         context = (blocker or run).log_context
         if keep:
             logger.warning(
-                "%s, but %d blocked loops are left behind already: it is kept, and its runs "
-                "time out until it answers",
+                "%s, but %d blocked loops are left behind already: it is kept, and its "
+                "handler's runs time out until it answers",
                 story,
                 len(abandoned),
                 extra={"action": "handler.loop_kept", **context},
@@ -254,3 +304,113 @@ class HandlerHost:
             story,
             extra={"action": "handler.loop_replaced", **context},
         )
+
+
+def _join_all(loops: list[HandlerLoop], grace: float) -> None:
+    """Wait (blocking) up to ``grace`` seconds in all for the loops' threads to end."""
+    until = time.monotonic() + grace
+    for loop in loops:
+        loop.join(max(0.0, until - time.monotonic()))
+
+
+class _ShareState(enum.Enum):
+    PENDING = "pending"
+    STARTED = "started"
+    OVER = "over"
+
+
+class ThreadShare:
+    """One sync run's claim on its handler's share of the pool, given back exactly once: by
+    its thread when the function returns (abandoned or not), or by its caller when it never
+    started. Both sides may race (a timeout as the thread picks the run up): a lock decides."""
+
+    def __init__(self, give_back: Callable[[], None]) -> None:
+        self._give_back = give_back
+        self._lock = threading.Lock()
+        self._state = _ShareState.PENDING
+
+    def start(self) -> bool:
+        """In the thread, before the function: False when it must not run any more."""
+        return self._move(_ShareState.PENDING, _ShareState.STARTED)
+
+    def end(self) -> None:
+        """In the thread, once the function returned."""
+        self._move(_ShareState.STARTED, _ShareState.OVER, give_back=True)
+
+    def drop(self) -> None:
+        """By the caller, once it stopped waiting: gives back a run that never started."""
+        self._move(_ShareState.PENDING, _ShareState.OVER, give_back=True)
+
+    def _move(self, source: _ShareState, target: _ShareState, *, give_back: bool = False) -> bool:
+        with self._lock:
+            if self._state is not source:
+                return False
+            self._state = target
+        if give_back:
+            self._give_back()
+        return True
+
+
+class ThreadShares:
+    """How many pool threads each sync handler holds (runs in progress, abandoned ones
+    included): at most ``cap`` each, once two handlers or more share the pool (a lone handler
+    may use all of it: nobody else needs a thread). None: no cap. Claimed on the caller's
+    loop, given back from any thread."""
+
+    def __init__(self, cap: int | None) -> None:
+        if cap is not None and cap < 1:
+            raise ValueError("a handler's share of the thread pool is at least one thread")
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._held: dict[str, int] = {}
+        self._sharing: set[str] = set()  # the sync handlers that ran: bounded by the registry
+        self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
+
+    def held(self, handler: str) -> int:
+        with self._lock:
+            return self._held.get(handler, 0)
+
+    async def claim(self, handler: str) -> ThreadShare:
+        """A share of ``handler``'s, once it holds fewer than ``cap`` threads."""
+        loop = asyncio.get_running_loop()
+        while True:
+            with self._lock:
+                self._sharing.add(handler)
+                if self._has_room(handler):
+                    self._held[handler] = self._held.get(handler, 0) + 1
+                    return ThreadShare(lambda: self._give_back(handler))
+                waiter: asyncio.Future[None] = loop.create_future()
+                entry = (loop, waiter)
+                self._waiters.setdefault(handler, []).append(entry)
+            try:
+                await waiter
+            finally:
+                with self._lock:
+                    waiting = self._waiters.get(handler, [])
+                    with contextlib.suppress(ValueError):
+                        waiting.remove(entry)
+                    if not waiting:
+                        self._waiters.pop(handler, None)
+
+    def _has_room(self, handler: str) -> bool:
+        """Under the lock."""
+        if self.cap is None or len(self._sharing) < 2:
+            return True
+        return self._held.get(handler, 0) < self.cap
+
+    def _give_back(self, handler: str) -> None:
+        with self._lock:
+            left = self._held[handler] - 1
+            if left:
+                self._held[handler] = left
+            else:
+                del self._held[handler]
+            waiters = self._waiters.pop(handler, [])
+        for loop, waiter in waiters:  # every waiting run of it looks for room again
+            with contextlib.suppress(RuntimeError):  # its loop closed: nobody waits any more
+                loop.call_soon_threadsafe(_release, waiter)
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

@@ -2,7 +2,8 @@
 
 The host keeps plain counts (``HostCounts``); ``HostCollector`` turns a snapshot of them into
 metric families, in a registry of the host's own (``HandlerHost.registry``), which ``/metrics``
-can expose next to the app's.
+can expose next to the app's. The loop metrics count the loops of every handler together (each
+async handler has a loop of its own); the thread metrics, the one pool all sync handlers share.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ class HostSnapshot:
     threads: int = 0  # sync handler threads alive, abandoned ones included
     threads_busy: int = 0  # sync runs in progress, not abandoned
     threads_abandoned: int = 0  # threads still running a run that timed out
-    loops_abandoned: int = 0  # replaced handler loops whose thread is still blocked
+    loops: int = 0  # current handler loops alive, one per async handler that has run
+    loops_abandoned: int = 0  # replaced handler loops (of any handler) still blocked
     timeouts_sync: int = 0
     timeouts_async: int = 0
-    thread_waits_expired: int = 0  # sync runs that timed out before a thread was free
+    thread_waits_expired: int = 0  # sync runs that timed out before a thread (share) was free
     loop_blocks: int = 0  # times the watchdog found a handler loop blocked
     loops_replaced: int = 0
 
@@ -68,6 +70,11 @@ class HostCollector(Collector):
             now.threads_abandoned,
         )
         yield _gauge(
+            "omnihook_handler_loops",
+            "Handler loops in use, one per async handler that has run (abandoned ones aside)",
+            now.loops,
+        )
+        yield _gauge(
             "omnihook_handler_loops_abandoned",
             "Replaced handler loops whose thread a blocking async handler still holds",
             now.loops_abandoned,
@@ -82,17 +89,17 @@ class HostCollector(Collector):
         yield timeouts
         yield _counter(
             "omnihook_handler_thread_waits_expired",
-            "Sync handler runs whose timeout passed while they waited for a free thread",
+            "Sync handler runs whose timeout passed while they waited for a free thread (or share)",
             now.thread_waits_expired,
         )
         yield _counter(
             "omnihook_handler_loop_blocks",
-            "Times a handler loop was found blocked (a handler ran blocking code in async def)",
+            "Times a handler loop (of any handler) was found blocked (blocking code in async def)",
             now.loop_blocks,
         )
         yield _counter(
             "omnihook_handler_loops_replaced",
-            "Blocked handler loops replaced by a fresh one",
+            "Blocked handler loops (of any handler) replaced by a fresh one",
             now.loops_replaced,
         )
 

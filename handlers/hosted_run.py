@@ -1,7 +1,7 @@
 """One attempt of one handler as the handler host sees it: what it is and where it is now.
 
 The runner creates it; the host, its thread pool and its loop move it from stage to stage, and
-the watchdog (another thread) reads it to say which handler blocks a loop.
+the watchdog (another thread) reads it to say which handler (and event) blocks a loop.
 """
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ from dataclasses import dataclass
 
 class Stage(enum.Enum):
     STARTING = "starting"
+    # A sync handler's earlier runs (abandoned ones included) hold its share of the threads.
+    WAITING_FOR_SHARE = "waiting for its share of the handler threads"
     WAITING_FOR_THREAD = "waiting for a free handler thread"
     IN_THREAD = "running in a handler thread"
-    ON_LOOP = "running on the handler loop"
+    ON_LOOP = "running on its handler's loop"
 
 
 @dataclass(eq=False)
@@ -25,7 +27,7 @@ class HostedRun:
     attempt: int
     timeout: float
     stage: Stage = Stage.STARTING
-    # Set when the run went to the handler loop: which one (a loop may be replaced meanwhile).
+    # Set when the run went to its handler's loop: which one (it may be replaced meanwhile).
     loop_name: str | None = None
 
     @property

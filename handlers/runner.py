@@ -7,19 +7,21 @@ only runs an attempt and reports how it ended, as one of the exceptions of
 * returns: the run succeeded;
 * :class:`HandlerFailed`: it raised (the original exception is ``__cause__``): retry;
 * :class:`HandlerTimedOut`: it ran too long (or, ``HandlerThreadsBusy``, waited that long for a
-  thread): retry;
+  thread, or for its handler's share of them): retry;
 * :class:`HandlerGaveUp`: it raised ``DoNotRetry``: record, never retry.
 
-Where the handler's code runs is the :class:`~handlers.host.HandlerHost`'s business: async
-handlers on a loop of its own, in its own thread, never on the caller's loop (the one that
-answers callbacks); sync handlers in its bounded pool of threads. So neither a blocking call in
-a sync handler (``time.sleep``, ``requests.get``) nor one inside an ``async def`` stalls the
-receiver or the other handlers. The timeout is kept here, on the caller's loop: it fires even
-while the handler loop is blocked.
+Where the handler's code runs is the :class:`~handlers.host.HandlerHost`'s business: each
+async handler on a loop of its own, in its own thread, never on the caller's loop (the one that
+answers callbacks) nor another handler's; sync handlers in its bounded pool of threads, of which
+one handler holds at most its share. So neither a blocking call in a sync handler
+(``time.sleep``, ``requests.get``) nor one inside an ``async def`` stalls the receiver or the
+other handlers: it delays only that handler's own runs. The timeout is kept here, on the
+caller's loop: it fires even while the handler's loop is blocked.
 
 A sync handler that times out **cannot be killed**: Python has no way to stop a thread. Its
 thread is abandoned, keeps running until the function returns on its own, and its outcome is
-discarded; the pool bounds how many such threads there are (:mod:`handlers.threads`).
+discarded; the pool bounds how many such threads there are (:mod:`handlers.threads`), and the
+handler's share how many of them one handler holds.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ async def _timed_out(host: HandlerHost, run: HostedRun) -> HandlerTimedOut:
     """The error of a run past its timeout, once the host has accounted for it."""
     stage = run.stage
     await host.timed_out(run)
+    if stage is Stage.WAITING_FOR_SHARE:
+        reason = (
+            f"timed out after {run.timeout}s waiting for a handler thread: its earlier runs "
+            f"hold its share of them already ({host.thread_share}; abandoned ones still run)"
+        )
+        return HandlerThreadsBusy(f"{run.about} {reason}", reason=reason, **run.log_context)
     if stage is Stage.WAITING_FOR_THREAD:
         reason = (
             f"timed out after {run.timeout}s waiting for a free handler thread "

@@ -1,10 +1,11 @@
-"""The handler host: async handlers on a loop of their own, a watchdog that names the handler
-blocking it, a blocked loop replaced, and a shutdown that does not wait for a hung handler."""
+"""The handler host: async handlers on loops of their own, a watchdog that names the handler
+blocking one, a blocked loop replaced, and a shutdown that does not wait for a hung handler."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import threading
 import time
@@ -193,29 +194,29 @@ async def test_the_watchdog_names_the_handler_blocking_its_loop_and_for_how_long
     assert resumed.blocked_seconds >= 1.0  # type: ignore[attr-defined]
 
 
-async def test_a_loop_blocked_past_a_timeout_is_replaced_and_later_handlers_still_run(
+async def test_a_loop_blocked_past_a_timeout_is_replaced_and_later_runs_still_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     release = threading.Event()
     ran_on: list[str] = []
 
-    @on("task.failed", timeout=0.3)
-    async def blocks(event: Event) -> None:
-        release.wait(20)  # a blocking wait inside async def: its loop stops answering
+    @on("task.failed")  # no timeout of its own: each run below says which
+    async def blocks_once(event: Event) -> None:
+        if event.id == EVENT.id:
+            release.wait(20)  # a blocking wait inside async def: its loop stops answering
+        else:
+            await asyncio.sleep(0.01)
+            ran_on.append(threading.current_thread().name)
 
-    @on("task.failed", timeout=5)
-    async def later(event: Event) -> None:
-        await asyncio.sleep(0.01)
-        ran_on.append(threading.current_thread().name)
-
-    blocker = handler_of(blocks)
+    blocker = handler_of(blocks_once)
+    later = dataclasses.replace(EVENT, id="evt_2")
     async with HandlerHost(block_warning=0.2) as host:
         try:
             with pytest.raises(HandlerTimedOut, match=r"timed out after 0\.3s"):
-                await run_handler(blocker, EVENT, default_timeout=30, host=host)
-            # The old loop is still blocked: this could only time out on it.
+                await run_handler(blocker, EVENT, default_timeout=0.3, host=host)
+            # The handler's old loop is still blocked: its later runs could only time out on it.
             for _ in range(3):
-                await run_handler(handler_of(later), EVENT, default_timeout=5, host=host)
+                await run_handler(blocker, later, default_timeout=5, host=host)
             blocked_meanwhile = not release.is_set()
             snapshot = host.snapshot()
         finally:
@@ -308,23 +309,25 @@ async def test_a_run_queued_behind_a_blocked_loop_moves_to_the_fresh_one() -> No
     started, release = threading.Event(), threading.Event()
     ran_on: list[str] = []
 
-    @on("task.failed", timeout=0.5)
-    async def blocks(event: Event) -> None:
-        started.set()
-        release.wait(20)
+    @on("task.failed")  # no timeout of its own: each run below says which
+    async def blocks_once(event: Event) -> None:
+        if event.id == EVENT.id:
+            started.set()
+            release.wait(20)
+        else:
+            ran_on.append(threading.current_thread().name)
 
-    @on("task.failed", timeout=10)
-    async def queued(event: Event) -> None:
-        ran_on.append(threading.current_thread().name)
-
+    handler = handler_of(blocks_once)
     async with HandlerHost(block_warning=0.2) as host:
         try:
             blocking = asyncio.create_task(
-                run_handler(handler_of(blocks), EVENT, default_timeout=30, host=host)
+                run_handler(handler, EVENT, default_timeout=0.5, host=host)
             )
             await asyncio.to_thread(started.wait, 5)
-            # Submitted to the blocked loop, where it cannot start; its timeout is far off.
-            await run_handler(handler_of(queued), EVENT, default_timeout=30, host=host)
+            # Submitted to its handler's blocked loop, where it cannot start; its timeout is far
+            # off, the blocking run's is not (it replaces the loop).
+            queued = dataclasses.replace(EVENT, id="evt_2")
+            await run_handler(handler, queued, default_timeout=30, host=host)
             moved_while_blocked = not release.is_set()
             with pytest.raises(HandlerTimedOut):
                 await blocking
