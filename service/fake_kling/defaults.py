@@ -17,6 +17,7 @@ sound              ``off``                      ``off``                      ``o
 refer_type         ``base`` (PowerTokens)       required                     required
 multi-shot         ``multi_shot`` false         ``multi_prompt`` alone is    ``multi_shot``
                                                 a customized multi-shot      false
+modes taken        std, pro, 4k                 std, pro                     std, pro
 =================  ===========================  ===========================  ==================
 
 No duration is assumed for an edit (it follows the input video), no aspect ratio when a first
@@ -40,12 +41,16 @@ class Defaults:
     shots_alone_are_multi_shot: bool
     duration: str = "5"
     sound: str = "off"
+    modes: tuple[str, ...] = ("std", "pro", "4k")  # the modes the page lists
+
+
+_GATEWAY_MODES: Final = ("std", "pro")  # EzModel and apimodels list no 4k
 
 
 PROFILE_DEFAULTS: Final[dict[str, Defaults]] = {
     "kling": Defaults("model_name", "kling-video-o1", "pro", "16:9", "base", False),
-    "newapi": Defaults("model", None, "std", "16:9", None, True),
-    "apimodels": Defaults("model", None, "std", None, None, False),
+    "newapi": Defaults("model", None, "std", "16:9", None, True, modes=_GATEWAY_MODES),
+    "apimodels": Defaults("model", None, "std", None, None, False, modes=_GATEWAY_MODES),
 }
 
 

@@ -19,7 +19,6 @@ MODELS = ("kling-video-o1", "kling-v3-omni")
 MAX_PROMPT = 2500
 MAX_SHOT_PROMPT = 512
 MAX_SHOTS = 6
-MODES = ("std", "pro", "4k")
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,8 @@ def parse_create_body(body: Any, *, profile: str = "kling") -> CreateRequest:
         raise invalid(model_field, "is required")
     if model not in MODELS:
         raise invalid(model_field, f"must be one of {', '.join(MODELS)}")
+    if body.get("mode") not in defaults.modes:
+        raise invalid("mode", f"must be one of {', '.join(defaults.modes)}")
     check_rules(body, model)
     return CreateRequest(
         model_name=model,
@@ -56,7 +57,7 @@ def parse_create_body(body: Any, *, profile: str = "kling") -> CreateRequest:
         external_task_id=_optional_text(body, "external_task_id"),
         callback_url=_callback_url(body),
         duration=_duration(body),
-        mode=_mode(body),
+        mode=str(body["mode"]),
     )
 
 
@@ -117,10 +118,3 @@ def _duration(body: dict[str, Any]) -> str:
     if not text.isdigit() or not 3 <= int(text) <= 15:
         raise invalid("duration", 'must be a string "3".."15"')
     return text
-
-
-def _mode(body: dict[str, Any]) -> str:
-    mode = body.get("mode", "pro")
-    if mode not in MODES:
-        raise invalid("mode", f"must be one of {', '.join(MODES)}")
-    return str(mode)

@@ -35,7 +35,7 @@ from pydantic_core import PydanticCustomError
 
 from service.errors import InvalidRequest, Problem
 from service.kling.request_defaults import explain, with_defaults
-from service.kling.request_dialects import in_dialect
+from service.kling.request_dialects import dialect_problems, in_dialect
 from service.kling.request_errors import RULES_ERROR, problems_of
 from service.kling.request_media import http_url_problem, image_source_problem
 from service.kling.request_rules import (
@@ -191,6 +191,7 @@ class SubmitRequest(_Strict):
         if info.context:
             self._provider = info.context.get(_PROVIDER)
         problems = submission_problems(self, self.model_name)
+        problems += dialect_problems(self, self._provider)
         if problems:
             raise PydanticCustomError(
                 RULES_ERROR,
@@ -226,11 +227,13 @@ def parse_submission(data: object, *, provider: str | None = None) -> SubmitRequ
     except ValidationError as exc:
         problems = problems_of(exc)
         if not any(error["type"] == RULES_ERROR for error in exc.errors()):
-            problems += _problems_of_what_parsed(defaulted.body, exc)
+            problems += _problems_of_what_parsed(defaulted.body, exc, provider)
         raise InvalidRequest(explain(problems, defaulted, provider)) from exc
 
 
-def _problems_of_what_parsed(data: dict[Any, Any], exc: ValidationError) -> list[Problem]:
+def _problems_of_what_parsed(
+    data: dict[Any, Any], exc: ValidationError, provider: str | None
+) -> list[Problem]:
     """The cross-field rules, run on the fields that did parse.
 
     Pydantic runs the rules only when every field is valid; a caller whose body has a type
@@ -247,4 +250,5 @@ def _problems_of_what_parsed(data: dict[Any, Any], exc: ValidationError) -> list
     except ValidationError:
         return []
     model = parsed.model_name if model_known else None
-    return submission_problems(parsed, model, unknown=frozenset(broken))
+    problems = submission_problems(parsed, model, unknown=frozenset(broken))
+    return problems + ([] if "mode" in broken else dialect_problems(parsed, provider))

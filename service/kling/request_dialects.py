@@ -8,14 +8,32 @@ dialect of its own is sent that dialect, since that is what its page promises to
   table knows no ``multi_shot`` or ``shot_type``. The shots' durations say the total (checked
   against ``duration`` before), and Kling ignores the prompt of a customized multi-shot anyway.
 
-Other shapes take the canonical form as it is.
+Other shapes take the canonical form as it is. A value a provider's page does not list is
+refused before anything is paid for (:func:`dialect_problems`): ``mode`` ``4k`` is Kling's and
+PowerTokens', while EzModel and apimodels list ``std`` and ``pro`` only.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["in_dialect"]
+from service.errors import Problem
+
+if TYPE_CHECKING:
+    from service.kling.request import SubmitRequest
+
+__all__ = ["dialect_problems", "in_dialect"]
+
+_MODES: Final[dict[str, tuple[str, ...]]] = {"newapi": ("std", "pro"), "apimodels": ("std", "pro")}
+
+
+def dialect_problems(req: SubmitRequest, provider: str | None) -> list[Problem]:
+    """What ``provider``'s page does not take, though Kling's own API would."""
+    modes = _MODES.get(provider or "")
+    if modes is not None and req.mode is not None and req.mode not in modes:
+        return [Problem("mode", f"must be {' or '.join(modes)} at the {provider} provider")]
+    return []
+
 
 _NEWAPI_MULTI_SHOT_DROPS = ("multi_shot", "shot_type", "duration", "prompt")
 

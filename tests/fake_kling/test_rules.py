@@ -236,3 +236,12 @@ async def test_new_api_shots_alone_are_a_customized_multi_shot() -> None:
         shots = [{"prompt": s["prompt"], "duration": s["duration"]} for s in SHOTS]
         task = await accepted("newapi", client, {"model": V3, "multi_prompt": shots})
         assert (task["duration"], task["mode"]) == ("13", "std")
+
+
+async def test_4k_only_where_the_page_lists_it(profile: tuple[str, httpx.AsyncClient]) -> None:
+    name, client = profile
+    body = create_body(name, mode="4k")
+    if name == "kling":
+        assert (await accepted(name, client, body))["mode"] == "4k"
+    else:
+        assert "mode" in await refusal(name, client, body)

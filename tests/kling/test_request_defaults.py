@@ -165,3 +165,15 @@ def test_o1_multi_shot_is_refused_whatever_the_provider() -> None:
     for provider in ("kling", "newapi", "apimodels"):
         body = {"model": O1, "multi_shot": True, "shot_type": "intelligence", "prompt": "p"}
         assert "multi_shot" in problems(body, provider)
+
+
+@pytest.mark.parametrize("provider", ["newapi", "apimodels"])
+def test_4k_is_refused_where_the_page_lists_std_and_pro_only(provider: str) -> None:
+    body = {"model_name": V3, "prompt": "p", "aspect_ratio": "1:1", "mode": "4k"}
+    assert problems(body, provider) == {"mode": f"must be std or pro at the {provider} provider"}
+    assert sent(body, "kling")["mode"] == "4k"
+
+
+def test_a_provider_rule_is_reported_beside_a_broken_field() -> None:
+    body = {"model_name": V3, "prompt": "p", "aspect_ratio": "1:1", "mode": "4k", "sound": 1}
+    assert set(problems(body, "newapi")) == {"mode", "sound"}
