@@ -131,17 +131,24 @@ def with_defaults(body: Mapping[str, Any], provider: str | None) -> Defaulted:
 
 
 def explain(problems: list[Problem], defaulted: Defaulted, provider: str | None) -> list[Problem]:
-    """Problems with a filled-in field say so: the caller never wrote that value."""
-    return [
-        Problem(
-            p.field,
-            f"{p.message} (left out: the {provider} provider sets it to"
-            f" {defaulted.filled[p.field]!r})",
-        )
-        if p.field in defaulted.filled
-        else p
-        for p in problems
-    ]
+    """Problems that hinge on a filled-in field say so: the caller never wrote that value."""
+    explained: list[Problem] = []
+    for problem in problems:
+        path = _DECIDED_BY.get(problem.field, problem.field)
+        if path in defaulted.filled:
+            value = defaulted.filled[path]
+            which = "" if path == problem.field else f"{path} "
+            problem = Problem(
+                problem.field,
+                f"{problem.message}"
+                f" ({which}left out: the {provider} provider sets it to {value!r})",
+            )
+        explained.append(problem)
+    return explained
+
+
+# A problem reported at one field but caused by another's value.
+_DECIDED_BY: Final = {"multi_prompt": "duration"}
 
 
 def _fill_refer_types(
