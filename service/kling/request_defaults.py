@@ -6,34 +6,33 @@ it explicitly and stores it in the task's ``request``, which then says exactly w
 A default no seed page documents is never guessed: the field stays missing and the rule that
 needs it answers 422.
 
-Defaults by ``OMNIHOOK_PROVIDER`` (seed pages in ``shared/seeds``; "-" = none documented):
+Defaults by ``OMNIHOOK_PROVIDER`` (seed pages in ``shared/seeds``; "-": none documented, the
+field stays required where a rule needs it):
 
-===============  ===========================  ======================  ====================
-field            ``kling`` (Kling,             ``newapi`` (EzModel,    ``apimodels``
-                 PowerTokens, CometAPI)        seeds 001/003)          (seed 002)
-===============  ===========================  ======================  ====================
-model            ``kling-video-o1`` (CometAPI  - (required)            - (required)
-                 "omit to use kling-video-o1")
-mode             ``pro``                      ``std``                 ``std``
-duration         ``"5"``                      ``"5"``; with           ``"5"``
-                                              ``multi_prompt`` the
-                                              sum of the shots
-aspect_ratio     ``16:9`` (CometAPI; Kling    ``16:9``                - (422 when needed)
-                 and PowerTokens call it
-                 required)
-sound            ``off``                      ``off``                 ``off``
-video refer_type ``base`` (PowerTokens: "defaults  - (422)               - (422)
-                 to video to be edited")
-multi-shot       -                            ``multi_prompt`` alone  -
-                                              means ``multi_shot``
-                                              true, ``shot_type``
-                                              customize (EzModel)
-===============  ===========================  ======================  ====================
+==============  ==============================  ==========================  ==============
+field           ``kling`` (Kling, PowerTokens,  ``newapi`` (EzModel,        ``apimodels``
+                CometAPI; seeds 000, 004)       new-api; seeds 001, 003)    (seed 002)
+==============  ==============================  ==========================  ==============
+model           ``kling-video-o1`` (CometAPI:   -                           -
+                "omit to use kling-video-o1")
+mode            ``pro``                         ``std`` (``4k`` refused)    ``std`` (same)
+duration        ``"5"``                         ``"5"``; the shots' sum     ``"5"``
+                                                with ``multi_prompt``
+aspect_ratio    ``16:9`` (CometAPI; Kling and   ``16:9``                    -
+                PowerTokens call it required)
+sound           ``off``                         ``off``                     ``off``
+refer_type      ``base`` (PowerTokens: "defaults    -                           -
+                to video to be edited")
+multi-shot      -                               ``multi_prompt`` alone:     -
+                                                ``multi_shot`` true,
+                                                ``shot_type`` customize
+==============  ==============================  ==========================  ==============
 
 Where a default does not apply it is not filled: no ``duration`` for an edit (``refer_type``
 base follows its input video), no ``aspect_ratio`` when a first frame or an edited video sets
 the shape. Customized shots must add up to ``duration``: its default 5 applies to them too
-(a 422 then says the shots add up to more), except at new-api, whose total is their sum.
+(a 422 then says the shots add up to more), except at new-api, whose total is their sum (and
+whose multi-shot goes out in its own dialect, :mod:`.request_dialects`).
 """
 
 from __future__ import annotations
