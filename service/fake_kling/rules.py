@@ -9,7 +9,8 @@ pass here then mean something.
 Rules, in the order they are checked:
 
 1. fields have their documented types and choices (``mode``, ``sound``, ``aspect_ratio``,
-   ``duration`` "3".."15", image ``type``, ``refer_type``, ``keep_original_sound``);
+   ``duration`` "3".."15", image ``type``, ``refer_type``, ``keep_original_sound``,
+   ``negative_prompt`` ≤ 2500 characters, ``cfg_scale`` 0..1, ``watermark_info.enabled``);
 2. multi-shot: v3-omni only; ``shot_type`` required; customize needs 1..6 shots of ≤ 512
    characters and ≥ 1 s that add up to ``duration``; no first/end frames;
 3. frames: one first, one end at most; an end frame needs a first frame; o1 takes frames only
@@ -35,6 +36,7 @@ O1: Final = "kling-video-o1"
 V3: Final = "kling-v3-omni"
 MAX_SHOTS: Final = 6
 MAX_SHOT_PROMPT: Final = 512
+MAX_PROMPT: Final = 2500
 MIN_DURATION, MAX_DURATION = 3, 15
 MAX_FEATURE_DURATION: Final = 10
 SOUND_WITH_VIDEO: Final = "sound on is not supported with video input"
@@ -61,6 +63,7 @@ def check_rules(body: dict[str, Any], model: str) -> None:
     for field, choices in _CHOICES.items():
         if field in body and body[field] not in choices:
             raise invalid(field, f"must be one of {', '.join(choices)}")
+    _check_scalars(body)
     duration = _duration(body)
     images = _list_of_objects(body, "image_list")
     videos = _list_of_objects(body, "video_list")
@@ -81,6 +84,24 @@ def check_rules(body: dict[str, Any], model: str) -> None:
     if duration is not None and not is_base and not multi_shot:
         _check_duration(model, duration, framed=bool(first or end), is_feature=is_feature)
     _check_counts(model, len(images), len(elements), bool(videos), bool(first or end), bool(first))
+
+
+def _check_scalars(body: dict[str, Any]) -> None:
+    negative = body.get("negative_prompt")
+    if negative is not None and (not isinstance(negative, str) or len(negative) > MAX_PROMPT):
+        raise invalid("negative_prompt", f"must be a string of at most {MAX_PROMPT} characters")
+    cfg_scale = body.get("cfg_scale")
+    if cfg_scale is not None and (
+        isinstance(cfg_scale, bool)
+        or not isinstance(cfg_scale, int | float)
+        or not 0 <= cfg_scale <= 1
+    ):
+        raise invalid("cfg_scale", "must be a number from 0 to 1")
+    watermark = body.get("watermark_info")
+    if watermark is not None and (
+        not isinstance(watermark, dict) or not isinstance(watermark.get("enabled"), bool)
+    ):
+        raise invalid("watermark_info", 'must be {"enabled": true|false}')
 
 
 def _duration(body: dict[str, Any]) -> int | None:

@@ -135,6 +135,9 @@ RULES: list[tuple[str, str, dict[str, Any], str]] = [
         "no elements",
     ),
     ("element id not a number", V3, {"element_list": [{"element_id": "x"}]}, "element_id"),
+    ("negative prompt too long", V3, {"negative_prompt": "x" * 2501}, "negative_prompt"),
+    ("cfg_scale over 1", V3, {"cfg_scale": 1.5}, "cfg_scale"),
+    ("watermark_info not an object", V3, {"watermark_info": True}, "watermark_info"),
 ]
 
 
