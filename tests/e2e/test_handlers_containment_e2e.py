@@ -5,22 +5,14 @@ fresh handler loop while the blocked one is still blocked."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import socket
 import textwrap
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from service.app import create_app
-from service.loopback import serve_on_loopback
-from service.settings import load_settings
+from tests.e2e.handler_harness import HandlerService, serving_plugin
 
 pytestmark = pytest.mark.e2e
 
@@ -48,104 +40,34 @@ PLUGIN = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Service:
-    api: httpx.AsyncClient
-    fake: httpx.AsyncClient
-    calls_file: Path
-
-    def called(self, name: str) -> bool:
-        if not self.calls_file.exists():
-            return False
-        lines = self.calls_file.read_text().splitlines()
-        return any(json.loads(line)["handler"] == name for line in lines)
-
-    async def until(self, what: str, check: Callable[[], Awaitable[Any]]) -> Any:
-        deadline = time.monotonic() + 20
-        while not (found := await check()):
-            assert time.monotonic() < deadline, f"never happened: {what}"
-            await asyncio.sleep(0.05)
-        return found
-
-
 @pytest.fixture
 async def service(
     fake_kling_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Service]:
-    plugin = tmp_path / "blocking.py"
-    plugin.write_text(PLUGIN)
-    calls = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("CONTAINMENT_CALLS", str(calls))
-    port = free_port()
-    settings = load_settings(
-        database_url=f"sqlite:///{tmp_path / 'omnihook.db'}",
-        media_dir=tmp_path / "media",
-        public_url=f"http://127.0.0.1:{port}",
-        kling_base_url=fake_kling_url,
-        kling_api_key="e2e-key",
-        allow_private_networks=True,
-        handlers=str(plugin),
-    )
-    app = create_app(settings, with_worker=True)  # as `omnihook serve` runs it
-    async with (
-        serve_on_loopback(app, port=port) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as api,
-        httpx.AsyncClient(base_url=fake_kling_url, timeout=10) as fake,
-    ):
-        yield Service(api, fake, calls)
+) -> AsyncIterator[HandlerService]:
+    async with serving_plugin(
+        PLUGIN,
+        fake_kling_url=fake_kling_url,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        calls_variable="CONTAINMENT_CALLS",
+    ) as service:
+        yield service
 
 
 async def test_a_handler_blocking_its_loop_delays_neither_callbacks_nor_other_handlers(
-    service: Service,
+    service: HandlerService,
 ) -> None:
-    submitted = await service.api.post(
-        "/v1/tasks",
-        json={
-            "model_name": "kling-v3-omni",
-            "prompt": "a paper boat",
-            "duration": "5",
-            "aspect_ratio": "16:9",
-        },
-    )
-    assert submitted.status_code == 201, submitted.text
-    task_id = submitted.json()["id"]
+    task_id = await service.submit("a paper boat")
 
     async def blocking() -> bool:
-        return service.called("blocks")
+        return bool(service.called("blocks"))
 
     await service.until("the blocking handler started", blocking)
-    [sim_task] = (await service.fake.get("/_sim/tasks")).json()["tasks"]
-    notification = json.dumps(
-        {
-            "task_id": sim_task["task_id"],
-            "task_status": "processing",  # a late repeat: stored and acknowledged, changes nothing
-            "task_status_msg": "",
-            "created_at": sim_task["created_at"],
-            "updated_at": sim_task["updated_at"],
-            "task_info": {"external_task_id": sim_task["external_task_id"]},
-        }
-    )
-    latencies = []
-    for _ in range(10):
-        started = time.monotonic()
-        answer = await service.api.post(
-            sim_task["callback_url"],
-            content=notification,
-            headers={"content-type": "application/json"},
-        )
-        latencies.append(time.monotonic() - started)
-        assert answer.status_code == 200, answer.text
+    latencies = await service.late_repeats(10)
     acknowledged_while_blocking = not service.called("blocks-done")
 
     async def after_ran() -> bool:
-        return service.called("after")
+        return bool(service.called("after"))
 
     await service.until("the handler of video.downloaded ran", after_ran)
     after_ran_while_blocking = not service.called("blocks-done")

@@ -6,29 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from handlers.registry import build_registry
-from service.app import create_app
 from service.events import EventEmitter
-from service.loopback import serve_on_loopback
-from service.settings import load_settings
 from storage.records import JobStatus, TaskChange, TaskStatus
 from storage.sqlite import SQLiteStorage
+from tests.e2e.handler_harness import HandlerService, serving_plugin
 from tests.factories import make_task
 from tests.handlers.jpeg import jpeg_size
 
@@ -68,103 +62,31 @@ PLUGIN = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Service:
-    api: httpx.AsyncClient
-    fake: httpx.AsyncClient
-    calls_file: Path
-
-    def calls(self) -> list[dict[str, Any]]:
-        if not self.calls_file.exists():
-            return []
-        return [json.loads(line) for line in self.calls_file.read_text().splitlines()]
-
-    def called(self, name: str) -> list[dict[str, Any]]:
-        return [call for call in self.calls() if call["handler"] == name]
-
-    async def until(self, what: str, check: Any, timeout: float = 20) -> Any:
-        deadline = time.monotonic() + timeout
-        while not (found := await check()):
-            assert time.monotonic() < deadline, f"never happened: {what}"
-            await asyncio.sleep(0.05)
-        return found
-
-
 @pytest.fixture
 async def service(
     fake_kling_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Service]:
-    plugin = tmp_path / "misbehaving.py"
-    plugin.write_text(PLUGIN)
-    calls = tmp_path / "calls.jsonl"
-    monkeypatch.setenv("HANDLERS_E2E_CALLS", str(calls))
-    port = free_port()
-    settings = load_settings(
-        database_url=f"sqlite:///{tmp_path / 'omnihook.db'}",
-        media_dir=tmp_path / "media",
-        public_url=f"http://127.0.0.1:{port}",
-        kling_base_url=fake_kling_url,
-        kling_api_key="e2e-key",
-        allow_private_networks=True,
-        handlers=str(plugin),
+) -> AsyncIterator[HandlerService]:
+    async with serving_plugin(
+        PLUGIN,
+        fake_kling_url=fake_kling_url,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
+        calls_variable="HANDLERS_E2E_CALLS",
         handler_timeout=BLOCK_SECONDS + 5,
-    )
-    app = create_app(settings, with_worker=True)
-    async with (
-        serve_on_loopback(app, port=port) as url,
-        httpx.AsyncClient(base_url=url, timeout=10) as api,
-        httpx.AsyncClient(base_url=fake_kling_url, timeout=10) as fake,
-    ):
-        yield Service(api, fake, calls)
+    ) as service:
+        yield service
 
 
 async def test_misbehaving_handlers_run_isolated_while_the_receiver_keeps_answering(
-    service: Service,
+    service: HandlerService,
 ) -> None:
-    submitted = await service.api.post(
-        "/v1/tasks",
-        json={
-            "model_name": "kling-v3-omni",
-            "prompt": "lanterns on a river",
-            "duration": "5",
-            "aspect_ratio": "16:9",
-        },
-    )
-    assert submitted.status_code == 201, submitted.text
-    task_id = submitted.json()["id"]
+    task_id = await service.submit("lanterns on a river")
 
     async def blocking() -> bool:
         return bool(service.called("blocks"))
 
     await service.until("the blocking handler started", blocking)
-    [sim_task] = (await service.fake.get("/_sim/tasks")).json()["tasks"]
-    notification = json.dumps(
-        {
-            "task_id": sim_task["task_id"],
-            "task_status": "processing",  # a late repeat: stored and acknowledged, changes nothing
-            "task_status_msg": "",
-            "created_at": sim_task["created_at"],
-            "updated_at": sim_task["updated_at"],
-            "task_info": {"external_task_id": sim_task["external_task_id"]},
-        }
-    )
-    latencies = []
-    for _ in range(20):
-        started = time.monotonic()
-        answer = await service.api.post(
-            sim_task["callback_url"],
-            content=notification,
-            headers={"content-type": "application/json"},
-        )
-        latencies.append(time.monotonic() - started)
-        assert answer.status_code == 200, answer.text
+    latencies = await service.late_repeats(20)
     still_blocking = not service.called("blocks-done")
 
     async def video_stored() -> bool:
