@@ -12,10 +12,16 @@ backlog for a slow endpoint comes back spread out, behind the deliveries of the 
 instead of all at once.
 
 An endpoint whose attempt failed or timed out is throttled, a circuit breaker in this process:
-the circuit opens for a backoff (:data:`BREAKER_FIRST` doubling up to :data:`BREAKER_CEILING`)
-during which its deliveries are handed back until it closes, then lets one attempt through (a
-probe) at a time; a success closes it again. A delivery whose own retry schedule made it due
-may probe the open circuit: its schedule spaced it out already. An endpoint whose attempt has
+the circuit opens for a backoff (:data:`BREAKER_FIRST` doubling at each failed probe up to
+:data:`BREAKER_CEILING`: the probe interval) during which its deliveries are handed back until
+it closes, then lets one attempt through (a probe) at a time; a success closes it again. A
+delivery whose own retry schedule made it due may probe the open circuit (its schedule spaced
+it out already); its failure keeps the circuit open for the current interval but does not
+double it. While the endpoint fails no turns are reserved: a job handed back comes back at the
+next probe, never later than the probe interval, so once a probe succeeds the backlog is back
+within that interval and goes at the endpoint's healthy pace (what its timeouts took is
+forgotten). The jobs handed back are not woken early by the success: that would take a change
+of the queue's storage. An endpoint whose attempt has
 been waiting for its answer for :data:`SLOW` seconds gets one attempt at a time too: before its
 first timeout is known, a hung endpoint does not take more than its one place.
 
@@ -52,6 +58,9 @@ class _Endpoint:
     waiting: deque[asyncio.Future[None]] = field(default_factory=deque)
     failures: int = 0  # attempts that failed in a row (timeouts included)
     open_until: float = 0.0  # no attempt before this: the circuit is open
+    spell: float = 0.0  # seconds the circuit was last opened for: the current probe interval
+    # the attempt let through an open circuit by its own retry schedule (alone: limit one)
+    early_attempt: int | None = None
 
     def longest_in_flight(self, now: float) -> float:
         return max((now - start for start in self.in_flight.values()), default=0.0)
@@ -91,10 +100,14 @@ class EndpointGate:
         attempt = self._counter
         started = time.monotonic()
         state.in_flight[attempt] = started
+        if started < state.open_until:  # still open (checked again: room may have been awaited)
+            state.early_attempt = attempt
         try:
             yield True
         finally:
             del state.in_flight[attempt]
+            if state.early_attempt == attempt:
+                state.early_attempt = None
             took = time.monotonic() - started
             old = state.average
             state.average = took if old is None else old + _SMOOTHING * (took - old)
@@ -102,18 +115,24 @@ class EndpointGate:
 
     def settle(self, endpoint_id: str, *, succeeded: bool) -> None:
         """What an attempt came to: a success closes the endpoint's circuit, a failure (or a
-        timeout) opens it for a backoff that doubles at each failure in a row."""
+        timeout) opens it for a backoff that doubles at each failure in a row. An attempt let
+        through the open circuit by its own retry schedule that fails keeps it open for the
+        current backoff, without doubling it: those attempts are not the circuit's probes, and
+        a backlog of them would otherwise take the backoff to its ceiling in a few seconds."""
         state = self._endpoints.setdefault(endpoint_id, _Endpoint())
         now = time.monotonic()
         if succeeded:
-            if state.failures:  # recovered: turns are handed out from now on, not after
-                state.next_turn = now  # the ones reserved while it failed
+            if state.failures:  # recovered: turns are handed out from now on, at its pace now
+                state.next_turn = now
+                state.average = None  # the timeouts of its failing spell are not its pace
             state.failures = 0
             state.open_until = 0.0
+            state.spell = 0.0
             return
-        state.failures += 1
-        backoff = min(BREAKER_FIRST * 2 ** (state.failures - 1), BREAKER_CEILING)
-        state.open_until = max(state.open_until, now + backoff)
+        if state.early_attempt is None or not state.failures:
+            state.failures += 1
+            state.spell = min(BREAKER_FIRST * 2 ** (state.failures - 1), BREAKER_CEILING)
+        state.open_until = max(state.open_until, now + state.spell)
 
     def throttled(self, endpoint_id: str) -> bool:
         """Whether the endpoint is held to one attempt at a time (or none, its circuit open)."""
@@ -152,11 +171,23 @@ class EndpointGate:
 
     def turn_delay(self, endpoint_id: str, limit: int) -> float:
         """Seconds until the endpoint's next free turn, reserving it: successive callers get
-        successive turns, at the pace of the endpoint's attempts, with a little jitter."""
+        successive turns, at the pace of the endpoint's attempts, with a little jitter.
+
+        While the endpoint fails, nothing is reserved: every job comes back when the circuit
+        lets its next probe through (or, a probe in flight, about when it should have
+        answered), never later than the current probe interval. Turns reserved behind an open
+        circuit would add up (a backlog times the pace of timeouts) and keep the backlog away
+        long after the endpoint answers again."""
         state = self._endpoints.setdefault(endpoint_id, _Endpoint())
         now = time.monotonic()
+        if state.failures:
+            until_probe = state.open_until - now
+            if until_probe <= 0:  # half-open: its probe is on its way
+                until_probe = min(self._estimate(state), self._timeout)
+            delay = max(min(until_probe, state.spell), MIN_TURN)
+            return delay * random.uniform(1.0, 1.2)
         pace = min(self._estimate(state), self._timeout) / self._limit(state, max(limit, 1))
-        start = max(state.next_turn, now, state.open_until)  # not while the circuit is open
+        start = max(state.next_turn, now)
         state.next_turn = start + max(pace, MIN_TURN / 2)
         delay = max(state.next_turn - now, MIN_TURN)
         return delay * random.uniform(1.0, 1.2)

@@ -81,3 +81,75 @@ def test_endpoints_are_throttled_each_on_their_own() -> None:
     gate = EndpointGate(timeout=15)
     gate.settle("down", succeeded=False)
     assert gate.throttled("down") and not gate.throttled("up")
+
+
+class FakeMonotonic:
+    """The gate's monotonic clock, moved by the test (the event loop keeps the real one)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeMonotonic:
+    fake = FakeMonotonic()
+    monkeypatch.setattr(gate_module, "time", fake)
+    return fake
+
+
+async def fail_once(gate: EndpointGate, fake_time: FakeMonotonic, took: float) -> None:
+    """One attempt that failed after ``took`` seconds (a timeout, say)."""
+    async with gate.slot("wh", 4, retry=True) as inside:
+        assert inside
+        fake_time.now += took
+        gate.settle("wh", succeeded=False)
+
+
+async def test_hand_backs_while_open_reserve_no_turns(fake_time: FakeMonotonic) -> None:
+    gate = EndpointGate(timeout=15)
+    await fail_once(gate, fake_time, took=15)  # a timeout: an attempt "takes" 15 s
+    # 40 jobs handed back while the circuit is open for 1 s: each comes back at the probe,
+    # none behind the turns of the others
+    delays = [gate.turn_delay("wh", 4) for _ in range(40)]
+    assert all(0.95 <= delay <= 1.0 * 1.2 + 1e-9 for delay in delays)
+    fake_time.now += 1.5  # half-open; nobody probes yet
+    assert gate.turn_delay("wh", 4) <= 1.0 * 1.2 + 1e-9
+    assert await entered(gate, "wh", 4)  # the probe goes
+
+
+async def test_a_success_after_hand_backs_gives_the_next_turn_at_once(
+    fake_time: FakeMonotonic,
+) -> None:
+    gate = EndpointGate(timeout=15)
+    await fail_once(gate, fake_time, took=15)
+    for _ in range(40):
+        gate.turn_delay("wh", 4)
+    fake_time.now += 1.0
+    async with gate.slot("wh", 4) as probe:
+        assert probe
+        fake_time.now += 0.02
+        gate.settle("wh", succeeded=True)
+    assert not gate.throttled("wh")
+    # closed: turns at its healthy pace (0.02 s), not the 15 s of its timeout nor after the
+    # turns the hand-backs would have reserved
+    first, *others = [gate.turn_delay("wh", 4) for _ in range(4)]
+    assert first <= gate_module.MIN_TURN * 1.2 + 1e-9
+    assert all(delay <= 0.5 for delay in others)
+
+
+async def test_a_failed_retry_through_the_open_circuit_does_not_double_it(
+    fake_time: FakeMonotonic,
+) -> None:
+    gate = EndpointGate(timeout=15)
+    await fail_once(gate, fake_time, took=0.1)  # opens for 1 s
+    for _ in range(10):  # deliveries due on their own schedule try, and fail, while it is open
+        fake_time.now += 0.5
+        await fail_once(gate, fake_time, took=0.1)
+        assert gate.turn_delay("wh", 4) <= 1.0 * 1.2 + 1e-9
+    fake_time.now += 1.5
+    assert await entered(gate, "wh", 4)  # the circuit's own probe, which fails:
+    gate.settle("wh", succeeded=False)
+    assert 2.0 * 0.95 <= gate.turn_delay("wh", 4) <= 2.0 * 1.2 + 1e-9  # now it doubles
