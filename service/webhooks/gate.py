@@ -17,7 +17,7 @@ the circuit opens for a backoff (:data:`BREAKER_FIRST` doubling at each failed p
 it closes, then lets one attempt through (a probe) at a time; a success closes it again. A
 delivery whose own retry schedule made it due may probe the open circuit (its schedule spaced
 it out already); its failure keeps the circuit open for the current interval but does not
-double it. While the endpoint fails no turns are reserved: a job handed back comes back at the
+double it, nor do the failures of attempts already in flight when the circuit opened. While the endpoint fails no turns are reserved: a job handed back comes back at the
 next probe, never later than the probe interval, so once a probe succeeds the backlog is back
 within that interval and goes at the endpoint's healthy pace (what its timeouts took is
 forgotten). The jobs handed back are not woken early by the success: that would take a change
@@ -37,6 +37,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 # how long a job may wait in its worker slot for a fast endpoint to free one of its own
@@ -46,6 +47,18 @@ _SMOOTHING = 0.3  # weight of the newest attempt in the moving average of durati
 SLOW = 0.5  # seconds: an attempt still waiting for its answer makes its endpoint suspect
 BREAKER_FIRST = 1.0  # seconds the circuit stays open after a first failure
 BREAKER_CEILING = 60.0  # ...doubling at each failure in a row, up to this
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """The attempt running in this task, for :meth:`EndpointGate.settle`."""
+
+    endpoint_id: str
+    started: float
+    through_open: bool  # let through an open circuit by its own retry schedule
+
+
+_ATTEMPT: ContextVar[_Attempt | None] = ContextVar("endpoint_attempt", default=None)
 
 
 @dataclass
@@ -59,8 +72,7 @@ class _Endpoint:
     failures: int = 0  # attempts that failed in a row (timeouts included)
     open_until: float = 0.0  # no attempt before this: the circuit is open
     spell: float = 0.0  # seconds the circuit was last opened for: the current probe interval
-    # the attempt let through an open circuit by its own retry schedule (alone: limit one)
-    early_attempt: int | None = None
+    opened_at: float = 0.0  # when the spell last changed
 
     def longest_in_flight(self, now: float) -> float:
         return max((now - start for start in self.in_flight.values()), default=0.0)
@@ -100,14 +112,15 @@ class EndpointGate:
         attempt = self._counter
         started = time.monotonic()
         state.in_flight[attempt] = started
-        if started < state.open_until:  # still open (checked again: room may have been awaited)
-            state.early_attempt = attempt
+        # checked again at the start: room may have been awaited
+        token = _ATTEMPT.set(
+            _Attempt(endpoint_id, started, through_open=started < state.open_until)
+        )
         try:
             yield True
         finally:
+            _ATTEMPT.reset(token)
             del state.in_flight[attempt]
-            if state.early_attempt == attempt:
-                state.early_attempt = None
             took = time.monotonic() - started
             old = state.average
             state.average = took if old is None else old + _SMOOTHING * (took - old)
@@ -115,10 +128,11 @@ class EndpointGate:
 
     def settle(self, endpoint_id: str, *, succeeded: bool) -> None:
         """What an attempt came to: a success closes the endpoint's circuit, a failure (or a
-        timeout) opens it for a backoff that doubles at each failure in a row. An attempt let
-        through the open circuit by its own retry schedule that fails keeps it open for the
-        current backoff, without doubling it: those attempts are not the circuit's probes, and
-        a backlog of them would otherwise take the backoff to its ceiling in a few seconds."""
+        timeout) opens it for a backoff that doubles at each failed probe. The failure of an
+        attempt that is no probe (let through the open circuit by its own retry schedule, or
+        started before the circuit last opened) keeps it open for the current backoff without
+        doubling it: a backlog of them would otherwise take the backoff to its ceiling in a few
+        seconds. Called outside :meth:`slot` (or for another endpoint), it counts as a probe."""
         state = self._endpoints.setdefault(endpoint_id, _Endpoint())
         now = time.monotonic()
         if succeeded:
@@ -129,9 +143,16 @@ class EndpointGate:
             state.open_until = 0.0
             state.spell = 0.0
             return
-        if state.early_attempt is None or not state.failures:
-            state.failures += 1
-            state.spell = min(BREAKER_FIRST * 2 ** (state.failures - 1), BREAKER_CEILING)
+        attempt = _ATTEMPT.get()
+        probe = (
+            attempt is None
+            or attempt.endpoint_id != endpoint_id
+            or not (attempt.through_open or attempt.started < state.opened_at)
+        )
+        state.failures += 1
+        if probe or not state.spell:
+            state.spell = min(state.spell * 2, BREAKER_CEILING) if state.spell else BREAKER_FIRST
+            state.opened_at = now
         state.open_until = max(state.open_until, now + state.spell)
 
     def throttled(self, endpoint_id: str) -> bool:

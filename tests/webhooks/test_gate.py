@@ -153,3 +153,26 @@ async def test_a_failed_retry_through_the_open_circuit_does_not_double_it(
     assert await entered(gate, "wh", 4)  # the circuit's own probe, which fails:
     gate.settle("wh", succeeded=False)
     assert 2.0 * 0.95 <= gate.turn_delay("wh", 4) <= 2.0 * 1.2 + 1e-9  # now it doubles
+
+
+async def test_attempts_in_flight_when_the_circuit_opens_count_as_one_failed_probe(
+    fake_time: FakeMonotonic,
+) -> None:
+    gate = EndpointGate(timeout=15)
+    all_in, answered = asyncio.Event(), asyncio.Event()
+
+    async def times_out() -> None:
+        async with gate.slot("wh", 4) as inside:
+            assert inside
+            if gate.in_flight("wh") == 4:
+                all_in.set()
+            await answered.wait()
+            gate.settle("wh", succeeded=False)
+
+    # the endpoint's concurrency, all in flight when it stops answering
+    attempts = [asyncio.create_task(times_out()) for _ in range(4)]
+    await asyncio.wait_for(all_in.wait(), 5)
+    fake_time.now += 15
+    answered.set()
+    await asyncio.wait_for(asyncio.gather(*attempts), 5)
+    assert 0.95 <= gate.turn_delay("wh", 4) <= 1.0 * 1.2 + 1e-9  # open for 1 s, not 8
