@@ -17,13 +17,19 @@ the circuit opens for a backoff (:data:`BREAKER_FIRST` doubling at each failed p
 it closes, then lets one attempt through (a probe) at a time; a success closes it again. A
 delivery whose own retry schedule made it due may probe the open circuit (its schedule spaced
 it out already); its failure keeps the circuit open for the current interval but does not
-double it, nor do the failures of attempts already in flight when the circuit opened. While the endpoint fails no turns are reserved: a job handed back comes back at the
-next probe, never later than the probe interval, so once a probe succeeds the backlog is back
-within that interval and goes at the endpoint's healthy pace (what its timeouts took is
-forgotten). The jobs handed back are not woken early by the success: that would take a change
-of the queue's storage. An endpoint whose attempt has
-been waiting for its answer for :data:`SLOW` seconds gets one attempt at a time too: before its
-first timeout is known, a hung endpoint does not take more than its one place.
+double it, nor do the failures of attempts already in flight when the circuit opened. An
+endpoint whose attempt has been waiting for its answer for :data:`SLOW` seconds gets one
+attempt at a time too: before its first timeout is known, a hung endpoint does not take more
+than its one place.
+
+While the endpoint fails, or an attempt hangs longer than its attempts usually take, no turns
+are reserved (their pace is not known, and turns reserved at the pace of timeouts would add up
+to minutes for a backlog): a job handed back comes back at the next probe (never later than the
+probe interval) or once the hung attempt has waited twice as long (at the latest, its
+timeout). So once a probe succeeds the
+backlog is back within that interval and goes at the endpoint's healthy pace (what its timeouts
+took is forgotten). The jobs handed back are not woken early by the success: that would take a
+change of the queue's storage.
 
 Times here are the process's monotonic clock: they measure real attempts, never the (possibly
 simulated) clock of the services.
@@ -198,7 +204,8 @@ class EndpointGate:
         lets its next probe through (or, a probe in flight, about when it should have
         answered), never later than the current probe interval. Turns reserved behind an open
         circuit would add up (a backlog times the pace of timeouts) and keep the backlog away
-        long after the endpoint answers again."""
+        long after the endpoint answers again. Nor while an attempt hangs beyond its usual
+        time: the pace is not known yet."""
         state = self._endpoints.setdefault(endpoint_id, _Endpoint())
         now = time.monotonic()
         if state.failures:
@@ -206,6 +213,14 @@ class EndpointGate:
             if until_probe <= 0:  # half-open: its probe is on its way
                 until_probe = min(self._estimate(state), self._timeout)
             delay = max(min(until_probe, state.spell), MIN_TURN)
+            return delay * random.uniform(1.0, 1.2)
+        hung = state.longest_in_flight(now)
+        if hung >= SLOW and hung > (state.average or 0.0):
+            # an attempt slower than ever, not answered yet: its pace is unknown (it may be
+            # about to time out, and then the circuit opens). Come back when it has taken
+            # twice as long, at the latest when it times out, rather than reserve turns at a
+            # pace that is only a guess
+            delay = max(min(hung, self._timeout - hung), MIN_TURN)
             return delay * random.uniform(1.0, 1.2)
         pace = min(self._estimate(state), self._timeout) / self._limit(state, max(limit, 1))
         start = max(state.next_turn, now)

@@ -176,3 +176,17 @@ async def test_attempts_in_flight_when_the_circuit_opens_count_as_one_failed_pro
     answered.set()
     await asyncio.wait_for(asyncio.gather(*attempts), 5)
     assert 0.95 <= gate.turn_delay("wh", 4) <= 1.0 * 1.2 + 1e-9  # open for 1 s, not 8
+
+
+async def test_hand_backs_behind_a_hung_attempt_reserve_no_turns(
+    fake_time: FakeMonotonic,
+) -> None:
+    gate = EndpointGate(timeout=15)
+    async with gate.slot("wh", 4) as hung:
+        assert hung
+        fake_time.now += 2  # no answer yet: its pace is not known
+        delays = [gate.turn_delay("wh", 4) for _ in range(40)]
+        # back when it has waited twice as long, not one "2 s turn" behind the other
+        assert all(1.9 <= delay <= 2.0 * 1.2 + 1e-9 for delay in delays)
+        fake_time.now += 12
+        assert gate.turn_delay("wh", 4) <= 1.0 * 1.2 + 1e-9  # at the latest its timeout
