@@ -24,6 +24,7 @@ _STATUS_WORDS: dict[str, ProviderStatus] = {
     "submitted": ProviderStatus.SUBMITTED,
     "queued": ProviderStatus.SUBMITTED,
     "pending": ProviderStatus.SUBMITTED,
+    "not_start": ProviderStatus.SUBMITTED,  # new-api: accepted, not sent upstream yet
     "processing": ProviderStatus.PROCESSING,
     "in_progress": ProviderStatus.PROCESSING,
     "succeed": ProviderStatus.SUCCEEDED,

@@ -12,6 +12,9 @@ import pytest
 from service.fake_kling import FakeKlingConfig, create_fake_kling_app
 from service.fake_kling.config import KNOWN_PROFILES
 from service.fake_kling.profiles import PROFILES
+from service.fake_kling.profiles.newapi import STATUS_WORDS
+from service.fake_kling.store import TaskStatus
+from service.kling.state import ProviderStatus, normalise_status
 
 from .helpers import AUTH, BASE, WAIT, body
 
@@ -229,3 +232,14 @@ async def test_apimodels_takes_the_directives_that_apply(
 def test_config_refuses_what_a_profile_cannot_do(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         FakeKlingConfig(**kwargs)
+
+
+def test_newapi_status_words_are_ones_omnihook_reads_as_the_same_state() -> None:
+    ours = {
+        TaskStatus.SUBMITTED: ProviderStatus.SUBMITTED,
+        TaskStatus.PROCESSING: ProviderStatus.PROCESSING,
+        TaskStatus.SUCCEED: ProviderStatus.SUCCEEDED,
+        TaskStatus.FAILED: ProviderStatus.FAILED,
+    }
+    assert STATUS_WORDS[TaskStatus.SUBMITTED][0] == "NOT_START"  # new-api's word, not Kling's
+    assert {status: normalise_status(word) for status, (word, _) in STATUS_WORDS.items()} == ours

@@ -119,6 +119,34 @@ async def test_newapi_wrapper_alone_while_kling_has_not_answered(client: Make) -
     )
 
 
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("NOT_START", ProviderStatus.SUBMITTED),
+        ("QUEUED", ProviderStatus.SUBMITTED),
+        ("IN_PROGRESS", ProviderStatus.PROCESSING),
+    ],
+)
+async def test_newapi_extra_statuses_of_the_wrapper_are_read(
+    client: Make, word: str, expected: ProviderStatus
+) -> None:
+    gateway = client(NewApiClient, Script(wrapped("task_1", word, None)), EZMODEL)
+    state = await gateway.query_task("task_1")
+    assert state is not None and (state.task_id, state.status) == ("task_1", expected)
+
+
+@pytest.mark.parametrize("inner", [None, KLING_ANSWER])
+async def test_newapi_unknown_status_is_no_news_never_a_failure(
+    client: Make, inner: dict[str, Any] | None
+) -> None:
+    script = Script(wrapped("task_1", "UNKNOWN", inner))
+    gateway = client(NewApiClient, script, EZMODEL)
+    # "cannot tell now": the caller leaves the task as it is and asks again later
+    with pytest.raises(ProviderUnreachable, match="UNKNOWN"):
+        await gateway.query_task("task_1")
+    assert len(script.requests) == 1  # not hammered: the next look-up is reconciliation's
+
+
 def word_error(status: int, code: str, message: str) -> httpx.Response:
     return json_answer(status, {"code": code, "message": message, "data": None})
 

@@ -5,7 +5,7 @@
   (seconds, no envelope);
 - ``GET /kling/v1/videos/omni-video/{id}``: only the id the create answered; answers
   ``{"code": "success", "data": {"task_id", "status", "progress", ..., "data": <Kling's
-  query answer>}}`` with SUBMITTED / IN_PROGRESS / SUCCESS / FAILURE;
+  query answer>}}`` with NOT_START / IN_PROGRESS / SUCCESS / FAILURE;
 - errors: ``{"code": "<word>", "message", "data": null}`` with an HTTP status.
 
 By default the gateway hands out Kling's task id, as the seeds show; with ``own_task_ids`` it
@@ -35,7 +35,8 @@ from .base import json_body, seconds
 from .kling import PATH, envelope, task_object
 
 STATUS_WORDS = {
-    TaskStatus.SUBMITTED: ("SUBMITTED", "10%"),
+    # new-api's word until it has handed the task to Kling: omnihook must read it as submitted
+    TaskStatus.SUBMITTED: ("NOT_START", "0%"),
     TaskStatus.PROCESSING: ("IN_PROGRESS", "50%"),
     TaskStatus.SUCCEED: ("SUCCESS", "100%"),
     TaskStatus.FAILED: ("FAILURE", "100%"),

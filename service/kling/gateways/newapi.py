@@ -5,7 +5,10 @@
   ``{"id", "task_id", "object": "video", "model", "created_at"}`` (seconds), no envelope;
 - query: ``GET {base}/v1/videos/omni-video/{id}`` →
   ``{"code": "success", "data": {"task_id", "status", "progress", "data": <Kling's answer>}}``;
-- errors: ``{"code": "<word>", "message", "data": null}`` with an HTTP status, read by status.
+- errors: ``{"code": "<word>", "message", "data": null}`` with an HTTP status, read by status;
+- statuses: new-api's ``NOT_START`` / ``SUBMITTED`` / ``QUEUED`` read as submitted,
+  ``IN_PROGRESS`` as processing; ``UNKNOWN`` is no news (:class:`ProviderUnreachable`), so the
+  task stays as it is and reconciliation asks again later.
 
 A gateway may hand out its own task id instead of Kling's. The id it answered the create with is
 the one its query takes, so that id is the task's ``provider_task_id`` and a query answer is read
@@ -25,10 +28,14 @@ from urllib.parse import quote
 
 import httpx
 
+from service.errors import ProviderUnreachable
 from service.kling.answers import AnswerLost, decode, read_kling, task_state
 from service.kling.client import OMNI_VIDEO_PATH, HttpProviderClient
 from service.kling.parse import number_text, seconds_to_millis
 from service.kling.state import ProviderStatus, ProviderTaskState, normalise_status
+
+# new-api's word for a task whose upstream state it cannot tell right now.
+UNKNOWN_STATUS = "UNKNOWN"
 
 
 class NewApiClient(HttpProviderClient):
@@ -64,7 +71,18 @@ class NewApiClient(HttpProviderClient):
         )
 
     def queried_state(self, data: Any) -> ProviderTaskState:
+        if _says_unknown(data):
+            # new-api lost track of the upstream task for now: that is no news, never a
+            # failure; the caller leaves the task as it is and asks again later.
+            raise ProviderUnreachable(
+                "the new-api gateway reports the task's status as UNKNOWN for now"
+            )
         return task_state(data)
+
+
+def _says_unknown(data: Any) -> bool:
+    status = data.get("status") if isinstance(data, Mapping) else None
+    return isinstance(status, str) and status.strip().upper() == UNKNOWN_STATUS
 
 
 def _is_video_object(document: Any) -> bool:
