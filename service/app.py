@@ -66,6 +66,11 @@ ROUTES = [
         dashboard.video_poster,
         methods=["GET", "HEAD"],
     ),
+    Route(
+        "/v1/tasks/{task_id}/videos/{index:int}/download",
+        tasks.redownload_video,
+        methods=["POST"],
+    ),
     Route("/v1/handler-runs", handler_runs.list_handler_runs, methods=["GET"]),
     Route("/v1/handler-runs/{run_id}", handler_runs.get_run, methods=["GET"]),
     Route("/v1/handler-runs/{run_id}/retry", handler_runs.retry_run, methods=["POST"]),

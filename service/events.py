@@ -40,13 +40,19 @@ class EventEmitter:
         videos: list[VideoRecord],
         now: datetime,
         video: VideoRecord | None = None,
+        generation: str | None = None,
     ) -> tuple[EventRecord, list[JobRecord]]:
-        """``task`` and ``videos`` are the state *after* the change the event announces."""
+        """``task`` and ``videos`` are the state *after* the change the event announces.
+
+        ``generation`` names a video's story told again (a re-download by hand): its events get
+        keys of their own, so they are announced although the first story's were."""
         data = {"task": task_json(task, videos, self._media_dir)}
         key = event_type
         if video is not None:
             data["video"] = video_json(video, self._media_dir)
             key = f"{event_type}:{video.index}"
+            if generation is not None:
+                key = f"{key}:{generation}"
         event = EventRecord(
             id=new_id("evt"), task_id=task.id, type=event_type, key=key, timestamp=now, data=data
         )

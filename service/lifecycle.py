@@ -233,9 +233,11 @@ def plan_video_stored(
     now: datetime,
     emitter: EventEmitter,
     duration: str | None = None,
+    generation: str | None = None,
 ) -> Plan:
     """A video is in the media directory: announce it, and the task's completion if it was
-    the last one. ``duration`` (read from the file) fills in one the provider did not give."""
+    the last one. ``duration`` (read from the file) fills in one the provider did not give.
+    ``generation`` names a re-download's story (service.redownload)."""
     if video.download_status == DownloadStatus.DOWNLOADED:
         return Plan(None, "already downloaded")
     stored = replace(
@@ -251,7 +253,12 @@ def plan_video_stored(
     all_videos = _with_video(videos, stored)
     new_task = replace(task, updated_at=now)
     event, jobs = emitter.emit(
-        ev.VIDEO_DOWNLOADED, task=new_task, videos=all_videos, now=now, video=stored
+        ev.VIDEO_DOWNLOADED,
+        task=new_task,
+        videos=all_videos,
+        now=now,
+        video=stored,
+        generation=generation,
     )
     events = [event]
     if all(v.download_status == DownloadStatus.DOWNLOADED for v in all_videos):
@@ -271,8 +278,10 @@ def plan_video_status(
     error: str | None,
     now: datetime,
     emitter: EventEmitter,
+    generation: str | None = None,
 ) -> Plan:
-    """A download started, paused for a retry, or failed for good (announced)."""
+    """A download started, paused for a retry, or failed for good (announced; ``generation``
+    names a re-download's story, service.redownload)."""
     if video.download_status in (DownloadStatus.DOWNLOADED, DownloadStatus.FAILED):
         return Plan(None, f"video {video.index} already {video.download_status}")
     updated = replace(video, download_status=status, error=error, updated_at=now)
@@ -285,6 +294,7 @@ def plan_video_status(
             videos=_with_video(videos, updated),
             now=now,
             video=updated,
+            generation=generation,
         )
         change.events.append(event)
         change.jobs.extend(jobs)

@@ -205,6 +205,27 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        "/v1/tasks/{task_id}/videos/{index}/download": {
+            "post": {
+                "summary": "Fetch a failed (or deleted) video again, from a fresh provider URL",
+                "parameters": [
+                    task_id_param(),
+                    {
+                        "name": "index",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer"},
+                    },
+                ],
+                "responses": {
+                    "202": json_body({"$ref": "#/components/schemas/Video"}, "queued again"),
+                    "404": json_body(ERROR, "unknown task or video"),
+                    "409": json_body(
+                        ERROR, "the task has not succeeded, or the video is being downloaded"
+                    ),
+                },
+            }
+        },
         "/v1/notifications/{notification_id}": {
             "get": {
                 "summary": "One received notification: raw body, headers, verification, outcome",

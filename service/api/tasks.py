@@ -16,9 +16,10 @@ from service.api.query import enum_param, limit_param
 from service.downloads import media_type_for
 from service.errors import NotFound
 from service.kling.request import parse_submission
+from service.redownload import redownload_video as queue_redownload
 from service.services import Services
 from service.submission import submit
-from service.views import event_json, handler_run_json, task_json
+from service.views import event_json, handler_run_json, task_json, video_json
 from storage.records import DownloadStatus, TaskRecord, TaskStatus
 
 MAX_SUBMIT_BODY = 16 * 1024 * 1024  # base64 images can be large (10 MB each, a few of them)
@@ -145,3 +146,12 @@ async def task_video(request: Request) -> Response:
         filename=f"{task.id}-{index}{path.suffix}",
         content_disposition_type="inline",
     )
+
+
+async def redownload_video(request: Request) -> Response:
+    """Fetch a video again (NotFound → 404; task not succeeded, or downloading → 409)."""
+    services = services_of(request)
+    video = await queue_redownload(
+        services, request.path_params["task_id"], request.path_params["index"]
+    )
+    return JSONResponse(video_json(video, services.settings.media_dir), status_code=202)

@@ -34,6 +34,7 @@ from service.errors import (
 from service.jobs.outcome import GiveUp, RetryLater
 from service.kling.state import ProviderVideo
 from service.lifecycle import Plan, plan_video_status, plan_video_stored, plan_video_url
+from service.redownload import FRESH_URL, GENERATION
 from service.services import Services
 from service.settings import Settings
 from storage.records import DownloadStatus, JobRecord, TaskRecord, VideoRecord
@@ -52,15 +53,34 @@ def _video(videos: list[VideoRecord], index: int) -> VideoRecord | None:
     return next((video for video in videos if video.index == index), None)
 
 
+def _generation(job: JobRecord) -> str | None:
+    """The re-download this job belongs to (service.redownload); None for the first download."""
+    value = job.payload.get(GENERATION)
+    return str(value) if value is not None else None
+
+
 async def _set_status(
-    services: Services, task_id: str, index: int, status: DownloadStatus, error: str | None
+    services: Services,
+    task_id: str,
+    index: int,
+    status: DownloadStatus,
+    error: str | None,
+    *,
+    generation: str | None = None,
 ) -> None:
     def planner(task: TaskRecord, videos: list[VideoRecord]) -> Plan:
         video = _video(videos, index)
         if video is None:
             return Plan(None, f"video {index} unknown")
         return plan_video_status(
-            task, videos, video, status, error=error, now=services.clock(), emitter=services.emitter
+            task,
+            videos,
+            video,
+            status,
+            error=error,
+            now=services.clock(),
+            emitter=services.emitter,
+            generation=generation,
         )
 
     await services.change_task(task_id, planner)
@@ -86,14 +106,19 @@ async def run_download(services: Services, job: JobRecord) -> None:
         return  # each video is downloaded once, however many jobs name it
     async with services.download_slots:
         await _set_status(services, task_id, index, DownloadStatus.DOWNLOADING, None)
+        refresh_url = _url_refresher(services, task_id, index)
         try:
+            url = video.url
+            if job.payload.get(FRESH_URL):
+                # A re-download by hand: the stored URL is signed and has likely expired.
+                url = await refresh_url() or url
             result = await download_video(
                 services.downloads,
-                video.url,
+                url,
                 media_dir=media_dir,
                 name=media_name(task_id, index),
                 limits=download_limits(services.settings),
-                refresh_url=_url_refresher(services, task_id, index),
+                refresh_url=refresh_url,
                 on_progress=_progress_recorder(services, task_id, index),
             )
         except DownloadRetryable as exc:
@@ -116,6 +141,7 @@ async def run_download(services: Services, job: JobRecord) -> None:
             duration=duration,
             now=services.clock(),
             emitter=services.emitter,
+            generation=_generation(job),
         )
 
     await services.change_task(task_id, stored)
@@ -123,7 +149,9 @@ async def run_download(services: Services, job: JobRecord) -> None:
 
 async def download_given_up(services: Services, job: JobRecord, error: str) -> None:
     task_id, index = str(job.payload["task_id"]), int(job.payload["index"])
-    await _set_status(services, task_id, index, DownloadStatus.FAILED, error)
+    await _set_status(
+        services, task_id, index, DownloadStatus.FAILED, error, generation=_generation(job)
+    )
     media_dir = services.settings.media_dir
     await asyncio.to_thread(discard_partial, media_dir, media_name(task_id, index))
 
