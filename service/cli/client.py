@@ -18,7 +18,7 @@ import httpx
 
 from service.errors import OmnihookError
 
-from .model import Event, Task, TaskPage
+from .model import Event, Task, TaskPage, Video
 
 DEFAULT_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 
@@ -134,6 +134,12 @@ class OmnihookClient:
     async def task_events(self, task_id: str) -> list[Event]:
         response = await self._request("GET", f"/v1/tasks/{_segment(task_id)}/events")
         return cast(list[Event], response.json()["events"])
+
+    async def redownload_video(self, task_id: str, index: int) -> Video:
+        """Fetch a failed (or deleted) video again; the video as queued (HTTP 202)."""
+        path = f"/v1/tasks/{_segment(task_id)}/videos/{index}/download"
+        response = await self._request("POST", path)
+        return cast(Video, response.json())
 
     async def video_chunks(self, task_id: str, index: int) -> AsyncIterator[bytes]:
         """The stored file of one video, streamed."""

@@ -101,6 +101,7 @@ class FakeApi:
             ("GET", 4): self._get,
             ("GET", 5): self._events,
             ("GET", 6): self._video,
+            ("POST", 7): self._redownload,
         }.get((request.method, len(parts)))
         if route is None or parts[1:3] != ["v1", "tasks"]:
             return _error(404, "not_found", "no such route")
@@ -146,6 +147,19 @@ class FakeApi:
         if content is None:
             return _error(404, "not_found", "no such video")
         return httpx.Response(200, content=content, headers={"content-type": "video/mp4"})
+
+    def _redownload(
+        self, request: httpx.Request, task_id: str, _: str, index: str, action: str
+    ) -> httpx.Response:
+        """``POST .../videos/{n}/download``: only a failed video is fetched again here."""
+        task = self.tasks.get(task_id)  # the real route takes the task's own id only
+        video = next((v for v in (task or {}).get("videos", []) if v["index"] == int(index)), None)
+        if action != "download" or task is None or video is None:
+            return _error(404, "not_found", f"task {task_id} has no video {index}")
+        if video["download_status"] != "failed":
+            return _error(409, "conflict", f"video {index} is {video['download_status']}")
+        video.update(download_status="pending", error=None)
+        return httpx.Response(202, json=video)
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> httpx.Response:

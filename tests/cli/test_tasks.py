@@ -104,3 +104,48 @@ def test_show_an_unknown_task(invoke: Invoke) -> None:
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: not_found (HTTP 404): no task nope"
     assert result.stdout == ""
+
+
+def test_redownload_queues_every_failed_video_by_default(invoke: Invoke, fake_api: FakeApi) -> None:
+    videos = [make_video(0, "failed", error="HTTP 410"), make_video(1), make_video(2, "failed")]
+    fake_api.add(make_task("task_a", "succeeded", videos=videos))
+    result = invoke("tasks", "redownload", "ext-task_a")  # an external id names it too
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "video 0: queued for download again",
+        "video 2: queued for download again",
+    ]
+    assert result.stderr.strip() == "video 1: not queued: video 1 is downloaded"
+    posted = [r.url.path for r in fake_api.requests if r.method == "POST"]
+    assert posted == [f"/v1/tasks/task_a/videos/{n}/download" for n in (0, 1, 2)]
+    assert [v["download_status"] for v in fake_api.tasks["task_a"]["videos"]] == [
+        "pending",
+        "downloaded",
+        "pending",
+    ]
+
+
+def test_redownload_of_named_videos_fails_when_one_is_refused(
+    invoke: Invoke, fake_api: FakeApi
+) -> None:
+    videos = [make_video(0, "failed"), make_video(1, "failed")]
+    fake_api.add(make_task("task_a", "succeeded", videos=videos))
+    result = invoke("tasks", "redownload", "task_a", "1", "5")
+    assert result.exit_code == 1
+    assert result.stdout == "video 1: queued for download again\n"
+    assert "video 5: not queued: task task_a has no video 5" in result.stderr
+    assert "error: some videos were not queued" in result.stderr
+    assert fake_api.tasks["task_a"]["videos"][0]["download_status"] == "failed"  # not named
+
+
+def test_redownload_with_nothing_to_fetch_fails(invoke: Invoke, fake_api: FakeApi) -> None:
+    fake_api.add(make_task("task_a", "succeeded", videos=[make_video(0)]))
+    result = invoke("tasks", "redownload", "task_a")
+    assert result.exit_code == 1
+    assert "error: nothing was queued" in result.stderr
+
+
+def test_redownload_of_an_unknown_task(invoke: Invoke) -> None:
+    result = invoke("tasks", "redownload", "nope")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: not_found (HTTP 404): no task nope"
