@@ -31,7 +31,7 @@ GENERATION = "generation"  # download job payload: this re-download's story (Non
 FRESH_URL = "fresh_url"  # download job payload: ask the provider for the URL before fetching
 
 
-class _Refused(Exception):
+class Refused(Exception):
     """Why a video cannot be fetched again now (becomes a NotFound or Conflict)."""
 
     def __init__(self, error: type[NotFound] | type[Conflict], message: str) -> None:
@@ -48,17 +48,17 @@ def plan_redownload(
     generation: str,
     now: datetime,
 ) -> Plan:
-    """Back to ``pending`` with a download job of a new generation; raises :class:`_Refused`."""
+    """Back to ``pending`` with a download job of a new generation; raises :class:`Refused`."""
     video = next((v for v in videos if v.index == index), None)
     if video is None:
-        raise _Refused(NotFound, f"task {task.id} has no video {index}")
+        raise Refused(NotFound, f"task {task.id} has no video {index}")
     if task.status != TaskStatus.SUCCEEDED:
-        raise _Refused(Conflict, f"task {task.id} is {task.status.value}, not succeeded")
+        raise Refused(Conflict, f"task {task.id} is {task.status.value}, not succeeded")
     status = video.download_status
     if status in (DownloadStatus.PENDING, DownloadStatus.DOWNLOADING):
-        raise _Refused(Conflict, f"video {index} is being downloaded right now ({status.value})")
+        raise Refused(Conflict, f"video {index} is being downloaded right now ({status.value})")
     if status == DownloadStatus.DOWNLOADED and video.path and (media_dir / video.path).is_file():
-        raise _Refused(Conflict, f"video {index} is stored; delete its file to fetch it again")
+        raise Refused(Conflict, f"video {index} is stored; delete its file to fetch it again")
     again = replace(
         video,
         download_status=DownloadStatus.PENDING,
@@ -103,7 +103,7 @@ async def redownload_video(services: Services, task_id: str, index: int) -> Vide
 
     try:
         summary = await services.change_task(task_id, planner)
-    except _Refused as exc:
+    except Refused as exc:
         raise exc.error(str(exc)) from None
     video = next((v for v in await services.storage.list_videos(task_id) if v.index == index), None)
     if video is None:  # the task was deleted between the change and this read
