@@ -161,7 +161,7 @@ class HandlerHost:
         to end. Never waits longer: a hung handler's thread is a daemon and is left behind."""
         with self._lock:
             self._closed = True
-            loops = list(self._loops.values())
+            loops = dict(self._loops)
             self._loops.clear()
             watchdog, self._watchdog = self._watchdog, None
         self._threads.close()
@@ -171,20 +171,21 @@ class HandlerHost:
         self._replaced.clear()
         if watchdog is not None:
             watchdog.stop()
-        for loop in loops:
+        for loop in loops.values():
             loop.close()
         if not loops:
             return
         # A thread's end cannot be awaited on a loop: joined from a thread, bounded by the grace.
-        await asyncio.to_thread(_join_all, loops, self._close_grace)
-        for loop in loops:
+        await asyncio.to_thread(_join_all, list(loops.values()), self._close_grace)
+        for handler, loop in loops.items():
             if loop.alive:
                 logger.warning(
-                    "handler loop %s did not stop within %.1fs (a handler blocks it); its "
-                    "thread is left behind",
+                    "handler loop %s of handler %s did not stop within %.1fs (the handler "
+                    "blocks it); its thread is left behind",
                     loop.name,
+                    handler,
                     self._close_grace,
-                    extra={"action": "handler.loop_left_running"},
+                    extra={"action": "handler.loop_left_running", "handler": handler},
                 )
 
     async def _in_thread(self, call: Callable[[], Any], run: HostedRun) -> Any:

@@ -1,8 +1,9 @@
-"""An event loop of its own, in a daemon thread, where async handlers run.
+"""An event loop of its own, in a daemon thread, where one async handler's runs run.
 
-Async handlers do not run on the process's main loop, the one that answers callbacks: a handler
-that blocks its loop (``time.sleep`` or CPU work inside ``async def``) then stalls only this
-loop, and the host can tell (a heartbeat stops) and replace it with a fresh one.
+Async handlers do not run on the process's main loop, the one that answers callbacks, nor on
+each other's: the host gives each handler a loop of its own. A handler that blocks its loop
+(``time.sleep`` or CPU work inside ``async def``) then stalls only this loop, so only its own
+runs, and the host can tell (a heartbeat stops) and replace it with a fresh one.
 
 The loop keeps a heartbeat (a callback every ``heartbeat`` seconds) and the runs submitted to
 it, so the watchdog and the host, from other threads, can ask how long it has been silent and

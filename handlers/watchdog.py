@@ -1,10 +1,11 @@
 """The watchdog of the handler loops: it says when one stops answering, and which handler did it.
 
-A thread of its own, so that it sees a blocked handler loop whatever the main loop does. Every
-``interval`` it reads each loop's heartbeat; a loop silent for longer than ``threshold`` is
-blocked: one warning per blocking (``handler.loop_blocked``), naming the run whose step is
-executing there (handler and event) and how long so far, then a second one once the loop
-answers again (``handler.loop_resumed``) with how long it was blocked in all.
+A thread of its own, so that it sees a blocked handler loop whatever the main loop does. It
+watches every loop of the host: each async handler's current one, and the blocked ones the host
+left behind. Every ``interval`` it reads each loop's heartbeat; a loop silent for longer than
+``threshold`` is blocked: one warning per blocking (``handler.loop_blocked``), naming the run
+whose step is executing there (handler and event) and how long so far, then a second one once
+the loop answers again (``handler.loop_resumed``) with how long it was blocked in all.
 """
 
 from __future__ import annotations
