@@ -10,9 +10,10 @@ One per process, owned by its ``Services`` (opened and closed with them). It hol
   registry bounds the handlers, so it bounds these loops too;
 * a **bounded pool of threads** for sync handlers (:mod:`handlers.threads`), shared by all of
   them. Once two sync handlers or more have run, one handler holds at most its **share** of
-  the threads at once (``thread_share``, half the pool by default), its abandoned runs
-  included: a sync handler that never returns cannot take every thread, so the others always
-  find one. A lone sync handler may use the whole pool; a pool of one thread is not shared out;
+  the threads at once (``thread_share``, by default as many as run at once, of the twice as
+  many the pool may have), its abandoned runs included: a sync handler that never returns
+  cannot take every thread, so the others always find one. A lone sync handler may use the
+  whole pool; a pool of one thread is not shared out;
 * a **watchdog** (:mod:`handlers.watchdog`) that warns when a handler loop stops answering,
   naming the handler and the event that block it.
 
@@ -77,13 +78,14 @@ class HandlerHost:
     ) -> None:
         """``threads`` sync runs at once, ``thread_limit`` threads at all (twice ``threads``),
         ``thread_share`` of them held by one handler at most, abandoned ones included, once two
-        sync handlers or more have run (half of ``threads``; no cap for a pool of one);
+        sync handlers or more have run (``threads``: with the thread limit at twice that, one
+        handler that hangs again and again leaves the others a whole pool's worth of threads,
+        and its own later runs still find room after a few hung ones);
         ``block_warning``: a handler loop silent this long is reported blocked."""
         self._threads = HandlerThreads(threads, limit=thread_limit)
         # A pool of one thread cannot be shared out: its one handler thread is everybody's.
-        self._shares = ThreadShares(
-            thread_share if thread_share is not None else (threads // 2 or None)
-        )
+        default_share = threads if threads > 1 else None
+        self._shares = ThreadShares(thread_share if thread_share is not None else default_share)
         self._block_warning = block_warning
         self._responsive_within = responsive_within
         self._max_abandoned_loops = (

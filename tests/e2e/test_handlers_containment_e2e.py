@@ -1,7 +1,7 @@
 """A handler that blocks its event loop (``time.sleep`` inside ``async def``) in the real
 pipeline, served like ``omnihook serve`` (receiver and in-process worker in one process): the
-callbacks are still acknowledged at once, the run times out, and the next handler runs on a
-fresh handler loop while the blocked one is still blocked."""
+callbacks are still acknowledged at once, the run times out, and the next handler runs on its
+own handler loop while the blocked one is still blocked."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ async def test_a_handler_blocking_its_loop_delays_neither_callbacks_nor_other_ha
     # The callbacks were answered at once while a handler blocked its loop for seconds...
     assert acknowledged_while_blocking, "the callbacks were sent after the handler ended"
     assert max(latencies) < 1.0, latencies
-    # ...the next handler ran on a fresh loop meanwhile, and the blocking run is to be retried.
+    # ...the next handler ran on its own loop meanwhile, and the blocking run is to be retried.
     assert after_ran_while_blocking
     assert f"timed out after {TIMEOUT_SECONDS}s" in blocker_run["last_error"]
     assert (blocker_run["status"], blocker_run["attempts"]) == ("queued", 1)
