@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     kling_webhook_secret: SecretStr | None = None
     handlers: str = ""
     reconcile_after: float = Field(default=300.0, gt=0)
+    # A submission still pending this long after it was stored (its process died before the
+    # create's outcome was recorded) is finished by a job: longer than a create may take inline
+    # (4 attempts of up to 30 s, waits of up to 60 s between them), so a live create is never
+    # raced by it.
+    submit_resume_after: float = Field(default=600.0, gt=0)
     webhook_retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
     handler_retry_schedule: str = "5,30,120,600,1800,3600"
     download_retry_schedule: str = "5,30,120,600,1800,3600,7200"

@@ -74,7 +74,18 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
         created_at=now,
         updated_at=now,
     )
-    await services.storage.create_task(task)
+    # Written with the task: if this process dies before the create's outcome is recorded, the
+    # job finishes the submission (with the same token); once it is recorded, the job finds
+    # nothing left to do.
+    crash_resume = new_job(
+        SUBMIT,
+        {"task_id": task.id, CALLBACK_TOKEN: token},
+        now=now,
+        task_id=task.id,
+        dedupe_key=f"submit:{task.id}:crash",
+        run_at=now + timedelta(seconds=services.settings.submit_resume_after),
+    )
+    await services.storage.create_task(task, [crash_resume])
     log.info("task stored", extra={"action": "task.stored", "task_id": task.id})
     try:
         state = await services.kling.create_task(_create_body(task, url))

@@ -79,6 +79,7 @@ SETTINGS = {
     "allow_private_networks": "true",
     "job_lease_seconds": "3",
     "reconcile_after": "3",
+    "submit_resume_after": "8",  # the simulator answers a create at once
     "handler_timeout": "3",
     "webhook_timeout": "5",
     "handler_retry_schedule": "0.3,0.6,1,1,2,2,3,3",
