@@ -171,15 +171,7 @@ SPEC: dict[str, Any] = {
         "/v1/tasks/{task_id}/videos/{index}": {
             "get": {
                 "summary": "A stored video file (Range supported)",
-                "parameters": [
-                    task_id_param(),
-                    {
-                        "name": "index",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer"},
-                    },
-                ],
+                "parameters": [task_id_param(), path_param("index", "integer")],
                 "responses": {
                     "200": {"description": "the MP4 file", "content": {"video/mp4": {}}},
                     "206": {"description": "a byte range of it"},
@@ -190,15 +182,7 @@ SPEC: dict[str, Any] = {
         "/v1/tasks/{task_id}/videos/{index}/poster": {
             "get": {
                 "summary": "The video's poster frame (JPEG), once the built-in handler wrote it",
-                "parameters": [
-                    task_id_param(),
-                    {
-                        "name": "index",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer"},
-                    },
-                ],
+                "parameters": [task_id_param(), path_param("index", "integer")],
                 "responses": {
                     "200": {"description": "JPEG", "content": {"image/jpeg": {}}},
                     "404": json_body(ERROR, "no poster (yet)"),
@@ -208,15 +192,7 @@ SPEC: dict[str, Any] = {
         "/v1/tasks/{task_id}/videos/{index}/download": {
             "post": {
                 "summary": "Fetch a failed (or deleted) video again, from a fresh provider URL",
-                "parameters": [
-                    task_id_param(),
-                    {
-                        "name": "index",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer"},
-                    },
-                ],
+                "parameters": [task_id_param(), path_param("index", "integer")],
                 "responses": {
                     "202": json_body({"$ref": "#/components/schemas/Video"}, "queued again"),
                     "404": json_body(ERROR, "unknown task or video"),
