@@ -192,6 +192,9 @@ async def test_replicas_share_tasks_and_a_killed_worker_loses_nothing(tmp_path: 
             handler_retry_schedule="0.2,0.5,1,2",
             download_retry_schedule="0.2,0.5,1,2",
             reconcile_after="15",
+            # each task's crash-safety submit job comes due (and finds nothing to do) within
+            # the test, not ten minutes after it
+            submit_resume_after="5",
         )
         env["REPLICA_TEST_LOGS"] = str(logs)
         cluster = Cluster(env, tmp_path)
