@@ -72,6 +72,7 @@ TASK_COLUMNS = (
     "status_message",
     "cost",
     "last_news_at",
+    "priority",
     "version",
 )
 
@@ -91,6 +92,7 @@ def task_args(task: TaskRecord) -> Args:
         task.status_message,
         task.cost,
         optional_utc(task.last_news_at),
+        task.priority,
         task.version,
     )
 
@@ -110,6 +112,7 @@ def task_from_row(row: Row) -> TaskRecord:
         status_message=row["status_message"],
         cost=row["cost"],
         last_news_at=row["last_news_at"],
+        priority=row["priority"],
         version=row["version"],
     )
 

@@ -82,7 +82,8 @@ def decode_json(text: str) -> Any:
 
 TASK_COLUMNS = (
     "id, external_task_id, callback_token_hash, status, model_name, request, metadata, "
-    "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, version"
+    "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, priority, "
+    "version"
 )
 
 
@@ -101,6 +102,7 @@ def task_params(task: TaskRecord) -> Params:
         "status_message": task.status_message,
         "cost": task.cost,
         "last_news_at": encode_optional_time(task.last_news_at),
+        "priority": task.priority,
         "version": task.version,
     }
 
@@ -120,6 +122,7 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
         status_message=row["status_message"],
         cost=row["cost"],
         last_news_at=decode_optional_time(row["last_news_at"]),
+        priority=row["priority"],
         version=row["version"],
     )
 

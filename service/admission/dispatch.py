@@ -1,0 +1,122 @@
+"""Entering and leaving the admission queue.
+
+Every submission is stored ``queued`` first and then offered a slot at once: with room (and no
+task before it in the queue) it is admitted in the same request and sent inline, as before the
+queue existed; without, the request answers 202 and the task waits, announced by
+``task.queued``. An admission (:meth:`storage.base.Storage.admit_queued`) moves tasks from the
+queue to ``pending`` in one serialised transaction, each with a fresh callback token and the
+``submit`` job that sends its create, so a task is admitted once whatever the number of
+replicas and workers, and the job's lease makes one worker send it. The worker admits more
+whenever one of its tasks ends (its slot frees) and every second besides
+(:func:`admit_forever`): tasks ended by another process, and the provider's hold, are seen so.
+
+A create the provider answers "full" (1303/1302) puts its task back in the queue, at its old
+place (the order is priority, then age), and holds admissions back (:mod:`.pace`): 1303 never
+reaches the user as an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+
+from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
+from service.events import TASK_QUEUED
+from service.jobs.kinds import SUBMIT, new_job
+from service.lifecycle import Plan
+from service.services import Services
+from storage.records import TaskChange, TaskRecord, TaskStatus, VideoRecord
+
+log = logging.getLogger(__name__)
+
+FIRST_CREATE = "first_create"  # a submit job's flag: its task was never sent before
+ADMIT_BATCH = 50  # tasks one admission takes at most (each is one submit job)
+POLL = 1.0  # seconds between the worker's admissions when nothing wakes it
+
+
+class Admission:
+    """One admission's plan for each task it takes, and the tokens it gave them."""
+
+    def __init__(self, services: Services, *, inline_task_id: str | None) -> None:
+        self._services = services
+        self._inline = inline_task_id
+        self._now = services.clock()
+        self.tokens: dict[str, str] = {}  # task id -> the token of the plan that was written
+
+    def plan(self, task: TaskRecord) -> TaskChange:
+        token = new_token()
+        self.tokens[task.id] = token  # a plan run again (a retried transaction) replaces it
+        admitted = replace(
+            task,
+            status=TaskStatus.PENDING,
+            callback_token_hash=hash_token(token),
+            status_message="",
+            updated_at=self._now,
+        )
+        inline = task.id == self._inline
+        # Sent by the request itself: then the job only finishes a submission whose process
+        # died before recording the create's outcome (due once any inline create is over).
+        delay = self._services.settings.submit_resume_after if inline else 0.0
+        job = new_job(
+            SUBMIT,
+            {"task_id": task.id, CALLBACK_TOKEN: token, FIRST_CREATE: not inline},
+            now=self._now,
+            task_id=task.id,
+            dedupe_key=f"submit:{task.id}:v{task.version}",  # one per admission of the task
+            run_at=self._now + timedelta(seconds=delay),
+        )
+        return TaskChange(task=admitted, jobs=[job])
+
+
+async def admit(services: Services, *, inline_task_id: str | None = None) -> str | None:
+    """Admit what the provider has room for; answers the callback token of ``inline_task_id``
+    when it was admitted (the caller sends it now), else None."""
+    pace = services.admission
+    if pace.held_for() > 0:
+        return None
+    admission = Admission(services, inline_task_id=inline_task_id)
+    admitted = await services.storage.admit_queued(
+        limits=services.settings.provider_slots,
+        limit=pace.batch(ADMIT_BATCH),
+        plan=admission.plan,
+    )
+    if not admitted:
+        return None
+    log.info(
+        "admitted %d queued tasks",
+        len(admitted),
+        extra={"action": "admission.admitted", "count": len(admitted)},
+    )
+    if any(task.id != inline_task_id for task in admitted):
+        services.jobs_ready.set()
+    if any(task.id == inline_task_id for task in admitted):
+        return admission.tokens[str(inline_task_id)]
+    return None
+
+
+def plan_queued(services: Services, reason: str) -> Callable[[TaskRecord, list[VideoRecord]], Plan]:
+    """Back to (or left in) the queue, announced by ``task.queued``: a task still waiting, or
+    one whose first create the provider refused for want of room. A task that was admitted
+    meanwhile, or whose create was accepted, is left as it is."""
+
+    def planner(task: TaskRecord, videos: list[VideoRecord]) -> Plan:
+        if task.status not in (TaskStatus.QUEUED, TaskStatus.PENDING) or task.provider_task_id:
+            return Plan(None, f"not queued: {task.status}")
+        now = services.clock()
+        queued = replace(task, status=TaskStatus.QUEUED, status_message=reason, updated_at=now)
+        event, jobs = services.emitter.emit(TASK_QUEUED, task=queued, videos=videos, now=now)
+        return Plan(TaskChange(task=queued, events=[event], jobs=jobs), f"queued: {reason}")
+
+    return planner
+
+
+async def admit_forever(services: Services, beat: Callable[[], None]) -> None:
+    """The worker's admissions: whenever a slot frees here, and every :data:`POLL` seconds."""
+    pace = services.admission
+    while True:
+        if pace.held_for() == 0 and (await services.storage.occupancy()).queued:
+            await admit(services)
+        beat()
+        await pace.wait(POLL)  # a hold is looked at again each time: it may have been lifted

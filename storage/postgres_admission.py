@@ -1,0 +1,77 @@
+"""The admission queue in the PostgreSQL backend (see :mod:`storage.admission`).
+
+A mixin of :class:`storage.postgres.PostgresStorage`. Every admission takes one transaction-level
+advisory lock first (per schema): replicas admit one after the other, each counting what the
+previous one admitted, so no two fill the last slot; nothing else waits for that lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from service.errors import StorageError
+from storage import postgres_sql as sql
+from storage.admission import CANDIDATES, Occupancy, SlotLimits, choose_admitted
+from storage.postgres_pool import PostgresConnection
+from storage.postgres_rows import task_from_row, utc
+from storage.records import TaskChange, TaskRecord, TaskStatus
+
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('omnihook.admission'), hashtext(current_schema()))"
+_IN_FLIGHT = (
+    "SELECT model_name, count(*) AS n FROM tasks "
+    "WHERE status IN ('pending', 'submitted', 'processing') GROUP BY model_name"
+)
+_QUEUED = (
+    f"SELECT {sql.TASKS} FROM tasks WHERE status = 'queued' "
+    "ORDER BY priority DESC, created_at, id LIMIT $1"
+)
+_AHEAD = (
+    "SELECT count(*) FROM tasks WHERE status = 'queued' AND id <> $1 AND ("
+    " priority > $2 OR (priority = $2 AND (created_at, id) < ($3, $1)))"
+)
+
+
+class PostgresAdmission(PostgresConnection):
+    def _change_writer(self, change: TaskChange) -> Callable[[Any], Awaitable[bool]]:
+        raise NotImplementedError
+
+    async def admit_queued(
+        self, *, limits: SlotLimits, limit: int, plan: Callable[[TaskRecord], TaskChange]
+    ) -> list[TaskRecord]:
+        async def admit(conn: Any) -> list[TaskChange]:
+            await conn.execute(_LOCK)
+            in_flight = {str(r["model_name"]): int(r["n"]) for r in await conn.fetch(_IN_FLIGHT)}
+            queued = [task_from_row(row) for row in await conn.fetch(_QUEUED, CANDIDATES)]
+            changes = []
+            for task in choose_admitted(queued, limits, in_flight, limit=limit):
+                change = plan(task)
+                if change.task.status == TaskStatus.QUEUED:
+                    raise StorageError(f"an admission left task {task.id!r} queued")
+                # changed since it was read (READ COMMITTED): nothing of it was written; it
+                # is left to the next admission
+                if await self._change_writer(change)(conn):
+                    changes.append(change)
+            return changes
+
+        if limit <= 0:
+            return []
+        # repeatable: a run after a commit lost on its way counts what that one admitted
+        changes = await self._transact(admit, repeatable=True)
+        for change in changes:
+            change.task.version += 1
+        return [change.task for change in changes]
+
+    async def queue_position(self, task: TaskRecord) -> int:
+        ahead = await self._read(
+            lambda conn: conn.fetchval(_AHEAD, task.id, task.priority, utc(task.created_at))
+        )
+        return 1 + int(ahead)
+
+    async def occupancy(self) -> Occupancy:
+        async def read(conn: Any) -> Occupancy:
+            flying = await conn.fetch(_IN_FLIGHT)
+            queued = await conn.fetchval("SELECT count(*) FROM tasks WHERE status = 'queued'")
+            return Occupancy(int(queued), {str(r["model_name"]): int(r["n"]) for r in flying})
+
+        return await self._read(read)
