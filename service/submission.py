@@ -91,6 +91,7 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
     token = await admit(services, inline_task_id=task.id)
     if token is None:
         await services.change_task(task.id, plan_queued(services, WAITING_FOR_A_SLOT))
+        services.admission.nudge()  # tasks before it in the queue may have room
     else:
         await send_first(services, task.id, token, inline=True)
     stored = await services.storage.get_task(task.id)
@@ -151,7 +152,7 @@ async def _refused(
             extra={"action": "admission.provider_full", "task_id": task.id},
         )
         return await services.change_task(
-            task.id, plan_queued(services, f"provider full, waiting for a slot: {exc}")
+            task.id, plan_queued(services, f"provider full, waiting for a slot: {exc}", back=True)
         )
     if inline:
         # Refused for sure: nothing was created at the provider, nothing was paid. Forget the
@@ -167,7 +168,7 @@ async def _refused(
             extra={"action": "admission.account_refused", "task_id": task.id},
         )
         return await services.change_task(
-            task.id, plan_queued(services, f"provider refused the account: {exc}")
+            task.id, plan_queued(services, f"provider refused the account: {exc}", back=True)
         )
     refused = ProviderTaskState(
         task_id="", status=ProviderStatus.FAILED, status_message=f"provider refused: {exc}"

@@ -77,6 +77,30 @@ def choose_admitted(
     return chosen
 
 
+def choose_admitted_alone(
+    candidates: Sequence[TaskRecord], limits: SlotLimits, in_flight: Mapping[str, int], task_id: str
+) -> list[TaskRecord]:
+    """The one task ``task_id``, when it would be admitted with every task before it in the
+    queue (each of those keeps its place and its slot: it is admitted by its own submission or
+    by the worker, never passed by a newer task while room is short); else none."""
+    chosen = choose_admitted(candidates, limits, in_flight, limit=len(candidates))
+    return [task for task in chosen if task.id == task_id]
+
+
+def choose(
+    candidates: Sequence[TaskRecord],
+    limits: SlotLimits,
+    in_flight: Mapping[str, int],
+    *,
+    limit: int,
+    alone: str | None,
+) -> list[TaskRecord]:
+    """What one admission takes: see ``Storage.admit_queued``."""
+    if alone is not None:
+        return choose_admitted_alone(candidates, limits, in_flight, alone)
+    return choose_admitted(candidates, limits, in_flight, limit=limit)
+
+
 def queue_key(task: TaskRecord) -> tuple[int, object, str]:
     """The queue's order: highest priority first, then oldest (then by id, for a total order)."""
     return (-task.priority, task.created_at, task.id)

@@ -141,9 +141,17 @@ class Storage(ABC):
 
     @abstractmethod
     async def admit_queued(
-        self, *, limits: SlotLimits, limit: int, plan: Callable[[TaskRecord], TaskChange]
+        self,
+        *,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None = None,
     ) -> list[TaskRecord]:
-        """Take queued tasks out of the queue while ``limits`` leave room, at most ``limit``.
+        """Take queued tasks out of the queue while ``limits`` leave room, at most ``limit``;
+        with ``alone``, that one task only, when it would be taken with every task before it
+        (``choose_admitted_alone``: a submission admits itself, and no newer task passes an
+        older one while room is short).
 
         In one transaction that no other admission (of any process) runs beside: count the
         tasks in flight per model, choose the next queued ones (``choose_admitted``, in queue

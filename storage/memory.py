@@ -20,7 +20,7 @@ from storage.admission import (
     IN_FLIGHT,
     Occupancy,
     SlotLimits,
-    choose_admitted,
+    choose,
     queue_key,
 )
 from storage.base import JobEnd, Storage
@@ -195,14 +195,21 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
     # -- the admission queue ---------------------------------------------------------------
 
     async def admit_queued(
-        self, *, limits: SlotLimits, limit: int, plan: Callable[[TaskRecord], TaskChange]
+        self,
+        *,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None = None,
     ) -> list[TaskRecord]:
         async with self._lock:
             self._check_open()
             queued = sorted(
                 (t for t in self._tasks.values() if t.status == TaskStatus.QUEUED), key=queue_key
             )
-            chosen = choose_admitted(queued[:CANDIDATES], limits, self._in_flight(), limit=limit)
+            chosen = choose(
+                queued[:CANDIDATES], limits, self._in_flight(), limit=limit, alone=alone
+            )
             changes = [plan(copy.deepcopy(task)) for task in chosen]
             for change in changes:
                 if change.task.status == TaskStatus.QUEUED:

@@ -12,7 +12,12 @@ from typing import Any
 
 from service.errors import StorageError
 from storage import postgres_sql as sql
-from storage.admission import CANDIDATES, Occupancy, SlotLimits, choose_admitted
+from storage.admission import (
+    CANDIDATES,
+    Occupancy,
+    SlotLimits,
+    choose,
+)
 from storage.postgres_pool import PostgresConnection
 from storage.postgres_rows import task_from_row, utc
 from storage.records import TaskChange, TaskRecord, TaskStatus
@@ -37,14 +42,19 @@ class PostgresAdmission(PostgresConnection):
         raise NotImplementedError
 
     async def admit_queued(
-        self, *, limits: SlotLimits, limit: int, plan: Callable[[TaskRecord], TaskChange]
+        self,
+        *,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None = None,
     ) -> list[TaskRecord]:
         async def admit(conn: Any) -> list[TaskChange]:
             await conn.execute(_LOCK)
             in_flight = {str(r["model_name"]): int(r["n"]) for r in await conn.fetch(_IN_FLIGHT)}
             queued = [task_from_row(row) for row in await conn.fetch(_QUEUED, CANDIDATES)]
             changes = []
-            for task in choose_admitted(queued, limits, in_flight, limit=limit):
+            for task in choose(queued, limits, in_flight, limit=limit, alone=alone):
                 change = plan(task)
                 if change.task.status == TaskStatus.QUEUED:
                     raise StorageError(f"an admission left task {task.id!r} queued")

@@ -15,7 +15,12 @@ from typing import TypeVar
 import aiosqlite
 
 from service.errors import StorageError
-from storage.admission import CANDIDATES, Occupancy, SlotLimits, choose_admitted
+from storage.admission import (
+    CANDIDATES,
+    Occupancy,
+    SlotLimits,
+    choose,
+)
 from storage.records import TaskChange, TaskRecord, TaskStatus
 from storage.sqlite_batch import RawUnit, Unit
 from storage.sqlite_rows import TASK_COLUMNS, encode_time, task_from_row
@@ -50,13 +55,18 @@ class SQLiteAdmission:
         raise NotImplementedError
 
     async def admit_queued(
-        self, *, limits: SlotLimits, limit: int, plan: Callable[[TaskRecord], TaskChange]
+        self,
+        *,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None = None,
     ) -> list[TaskRecord]:
         def admit(raw: sqlite3.Connection) -> list[TaskChange]:
             in_flight = {str(row[0]): int(row[1]) for row in raw.execute(_IN_FLIGHT)}
             queued = [task_from_row(row) for row in raw.execute(_QUEUED, (CANDIDATES,))]
             changes = []
-            for task in choose_admitted(queued, limits, in_flight, limit=limit):
+            for task in choose(queued, limits, in_flight, limit=limit, alone=alone):
                 change = plan(task)
                 if change.task.status == TaskStatus.QUEUED:
                     raise StorageError(f"an admission left task {task.id!r} queued")

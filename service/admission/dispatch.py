@@ -1,8 +1,9 @@
 """Entering and leaving the admission queue.
 
-Every submission is stored ``queued`` first and then offered a slot at once: with room (and no
-task before it in the queue) it is admitted in the same request and sent inline, as before the
-queue existed; without, the request answers 202 and the task waits, announced by
+Every submission is stored ``queued`` first and then offered a slot at once: with room for it
+and for every task before it in the queue (those keep their places: they are admitted by their
+own submissions or by the worker) it is admitted in the same request and sent inline, as before
+the queue existed; without, the request answers 202 and the task waits, announced by
 ``task.queued``. An admission (:meth:`storage.base.Storage.admit_queued`) moves tasks from the
 queue to ``pending`` in one serialised transaction, each with a fresh callback token and the
 ``submit`` job that sends its create, so a task is admitted once whatever the number of
@@ -71,8 +72,9 @@ class Admission:
 
 
 async def admit(services: Services, *, inline_task_id: str | None = None) -> str | None:
-    """Admit what the provider has room for; answers the callback token of ``inline_task_id``
-    when it was admitted (the caller sends it now), else None."""
+    """Admit what the provider has room for (the worker), or ``inline_task_id`` alone (its
+    submission); answers that task's callback token when it was admitted (the caller sends it
+    now), else None."""
     pace = services.admission
     if pace.held_for() > 0:
         return None
@@ -81,6 +83,7 @@ async def admit(services: Services, *, inline_task_id: str | None = None) -> str
         limits=services.settings.provider_slots,
         limit=pace.batch(ADMIT_BATCH),
         plan=admission.plan,
+        alone=inline_task_id,
     )
     if not admitted:
         return None
@@ -96,13 +99,16 @@ async def admit(services: Services, *, inline_task_id: str | None = None) -> str
     return None
 
 
-def plan_queued(services: Services, reason: str) -> Callable[[TaskRecord, list[VideoRecord]], Plan]:
-    """Back to (or left in) the queue, announced by ``task.queued``: a task still waiting, or
-    one whose first create the provider refused for want of room. A task that was admitted
-    meanwhile, or whose create was accepted, is left as it is."""
+def plan_queued(
+    services: Services, reason: str, *, back: bool = False
+) -> Callable[[TaskRecord, list[VideoRecord]], Plan]:
+    """A task left in the queue (``back``: put back, its first create refused for want of
+    room), announced by ``task.queued``. A task admitted meanwhile (``back``: a create that was
+    accepted after all) is left as it is."""
+    expected = TaskStatus.PENDING if back else TaskStatus.QUEUED
 
     def planner(task: TaskRecord, videos: list[VideoRecord]) -> Plan:
-        if task.status not in (TaskStatus.QUEUED, TaskStatus.PENDING) or task.provider_task_id:
+        if task.status != expected or task.provider_task_id:
             return Plan(None, f"not queued: {task.status}")
         now = services.clock()
         queued = replace(task, status=TaskStatus.QUEUED, status_message=reason, updated_at=now)

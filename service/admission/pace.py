@@ -31,12 +31,17 @@ class AdmissionPace:
         self.last_refusal: str | None = None  # why admissions are held, for people watching
 
     def busy(self, retry_after: float | None = None) -> float:
-        """A create was answered "full" (1303/1302): hold admissions; answers for how long."""
-        self._busy_in_a_row += 1
+        """A create was answered "full" (1303/1302): hold admissions; answers for how long.
+
+        Creates sent together and refused together are one refusal: the hold grows only with
+        a refusal that comes after the last hold ended (a probe that found no room yet)."""
+        now = self._clock()
+        if now >= self._held_until:
+            self._busy_in_a_row += 1
         hold: float = min(FIRST_HOLD * 2.0 ** (self._busy_in_a_row - 1), MAX_HOLD)
         hold = max(hold, retry_after or 0.0)
-        self._held_until = max(self._held_until, self._clock() + hold)
-        return hold
+        self._held_until = max(self._held_until, now + hold)
+        return self._held_until - now
 
     def account_refused(self, reason: str) -> None:
         """The account itself was refused (credentials, arrears): hold for a minute."""
@@ -53,6 +58,10 @@ class AdmissionPace:
     def slot_freed(self) -> None:
         """One of our tasks reached a final state: its slot is free, try at once."""
         self._held_until = 0.0
+        self._wake.set()
+
+    def nudge(self) -> None:
+        """A task stayed queued here: let this process's worker admit what may go at once."""
         self._wake.set()
 
     def held_for(self) -> float:
