@@ -21,7 +21,7 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from service.admission.dispatch import admit, plan_queued
+from service.admission.dispatch import plan_queued, store_and_admit
 from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
 from service.errors import (
     ConfigurationError,
@@ -86,9 +86,8 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
         updated_at=now,
         priority=request.priority,
     )
-    await services.storage.create_task(task)
+    task, token = await store_and_admit(services, task)
     log.info("task stored", extra={"action": "task.stored", "task_id": task.id})
-    token = await admit(services, inline_task_id=task.id)
     if token is None:
         await services.change_task(task.id, plan_queued(services, WAITING_FOR_A_SLOT))
         services.admission.nudge()  # tasks before it in the queue may have room

@@ -161,6 +161,20 @@ class Storage(ABC):
         admitted tasks as written (their version bumped)."""
 
     @abstractmethod
+    async def submit_task(
+        self,
+        task: TaskRecord,
+        *,
+        limits: SlotLimits | None,
+        plan: Callable[[TaskRecord], TaskChange],
+    ) -> TaskRecord:
+        """Insert a new ``queued`` task and, in the same transaction, admit it alone (as
+        ``admit_queued`` with ``alone``) when ``limits`` leave room for it and every task
+        before it; ``limits`` None: it stays queued (admissions are held back). So no worker
+        ever admits a task its own submission is about to. Answers the task as stored;
+        Conflict on a duplicate external id."""
+
+    @abstractmethod
     async def queue_position(self, task: TaskRecord) -> int:
         """Where a queued task stands in the queue: 1 is the next to go."""
 

@@ -84,17 +84,20 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
     async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
         async with self._lock:
             self._check_open()
-            for other in self._tasks.values():
-                if other.external_task_id == task.external_task_id:
-                    raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
-            if task.id in self._tasks:
-                raise StorageError(f"task {task.id!r} already exists")
-            if any(t.callback_token_hash == task.callback_token_hash for t in self._tasks.values()):
-                raise StorageError("callback_token_hash already exists")
-            kept = stored(task, "request", "metadata")
-            new_jobs = self._jobs_to_insert(jobs, extra_task_ids={task.id})
-            self._tasks[task.id] = kept
-            self._insert_jobs(new_jobs)
+            self._create_locked(task, jobs)
+
+    def _create_locked(self, task: TaskRecord, jobs: Sequence[JobRecord]) -> None:
+        for other in self._tasks.values():
+            if other.external_task_id == task.external_task_id:
+                raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
+        if task.id in self._tasks:
+            raise StorageError(f"task {task.id!r} already exists")
+        if any(t.callback_token_hash == task.callback_token_hash for t in self._tasks.values()):
+            raise StorageError("callback_token_hash already exists")
+        kept = stored(task, "request", "metadata")
+        new_jobs = self._jobs_to_insert(jobs, extra_task_ids={task.id})
+        self._tasks[task.id] = kept
+        self._insert_jobs(new_jobs)
 
     async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
         async with self._lock:
@@ -204,19 +207,42 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
     ) -> list[TaskRecord]:
         async with self._lock:
             self._check_open()
-            queued = sorted(
-                (t for t in self._tasks.values() if t.status == TaskStatus.QUEUED), key=queue_key
-            )
-            chosen = choose(
-                queued[:CANDIDATES], limits, self._in_flight(), limit=limit, alone=alone
-            )
-            changes = [plan(copy.deepcopy(task)) for task in chosen]
-            for change in changes:
-                if change.task.status == TaskStatus.QUEUED:
-                    raise StorageError(f"an admission left task {change.task.id!r} queued")
-                if not self._apply_locked(change):
-                    raise StorageError(f"task {change.task.id!r} changed during its admission")
-            return out([change.task for change in changes])
+            return self._admit_locked(limits, limit, plan, alone=alone)
+
+    def _admit_locked(
+        self,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        *,
+        alone: str | None,
+    ) -> list[TaskRecord]:
+        queued = sorted(
+            (t for t in self._tasks.values() if t.status == TaskStatus.QUEUED), key=queue_key
+        )
+        chosen = choose(queued[:CANDIDATES], limits, self._in_flight(), limit=limit, alone=alone)
+        changes = [plan(copy.deepcopy(task)) for task in chosen]
+        for change in changes:
+            if change.task.status == TaskStatus.QUEUED:
+                raise StorageError(f"an admission left task {change.task.id!r} queued")
+            if not self._apply_locked(change):
+                raise StorageError(f"task {change.task.id!r} changed during its admission")
+        return out([change.task for change in changes])
+
+    async def submit_task(
+        self,
+        task: TaskRecord,
+        *,
+        limits: SlotLimits | None,
+        plan: Callable[[TaskRecord], TaskChange],
+    ) -> TaskRecord:
+        async with self._lock:
+            self._check_open()
+            self._create_locked(task, ())
+            if limits is None:
+                return copy.deepcopy(task)
+            admitted = self._admit_locked(limits, 1, plan, alone=task.id)
+            return admitted[0] if admitted else copy.deepcopy(task)
 
     async def queue_position(self, task: TaskRecord) -> int:
         async with self._lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from service.errors import StorageError
+from service.errors import Conflict, StorageError
 from storage import postgres_sql as sql
 from storage.admission import (
     CANDIDATES,
@@ -19,7 +19,7 @@ from storage.admission import (
     choose,
 )
 from storage.postgres_pool import PostgresConnection
-from storage.postgres_rows import task_from_row, utc
+from storage.postgres_rows import task_args, task_from_row, utc
 from storage.records import TaskChange, TaskRecord, TaskStatus
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('omnihook.admission'), hashtext(current_schema()))"
@@ -37,6 +37,12 @@ _AHEAD = (
 )
 
 
+def _admitted(changes: list[TaskChange]) -> list[TaskRecord]:
+    for change in changes:
+        change.task.version += 1
+    return [change.task for change in changes]
+
+
 class PostgresAdmission(PostgresConnection):
     def _change_writer(self, change: TaskChange) -> Callable[[Any], Awaitable[bool]]:
         raise NotImplementedError
@@ -49,28 +55,65 @@ class PostgresAdmission(PostgresConnection):
         plan: Callable[[TaskRecord], TaskChange],
         alone: str | None = None,
     ) -> list[TaskRecord]:
-        async def admit(conn: Any) -> list[TaskChange]:
-            await conn.execute(_LOCK)
-            in_flight = {str(r["model_name"]): int(r["n"]) for r in await conn.fetch(_IN_FLIGHT)}
-            queued = [task_from_row(row) for row in await conn.fetch(_QUEUED, CANDIDATES)]
-            changes = []
-            for task in choose(queued, limits, in_flight, limit=limit, alone=alone):
-                change = plan(task)
-                if change.task.status == TaskStatus.QUEUED:
-                    raise StorageError(f"an admission left task {task.id!r} queued")
-                # changed since it was read (READ COMMITTED): nothing of it was written; it
-                # is left to the next admission
-                if await self._change_writer(change)(conn):
-                    changes.append(change)
-            return changes
-
         if limit <= 0:
             return []
         # repeatable: a run after a commit lost on its way counts what that one admitted
-        changes = await self._transact(admit, repeatable=True)
-        for change in changes:
-            change.task.version += 1
-        return [change.task for change in changes]
+        changes = await self._transact(
+            lambda conn: self._admit_here(conn, limits, limit, plan, alone), repeatable=True
+        )
+        return _admitted(changes)
+
+    async def submit_task(
+        self,
+        task: TaskRecord,
+        *,
+        limits: SlotLimits | None,
+        plan: Callable[[TaskRecord], TaskChange],
+    ) -> TaskRecord:
+        args = task_args(task)
+        changes: list[TaskChange] = []
+
+        async def insert(conn: Any) -> None:
+            await conn.execute(sql.INSERT_TASK, *args)
+            changes.clear()  # a run again after a lost connection plans again
+            if limits is not None:
+                changes.extend(await self._admit_here(conn, limits, 1, plan, task.id))
+
+        async def landed(conn: Any) -> bool:
+            return bool(await conn.fetchval("SELECT 1 FROM tasks WHERE id = $1", task.id))
+
+        try:
+            await self._insert_new(insert, landed=landed)
+        except Conflict as exc:
+            raise Conflict(f"external_task_id {task.external_task_id!r} already exists") from exc
+        admitted = _admitted(changes)
+        if admitted:
+            return admitted[0]
+        # A commit lost on its way and found landed: read what it wrote.
+        return await self.get_task(task.id) or task
+
+    async def _admit_here(
+        self,
+        conn: Any,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None,
+    ) -> list[TaskChange]:
+        """One admission, inside the open transaction: the admission lock first."""
+        await conn.execute(_LOCK)
+        in_flight = {str(r["model_name"]): int(r["n"]) for r in await conn.fetch(_IN_FLIGHT)}
+        queued = [task_from_row(row) for row in await conn.fetch(_QUEUED, CANDIDATES)]
+        changes = []
+        for task in choose(queued, limits, in_flight, limit=limit, alone=alone):
+            change = plan(task)
+            if change.task.status == TaskStatus.QUEUED:
+                raise StorageError(f"an admission left task {task.id!r} queued")
+            # changed since it was read (READ COMMITTED): nothing of it was written; it is
+            # left to the next admission
+            if await self._change_writer(change)(conn):
+                changes.append(change)
+        return changes
 
     async def queue_position(self, task: TaskRecord) -> int:
         ahead = await self._read(

@@ -11,6 +11,11 @@ replicas and workers, and the job's lease makes one worker send it. The worker a
 whenever one of its tasks ends (its slot frees) and every second besides
 (:func:`admit_forever`): tasks ended by another process, and the provider's hold, are seen so.
 
+The submission's own admission is made in the transaction that stores the task
+(:meth:`storage.base.Storage.submit_task`): no worker can take a task its submission is about
+to send, and a task whose submission died right after storing it is queued, so a worker sends
+it.
+
 A create the provider answers "full" (1303/1302) puts its task back in the queue, at its old
 place (the order is priority, then age), and holds admissions back (:mod:`.pace`): 1303 never
 reaches the user as an error.
@@ -41,6 +46,7 @@ class Admission:
     """One admission's plan for each task it takes, and the tokens it gave them."""
 
     def __init__(self, services: Services, *, inline_task_id: str | None) -> None:
+        """``inline_task_id``: the task its own submission admits, and sends itself."""
         self._services = services
         self._inline = inline_task_id
         self._now = services.clock()
@@ -71,32 +77,39 @@ class Admission:
         return TaskChange(task=admitted, jobs=[job])
 
 
-async def admit(services: Services, *, inline_task_id: str | None = None) -> str | None:
-    """Admit what the provider has room for (the worker), or ``inline_task_id`` alone (its
-    submission); answers that task's callback token when it was admitted (the caller sends it
-    now), else None."""
+async def store_and_admit(services: Services, task: TaskRecord) -> tuple[TaskRecord, str | None]:
+    """Store a new queued task, admitted in the same transaction when it may go now (room for
+    it and every task before it, admissions not held): the task as stored, and the callback
+    token its submission sends the create with (None: it waits in the queue)."""
+    admission = Admission(services, inline_task_id=task.id)
+    held = services.admission.held_for() > 0
+    limits = None if held else services.settings.provider_slots
+    stored = await services.storage.submit_task(task, limits=limits, plan=admission.plan)
+    if stored.status == TaskStatus.QUEUED:
+        return stored, None
+    return stored, admission.tokens[task.id]
+
+
+async def admit(services: Services) -> int:
+    """The worker's admission: what the provider has room for, in queue order (one task at a
+    time while the provider answered busy lately); answers how many were admitted."""
     pace = services.admission
     if pace.held_for() > 0:
-        return None
-    admission = Admission(services, inline_task_id=inline_task_id)
+        return 0
+    admission = Admission(services, inline_task_id=None)
     admitted = await services.storage.admit_queued(
         limits=services.settings.provider_slots,
         limit=pace.batch(ADMIT_BATCH),
         plan=admission.plan,
-        alone=inline_task_id,
     )
-    if not admitted:
-        return None
-    log.info(
-        "admitted %d queued tasks",
-        len(admitted),
-        extra={"action": "admission.admitted", "count": len(admitted)},
-    )
-    if any(task.id != inline_task_id for task in admitted):
+    if admitted:
+        log.info(
+            "admitted %d queued tasks",
+            len(admitted),
+            extra={"action": "admission.admitted", "count": len(admitted)},
+        )
         services.jobs_ready.set()
-    if any(task.id == inline_task_id for task in admitted):
-        return admission.tokens[str(inline_task_id)]
-    return None
+    return len(admitted)
 
 
 def plan_queued(

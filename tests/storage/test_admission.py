@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from service.errors import StorageError
+from service.errors import Conflict, StorageError
 from storage.admission import SlotLimits
 from storage.base import Storage
 from storage.records import TaskChange, TaskRecord, TaskStatus
@@ -128,3 +128,39 @@ async def test_a_plan_that_leaves_the_task_queued_is_refused(storage: Storage) -
         await storage.admit_queued(limits=SlotLimits(), limit=1, plan=keep)
     stored = await storage.get_task(task.id)
     assert stored is not None and stored.status == TaskStatus.QUEUED and stored.version == 0
+
+
+async def test_submit_task_stores_and_admits_in_one_write(storage: Storage) -> None:
+    waiting = make_task(status=TaskStatus.QUEUED, created_at=at(0))
+    await storage.create_task(waiting)
+
+    # room for the one before it and for it: admitted; the one before keeps its place
+    new = make_task(status=TaskStatus.QUEUED, created_at=at(1))
+    stored = await storage.submit_task(new, limits=SlotLimits(total=2), plan=admitting)
+    assert (stored.status, stored.version) == (TaskStatus.PENDING, 1)
+    assert await storage.get_task(new.id) == stored
+    assert len(await storage.list_jobs(task_id=new.id)) == 1
+    assert await status_of(storage, waiting) == TaskStatus.QUEUED
+
+    # no room left for it behind the waiting one: stored queued, nothing else written
+    full = make_task(status=TaskStatus.QUEUED, created_at=at(2))
+    stored = await storage.submit_task(full, limits=SlotLimits(total=2), plan=admitting)
+    assert (stored.status, stored.version) == (TaskStatus.QUEUED, 0)
+    assert await storage.list_jobs(task_id=full.id) == []
+    assert await storage.queue_position(full) == 2
+
+    # admissions held: stored queued whatever the room
+    held = make_task(status=TaskStatus.QUEUED, created_at=at(3))
+    assert (await storage.submit_task(held, limits=None, plan=admitting)).status == "queued"
+
+
+async def test_submit_task_with_a_taken_external_id_writes_nothing(storage: Storage) -> None:
+    first = make_task(status=TaskStatus.QUEUED)
+    await storage.submit_task(first, limits=SlotLimits(), plan=admitting)
+    again = make_task(status=TaskStatus.QUEUED, external_task_id=first.external_task_id)
+
+    with pytest.raises(Conflict):
+        await storage.submit_task(again, limits=SlotLimits(), plan=admitting)
+
+    assert await storage.get_task(again.id) is None
+    assert await storage.list_jobs(task_id=again.id) == []
