@@ -29,12 +29,14 @@ class AdmissionPace:
         self._busy_in_a_row = 0
         self._wake = asyncio.Event()
         self.last_refusal: str | None = None  # why admissions are held, for people watching
+        self.full_answers = 0  # creates refused for want of room, ever (a metric)
 
     def busy(self, retry_after: float | None = None) -> float:
         """A create was answered "full" (1303/1302): hold admissions; answers for how long.
 
         Creates sent together and refused together are one refusal: the hold grows only with
         a refusal that comes after the last hold ended (a probe that found no room yet)."""
+        self.full_answers += 1
         now = self._clock()
         if now >= self._held_until:
             self._busy_in_a_row += 1
