@@ -46,6 +46,7 @@ def task_json(
         "metadata": task.metadata,
         "priority": task.priority,
         "queue_position": queue_position,
+        "admitted_at": isoformat(task.admitted_at),
         "cost": task.cost,
         "created_at": isoformat(task.created_at),
         "updated_at": isoformat(task.updated_at),

@@ -73,6 +73,7 @@ TASK_COLUMNS = (
     "cost",
     "last_news_at",
     "priority",
+    "admitted_at",
     "version",
 )
 
@@ -93,6 +94,7 @@ def task_args(task: TaskRecord) -> Args:
         task.cost,
         optional_utc(task.last_news_at),
         task.priority,
+        optional_utc(task.admitted_at),
         task.version,
     )
 
@@ -113,6 +115,7 @@ def task_from_row(row: Row) -> TaskRecord:
         cost=row["cost"],
         last_news_at=row["last_news_at"],
         priority=row["priority"],
+        admitted_at=row["admitted_at"],
         version=row["version"],
     )
 

@@ -50,6 +50,7 @@ class TaskRecord:
     cost: str | None = None
     last_news_at: datetime | None = None  # when the provider last told us anything
     priority: int = 0  # queued tasks are sent highest first, then oldest first
+    admitted_at: datetime | None = None  # when it left the queue: its create was sent then
     version: int = 0  # bumped by every applied TaskChange (compare-and-set)
 
 

@@ -83,7 +83,7 @@ def decode_json(text: str) -> Any:
 TASK_COLUMNS = (
     "id, external_task_id, callback_token_hash, status, model_name, request, metadata, "
     "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, priority, "
-    "version"
+    "admitted_at, version"
 )
 
 
@@ -103,6 +103,7 @@ def task_params(task: TaskRecord) -> Params:
         "cost": task.cost,
         "last_news_at": encode_optional_time(task.last_news_at),
         "priority": task.priority,
+        "admitted_at": encode_optional_time(task.admitted_at),
         "version": task.version,
     }
 
@@ -123,6 +124,7 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
         cost=row["cost"],
         last_news_at=decode_optional_time(row["last_news_at"]),
         priority=row["priority"],
+        admitted_at=decode_optional_time(row["admitted_at"]),
         version=row["version"],
     )
 

@@ -23,6 +23,7 @@ from service.bootstrap import open_services
 from service.errors import ConfigurationError, InvalidRequest
 from service.kling.request import parse_submission
 from service.kling.state import ProviderStatus, ProviderTaskState
+from service.reconcile import is_overdue
 from service.services import Services
 from service.settings import load_settings
 from service.submission import accept, submit
@@ -245,3 +246,23 @@ def test_a_bad_concurrency_setting_says_what_is_wrong(text: str, says: str) -> N
 def test_a_priority_out_of_range_is_refused(priority: object) -> None:
     with pytest.raises(InvalidRequest, match="priority"):
         parse_submission({**BODY, "priority": priority})
+
+
+async def test_time_in_the_queue_does_not_count_against_the_deadline(
+    world: tuple[Services, Provider, Clock],
+) -> None:
+    services, provider, clock = world
+    provider.slots = 0
+    task = await submit_one(services, "a")
+    assert task.admitted_at is None
+    start = services.clock()
+    services.clock = lambda: start + timedelta(hours=30)  # queued longer than the deadline
+    provider.slots = 1
+    clock.now += 2
+    assert await admit(services) == 1
+    await run_due_jobs(services, ("submit",))
+
+    sent = await services.storage.get_task(task.id)
+    assert sent is not None and sent.admitted_at == start + timedelta(hours=30)
+    assert not is_overdue(services, sent, services.clock() + timedelta(hours=23))
+    assert is_overdue(services, sent, services.clock() + timedelta(hours=24))

@@ -61,6 +61,7 @@ class Admission:
             callback_token_hash=hash_token(token),
             status_message="",
             updated_at=self._now,
+            admitted_at=self._now,
         )
         inline = task.id == self._inline
         # Sent by the request itself: then the job only finishes a submission whose process
@@ -124,7 +125,9 @@ def plan_queued(
         if task.status != expected or task.provider_task_id:
             return Plan(None, f"not queued: {task.status}")
         now = services.clock()
-        queued = replace(task, status=TaskStatus.QUEUED, status_message=reason, updated_at=now)
+        queued = replace(
+            task, status=TaskStatus.QUEUED, status_message=reason, updated_at=now, admitted_at=None
+        )
         event, jobs = services.emitter.emit(TASK_QUEUED, task=queued, videos=videos, now=now)
         return Plan(TaskChange(task=queued, events=[event], jobs=jobs), f"queued: {reason}")
 

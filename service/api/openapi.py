@@ -80,6 +80,7 @@ SPEC: dict[str, Any] = {
                         "type": ["integer", "null"],
                         "description": "while queued: 1 is the next task to be sent",
                     },
+                    "admitted_at": {"type": ["string", "null"], "format": "date-time"},
                     "cost": {"type": ["string", "null"]},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},

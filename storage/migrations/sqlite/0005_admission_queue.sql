@@ -1,5 +1,5 @@
--- The admission queue: a task may be `queued` (waiting for a free provider slot) and has a
--- `priority`. SQLite cannot change a CHECK constraint in place, so the table is rebuilt the way
+-- The admission queue: a task may be `queued` (waiting for a free provider slot), has a
+-- `priority`, and remembers when it left the queue (`admitted_at`: its deadline runs from then). SQLite cannot change a CHECK constraint in place, so the table is rebuilt the way
 -- SQLite's documentation prescribes; the migration runner turns foreign keys off around it
 -- (dropping the old table must not cascade into videos, events, notifications and jobs) and
 -- checks them before it commits.
@@ -20,7 +20,8 @@ CREATE TABLE tasks_rebuilt (
     cost                TEXT,
     last_news_at        TEXT,
     version             INTEGER NOT NULL DEFAULT 0,
-    priority            INTEGER NOT NULL DEFAULT 0
+    priority            INTEGER NOT NULL DEFAULT 0,
+    admitted_at         TEXT
 );
 
 INSERT INTO tasks_rebuilt (
