@@ -15,6 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from storage.admission import Occupancy, SlotLimits
 from storage.records import (
@@ -33,6 +34,7 @@ from storage.records import (
     VideoRecord,
     WebhookEndpointRecord,
 )
+from storage.spending import Spending
 
 
 @dataclass(frozen=True)
@@ -167,12 +169,20 @@ class Storage(ABC):
         *,
         limits: SlotLimits | None,
         plan: Callable[[TaskRecord], TaskChange],
+        spending: Sequence[Spending] = (),
+        guard: Callable[[list[Decimal]], None] | None = None,
     ) -> TaskRecord:
         """Insert a new ``queued`` task and, in the same transaction, admit it alone (as
         ``admit_queued`` with ``alone``) when ``limits`` leave room for it and every task
         before it; ``limits`` None: it stays queued (admissions are held back). So no worker
         ever admits a task its own submission is about to. Answers the task as stored;
-        Conflict on a duplicate external id."""
+        Conflict on a duplicate external id.
+
+        First, in that transaction and serialised against every other submission, each of
+        ``spending`` is added up (:mod:`storage.spending`, the new task not counted) and
+        ``guard`` is called with the sums: an :class:`~service.errors.OmnihookError` it raises
+        (a budget exceeded) writes nothing and reaches the caller. ``guard`` may be called again (a retried
+        transaction); its last call saw what was written."""
 
     @abstractmethod
     async def queue_position(self, task: TaskRecord) -> int:

@@ -12,6 +12,7 @@ import asyncio
 import copy
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from typing import TypeVar
 
 from service.errors import Conflict, StorageError
@@ -40,6 +41,7 @@ from storage.records import (
     VideoRecord,
     WebhookEndpointRecord,
 )
+from storage.spending import Spending, committed_amount, in_window
 
 _R = TypeVar("_R")
 
@@ -235,9 +237,13 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
         *,
         limits: SlotLimits | None,
         plan: Callable[[TaskRecord], TaskChange],
+        spending: Sequence[Spending] = (),
+        guard: Callable[[list[Decimal]], None] | None = None,
     ) -> TaskRecord:
         async with self._lock:
             self._check_open()
+            if guard is not None:
+                guard([self._spent(window) for window in spending])
             self._create_locked(task, ())
             if limits is None:
                 return copy.deepcopy(task)
@@ -260,6 +266,16 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
             self._check_open()
             queued = sum(1 for t in self._tasks.values() if t.status == TaskStatus.QUEUED)
             return Occupancy(queued, self._in_flight())
+
+    def _spent(self, window: Spending) -> Decimal:
+        return sum(
+            (
+                committed_amount(task, billed_counts=window.billed_counts)
+                for task in self._tasks.values()
+                if in_window(task, window)
+            ),
+            Decimal(0),
+        )
 
     def _in_flight(self) -> dict[str, int]:
         counts: dict[str, int] = {}

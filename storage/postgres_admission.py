@@ -7,7 +7,8 @@ previous one admitted, so no two fill the last slot; nothing else waits for that
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from service.errors import Conflict, StorageError
@@ -21,6 +22,7 @@ from storage.admission import (
 from storage.postgres_pool import PostgresConnection
 from storage.postgres_rows import task_args, task_from_row, utc
 from storage.records import TaskChange, TaskRecord, TaskStatus
+from storage.spending import Spending
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('omnihook.admission'), hashtext(current_schema()))"
 _IN_FLIGHT = (
@@ -35,6 +37,30 @@ _AHEAD = (
     "SELECT count(*) FROM tasks WHERE status = 'queued' AND id <> $1 AND ("
     " priority > $2 OR (priority = $2 AND (created_at, id) < ($3, $1)))"
 )
+
+
+# What one budget window has spent (storage.spending's rule).
+_SPENT = (
+    "SELECT coalesce(sum(CASE"
+    " WHEN $1 AND cost ~ '^[0-9]+(\\.[0-9]+)?$' THEN cost::numeric"
+    " WHEN status = 'failed' AND provider_task_id IS NULL THEN 0"
+    " ELSE coalesce(estimated_amount, 0) END), 0)"
+    " FROM tasks WHERE created_at >= $2 AND created_at < $3"
+)
+# ...of the tasks whose metadata[key] is the scope: a string as it is, else its JSON text
+_IN_SCOPE = (
+    " AND CASE jsonb_typeof(metadata -> $4::text) WHEN 'string' THEN metadata ->> $4::text"
+    " ELSE (metadata -> $4::text)::text END = $5"
+)
+
+
+async def _spent_here(conn: Any, window: Spending) -> Decimal:
+    args: list[object] = [window.billed_counts, utc(window.start), utc(window.end)]
+    query = _SPENT
+    if window.metadata_key is not None:
+        query += _IN_SCOPE
+        args += [window.metadata_key, window.scope]
+    return Decimal(await conn.fetchval(query, *args))
 
 
 def _admitted(changes: list[TaskChange]) -> list[TaskRecord]:
@@ -69,11 +95,18 @@ class PostgresAdmission(PostgresConnection):
         *,
         limits: SlotLimits | None,
         plan: Callable[[TaskRecord], TaskChange],
+        spending: Sequence[Spending] = (),
+        guard: Callable[[list[Decimal]], None] | None = None,
     ) -> TaskRecord:
         args = task_args(task)
         changes: list[TaskChange] = []
 
         async def insert(conn: Any) -> None:
+            if guard is not None:
+                # the admission lock (taken again by the admission below: a no-op) makes
+                # submissions add up and insert one after the other
+                await conn.execute(_LOCK)
+                guard([await _spent_here(conn, window) for window in spending])
             await conn.execute(sql.INSERT_TASK, *args)
             changes.clear()  # a run again after a lost connection plans again
             if limits is not None:

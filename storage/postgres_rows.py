@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from service.errors import StorageError
@@ -74,8 +75,21 @@ TASK_COLUMNS = (
     "last_news_at",
     "priority",
     "admitted_at",
+    "estimate",
+    "estimated_amount",
+    "billing",
     "version",
 )
+
+
+def estimated_amount(task: TaskRecord) -> Decimal | None:
+    """The estimate's amount as a number (the budgets' sums), None without one."""
+    if task.estimate is None or task.estimate.get("amount") is None:
+        return None
+    try:
+        return Decimal(str(task.estimate["amount"]))
+    except InvalidOperation as exc:
+        raise StorageError(f"the estimate's amount is not a number: {exc}") from exc
 
 
 def task_args(task: TaskRecord) -> Args:
@@ -95,6 +109,9 @@ def task_args(task: TaskRecord) -> Args:
         optional_utc(task.last_news_at),
         task.priority,
         optional_utc(task.admitted_at),
+        None if task.estimate is None else encode_json(task.estimate),
+        estimated_amount(task),
+        None if task.billing is None else encode_json(task.billing),
         task.version,
     )
 
@@ -116,6 +133,8 @@ def task_from_row(row: Row) -> TaskRecord:
         last_news_at=row["last_news_at"],
         priority=row["priority"],
         admitted_at=row["admitted_at"],
+        estimate=row["estimate"],
+        billing=row["billing"],
         version=row["version"],
     )
 

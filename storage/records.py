@@ -51,6 +51,12 @@ class TaskRecord:
     last_news_at: datetime | None = None  # when the provider last told us anything
     priority: int = 0  # queued tasks are sent highest first, then oldest first
     admitted_at: datetime | None = None  # when it left the queue: its create was sent then
+    # What it should cost, before it is sent: {"amount": "0.84", "currency": "USD", "basis": {...}}
+    # (service.costs); budgets add up the amounts.
+    estimate: dict[str, Any] | None = None
+    # What the provider billed, as it said it: final_unit_deduction (also ``cost``),
+    # final_balance_deduction, and the newer generation's billing[] items.
+    billing: dict[str, Any] | None = None
     version: int = 0  # bumped by every applied TaskChange (compare-and-set)
 
 

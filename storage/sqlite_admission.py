@@ -8,8 +8,9 @@ time, is what keeps two processes from both filling the last slot.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
 from typing import TypeVar
 
 import aiosqlite
@@ -22,8 +23,10 @@ from storage.admission import (
     choose,
 )
 from storage.records import TaskChange, TaskRecord, TaskStatus
+from storage.spending import Spending
 from storage.sqlite_batch import RawUnit, Unit
 from storage.sqlite_rows import (
+    MICROS,
     TASK_COLUMNS,
     encode_time,
     placeholders,
@@ -47,6 +50,38 @@ _AHEAD = (
     "SELECT count(*) FROM tasks WHERE status = 'queued' AND id != :id AND ("
     " priority > :priority OR (priority = :priority AND (created_at, id) < (:created_at, :id)))"
 )
+
+
+# What one budget window has spent (storage.spending's rule), in millionths: exact sums.
+_SPENT = (
+    "SELECT coalesce(sum(CASE"
+    " WHEN :billed AND cost IS NOT NULL AND cost GLOB '[0-9]*'"
+    " AND cost NOT GLOB '*[^0-9.]*' AND cost NOT GLOB '*.*.*'"
+    " THEN CAST(round(CAST(cost AS REAL) * 1000000) AS INTEGER)"
+    " WHEN status = 'failed' AND provider_task_id IS NULL THEN 0"
+    " ELSE coalesce(estimated_micros, 0) END), 0)"
+    " FROM tasks WHERE created_at >= :start AND created_at < :end"
+)
+# ...of the tasks whose metadata[key] is the scope: a string as it is, else its JSON text
+_IN_SCOPE = (
+    " AND CASE json_type(metadata, :path) WHEN 'text' THEN json_extract(metadata, :path)"
+    " WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' WHEN 'null' THEN 'null'"
+    " ELSE CAST(json_extract(metadata, :path) AS TEXT) END = :scope"
+)
+
+
+def _spent_here(raw: sqlite3.Connection, window: Spending) -> Decimal:
+    params: dict[str, object] = {
+        "billed": window.billed_counts,
+        "start": encode_time(window.start),
+        "end": encode_time(window.end),
+    }
+    sql = _SPENT
+    if window.metadata_key is not None:
+        sql += _IN_SCOPE
+        params.update(path=f'$."{window.metadata_key}"', scope=window.scope)
+    micros = int(raw.execute(sql, params).fetchone()[0])
+    return Decimal(micros) / MICROS
 
 
 class SQLiteAdmission:
@@ -82,10 +117,14 @@ class SQLiteAdmission:
         *,
         limits: SlotLimits | None,
         plan: Callable[[TaskRecord], TaskChange],
+        spending: Sequence[Spending] = (),
+        guard: Callable[[list[Decimal]], None] | None = None,
     ) -> TaskRecord:
         params = task_params(task)
 
         def submit(raw: sqlite3.Connection) -> list[TaskChange]:
+            if guard is not None:  # the write lock is held: no other submission adds to them
+                guard([_spent_here(raw, window) for window in spending])
             raw.execute(_INSERT_TASK, params)
             if limits is None:
                 return []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from service.errors import StorageError
@@ -83,8 +84,21 @@ def decode_json(text: str) -> Any:
 TASK_COLUMNS = (
     "id, external_task_id, callback_token_hash, status, model_name, request, metadata, "
     "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, priority, "
-    "admitted_at, version"
+    "admitted_at, estimate, estimated_micros, billing, version"
 )
+
+
+MICROS = 1_000_000  # SQLite adds up amounts as whole millionths: exact, unlike REAL
+
+
+def estimated_micros(task: TaskRecord) -> int | None:
+    """The estimate's amount in millionths (the budgets' sums), None without one."""
+    if task.estimate is None or task.estimate.get("amount") is None:
+        return None
+    try:
+        return int((Decimal(str(task.estimate["amount"])) * MICROS).to_integral_value())
+    except InvalidOperation as exc:
+        raise StorageError(f"the estimate's amount is not a number: {exc}") from exc
 
 
 def task_params(task: TaskRecord) -> Params:
@@ -104,6 +118,10 @@ def task_params(task: TaskRecord) -> Params:
         "last_news_at": encode_optional_time(task.last_news_at),
         "priority": task.priority,
         "admitted_at": encode_optional_time(task.admitted_at),
+        "estimate": None if task.estimate is None else encode_json(task.estimate),
+        # the amount again, as a number the database can add up (budgets)
+        "estimated_micros": estimated_micros(task),
+        "billing": None if task.billing is None else encode_json(task.billing),
         "version": task.version,
     }
 
@@ -125,6 +143,8 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
         last_news_at=decode_optional_time(row["last_news_at"]),
         priority=row["priority"],
         admitted_at=decode_optional_time(row["admitted_at"]),
+        estimate=None if row["estimate"] is None else decode_json(row["estimate"]),
+        billing=None if row["billing"] is None else decode_json(row["billing"]),
         version=row["version"],
     )
 

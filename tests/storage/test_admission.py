@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from service.errors import Conflict, StorageError
+from service.errors import Conflict, OmnihookError, StorageError
 from storage.admission import SlotLimits
 from storage.base import Storage
 from storage.records import TaskChange, TaskRecord, TaskStatus
+from storage.spending import Spending
 from tests.factories import at, make_job, make_task
 from tests.storage.conftest import OpenAgain
 
@@ -164,3 +167,51 @@ async def test_submit_task_with_a_taken_external_id_writes_nothing(storage: Stor
 
     assert await storage.get_task(again.id) is None
     assert await storage.list_jobs(task_id=again.id) == []
+
+
+def spent_on(day: int, **fields: Any) -> Spending:
+    return Spending(start=at(day * 86400), end=at((day + 1) * 86400), **fields)
+
+
+async def test_a_guard_sees_what_each_window_has_spent_and_can_refuse(storage: Storage) -> None:
+    def estimated(amount: str, **fields: object) -> TaskRecord:
+        return make_task(estimate={"amount": amount, "currency": "USD"}, **fields)
+
+    for task in (
+        estimated("0.1", created_at=at(10), metadata={"owner": "ann"}),
+        estimated("0.2", created_at=at(20), metadata={"owner": "bob"}),
+        estimated("5", created_at=at(30), status=TaskStatus.FAILED),  # refused: nothing paid
+        estimated("7", created_at=at(40), status=TaskStatus.FAILED, provider_task_id="k9"),
+        estimated("1", created_at=at(50), cost="0.75"),  # billed
+        estimated("9", created_at=at(86400 + 5)),  # the next day
+        make_task(created_at=at(60)),  # no estimate (stored before budgets)
+    ):
+        await storage.create_task(task)
+    seen: list[list[Decimal]] = []
+
+    def guard(sums: list[Decimal]) -> None:
+        seen.append(sums)
+
+    windows = [
+        spent_on(0),
+        spent_on(0, billed_counts=True),
+        spent_on(0, metadata_key="owner", scope="ann"),
+        spent_on(1),
+    ]
+    new = make_task(status=TaskStatus.QUEUED, estimate={"amount": "3", "currency": "USD"})
+    await storage.submit_task(new, limits=None, plan=admitting, spending=windows, guard=guard)
+
+    # exact sums (0.1 + 0.2 is 0.3, not 0.30000000000000004), the new task not counted
+    assert seen[-1] == [Decimal("8.3"), Decimal("8.05"), Decimal("0.1"), Decimal("9")]
+
+    def refuse(sums: list[Decimal]) -> None:
+        raise BudgetRefused
+
+    refused = make_task(status=TaskStatus.QUEUED)
+    with pytest.raises(BudgetRefused):
+        await storage.submit_task(refused, limits=SlotLimits(), plan=admitting, guard=refuse)
+    assert await storage.get_task(refused.id) is None  # nothing written
+
+
+class BudgetRefused(OmnihookError):
+    """What a guard raises: one of the service's errors, which every backend lets through."""

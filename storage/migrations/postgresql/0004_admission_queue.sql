@@ -1,11 +1,16 @@
 -- The admission queue: a task may be `queued` (waiting for a free provider slot), has a
 -- `priority`, and remembers when it left the queue (`admitted_at`: its deadline runs from then).
+-- Its cost before and after: the estimate (JSON, and its amount as a number to add up for the
+-- budgets) and what the provider billed (JSON).
 
 ALTER TABLE tasks DROP CONSTRAINT tasks_status_check;
 ALTER TABLE tasks ADD CONSTRAINT tasks_status_check
     CHECK (status IN ('queued', 'pending', 'submitted', 'processing', 'succeeded', 'failed'));
 ALTER TABLE tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN admitted_at timestamptz;
+ALTER TABLE tasks ADD COLUMN estimate jsonb;
+ALTER TABLE tasks ADD COLUMN estimated_amount numeric;
+ALTER TABLE tasks ADD COLUMN billing jsonb;
 
 -- the queue, in the order tasks leave it: highest priority, then oldest
 CREATE INDEX tasks_queue ON tasks (priority DESC, created_at, id) WHERE status = 'queued';

@@ -1,5 +1,7 @@
 -- The admission queue: a task may be `queued` (waiting for a free provider slot), has a
--- `priority`, and remembers when it left the queue (`admitted_at`: its deadline runs from then). SQLite cannot change a CHECK constraint in place, so the table is rebuilt the way
+-- `priority`, and remembers when it left the queue (`admitted_at`: its deadline runs from then).
+-- Its cost before and after: the estimate (JSON, and its amount in whole millionths, which
+-- add up exactly, for the budgets) and what the provider billed (JSON). SQLite cannot change a CHECK constraint in place, so the table is rebuilt the way
 -- SQLite's documentation prescribes; the migration runner turns foreign keys off around it
 -- (dropping the old table must not cascade into videos, events, notifications and jobs) and
 -- checks them before it commits.
@@ -21,7 +23,10 @@ CREATE TABLE tasks_rebuilt (
     last_news_at        TEXT,
     version             INTEGER NOT NULL DEFAULT 0,
     priority            INTEGER NOT NULL DEFAULT 0,
-    admitted_at         TEXT
+    admitted_at         TEXT,
+    estimate            TEXT,
+    estimated_micros    INTEGER,
+    billing             TEXT
 );
 
 INSERT INTO tasks_rebuilt (
