@@ -180,9 +180,9 @@ class Storage(ABC):
 
         First, in that transaction and serialised against every other submission, each of
         ``spending`` is added up (:mod:`storage.spending`, the new task not counted) and
-        ``guard`` is called with the sums: an :class:`~service.errors.OmnihookError` it raises
-        (a budget exceeded) writes nothing and reaches the caller. ``guard`` may be called again (a retried
-        transaction); its last call saw what was written."""
+        ``guard`` is called with the sums: an :class:`~service.errors.OmnihookError` it
+        raises (a budget exceeded) writes nothing and reaches the caller. ``guard`` may be
+        called again (a retried transaction); its last call saw what was written."""
 
     @abstractmethod
     async def queue_position(self, task: TaskRecord) -> int:
