@@ -59,6 +59,7 @@ EVENT_TYPES: Final[frozenset[str]] = frozenset(
         "video.download_failed",
         "task.completed",
         "task.timed_out",
+        "budget.threshold",
     }
 )
 
@@ -83,6 +84,7 @@ class Event:
         type: one of ``EVENT_TYPES``:
 
             ========================= ================================================
+            ``task.queued``           the task waits for a free provider slot
             ``task.submitted``        the provider accepted the task
             ``task.processing``       the provider started it
             ``task.succeeded``        the provider finished; video URLs known
@@ -91,9 +93,11 @@ class Event:
             ``video.download_failed`` a video could not be stored (``video["error"]``)
             ``task.completed``        every video of a succeeded task is stored
             ``task.timed_out``        no final state in time (``OMNIHOOK_TASK_DEADLINE``)
+            ``budget.threshold``      a budget reached 50, 80 or 100 % (``data["budget"]``)
             ========================= ================================================
 
-            Each is announced once per task (once per video for ``video.*``).
+            Each is announced once per task (once per video for ``video.*``; once per
+            budget window and level for ``budget.threshold``, on the task that reached it).
         timestamp: when the event happened, a timezone-aware UTC ``datetime``.
         data: the event's JSON payload (:class:`handlers.payloads.EventData`):
             ``data["task"]`` always, ``data["video"]`` for the ``video.*`` events. They are the

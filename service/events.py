@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from handlers.registry import HandlerRegistry
 from service.ids import new_id
@@ -24,6 +25,7 @@ VIDEO_DOWNLOADED = "video.downloaded"
 VIDEO_DOWNLOAD_FAILED = "video.download_failed"
 TASK_COMPLETED = "task.completed"
 TASK_TIMED_OUT = "task.timed_out"  # no final state within OMNIHOOK_TASK_DEADLINE
+BUDGET_THRESHOLD = "budget.threshold"  # spending reached 50, 80 or 100 % of a budget
 
 
 class EventEmitter:
@@ -42,13 +44,19 @@ class EventEmitter:
         now: datetime,
         video: VideoRecord | None = None,
         generation: str | None = None,
+        budget: dict[str, Any] | None = None,
     ) -> tuple[EventRecord, list[JobRecord]]:
         """``task`` and ``videos`` are the state *after* the change the event announces.
 
         ``generation`` names a video's story told again (a re-download by hand): its events get
-        keys of their own, so they are announced although the first story's were."""
+        keys of their own, so they are announced although the first story's were. ``budget``:
+        a ``budget.threshold`` event's budget, window and level (its ``key`` tells them apart:
+        one event per window and level), on the task whose submission reached it."""
         data = {"task": task_json(task, videos, self._media_dir)}
         key = event_type
+        if budget is not None:
+            data["budget"] = budget
+            key = f"{event_type}:{budget['window']}:{budget['level']}"
         if video is not None:
             data["video"] = video_json(video, self._media_dir)
             key = f"{event_type}:{video.index}"
