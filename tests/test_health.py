@@ -119,7 +119,7 @@ async def test_a_process_with_a_running_worker_is_ready(served: Served) -> None:
     async with running(Worker(served.services, poll_interval=0.01)):
         answer = await readiness_until(served.client, lambda a: a.status_code == 200)
         assert answer.json()["status"] == "ready"
-        assert set(answer.json()["worker"]["loops"]) == {"lease", "renew", "reconcile"}
+        assert set(answer.json()["worker"]["loops"]) == {"lease", "renew", "reconcile", "admit"}
         text = (await served.client.get("/metrics")).text
         assert metric(text, "omnihook_worker_up") == 1
         assert metric(text, 'omnihook_worker_loop_restarts_total{loop="lease"}') == 0

@@ -12,7 +12,7 @@ from storage.records import TaskStatus
 def test_a_status_filter_is_parsed_or_refused_with_the_allowed_values() -> None:
     assert enum_param(QueryParams(""), "status", TaskStatus) is None
     assert enum_param(QueryParams("status=failed"), "status", TaskStatus) == TaskStatus.FAILED
-    with pytest.raises(BadQuery, match="status must be one of pending, submitted"):
+    with pytest.raises(BadQuery, match="status must be one of queued, pending, submitted"):
         enum_param(QueryParams("status=lost"), "status", TaskStatus)
 
 

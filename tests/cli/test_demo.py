@@ -40,6 +40,7 @@ def test_the_cases_cover_the_workflows() -> None:
 
 def test_expected_events() -> None:
     assert SUCCESS.expected_events() == {
+        "task.queued": (0, 1),  # the simulated account's slots may all be taken
         "task.submitted": (1, 1),
         "task.processing": (1, 1),
         "task.succeeded": (1, 1),
@@ -47,6 +48,7 @@ def test_expected_events() -> None:
         "task.completed": (1, 1),
     }
     assert FAILURE.expected_events() == {
+        "task.queued": (0, 1),
         "task.submitted": (1, 1),
         "task.processing": (1, 1),
         "task.failed": (1, 1),

@@ -32,6 +32,7 @@ def test_the_package_exports_the_plugin_api() -> None:
 
 def test_event_types_are_the_contracts() -> None:
     assert {
+        "task.queued",
         "task.submitted",
         "task.processing",
         "task.succeeded",
@@ -40,6 +41,7 @@ def test_event_types_are_the_contracts() -> None:
         "video.download_failed",
         "task.completed",
         "task.timed_out",
+        "budget.threshold",
     } == EVENT_TYPES
 
 

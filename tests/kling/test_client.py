@@ -20,7 +20,7 @@ from service.errors import (
     ProviderUnreachable,
 )
 from service.kling.auth import ApiKeyAuth, JwtAuth, auth_from_settings
-from service.kling.client import KlingClient
+from service.kling.client import KlingClient, is_busy
 from service.kling.state import ProviderStatus
 from service.retry import RetrySchedule
 from service.retry_after import parse_retry_after
@@ -183,9 +183,7 @@ async def test_refusals_keep_code_message_request_id_and_status(
     assert len(script.requests) == 1 and sleeps == []
 
 
-@pytest.mark.parametrize(
-    ("code", "http_status"), [(1302, 429), (1303, 429), (5000, 500), (5001, 503), (5002, 504)]
-)
+@pytest.mark.parametrize(("code", "http_status"), [(5000, 500), (5001, 503), (5002, 504)])
 async def test_retryable_then_success(
     kling: Callable[..., KlingClient], sleeps: Sleeps, code: int, http_status: int
 ) -> None:
@@ -193,6 +191,29 @@ async def test_retryable_then_success(
     state = await kling(script).create_task(BODY)
     assert state.task_id == "867283741759111202"
     assert script.methods() == ["POST", "POST", "POST"]  # a coded refusal created nothing
+    assert sleeps == [1, 2]
+
+
+@pytest.mark.parametrize(("code", "http_status"), [(1302, 429), (1303, 429)])
+async def test_a_create_refused_for_want_of_room_is_raised_at_once(
+    kling: Callable[..., KlingClient], sleeps: Sleeps, code: int, http_status: int
+) -> None:
+    # Its task waits in omnihook's queue (service.admission), not in a request or a worker slot.
+    script = Script(error(code, http_status), ok())
+    with pytest.raises(ProviderRetryable) as caught:
+        await kling(script).create_task(BODY)
+    assert is_busy(caught.value) and caught.value.code == code
+    assert script.methods() == ["POST"] and sleeps == []
+
+
+@pytest.mark.parametrize(("code", "http_status"), [(1302, 429), (1303, 429)])
+async def test_a_query_refused_for_want_of_room_is_retried(
+    kling: Callable[..., KlingClient], sleeps: Sleeps, code: int, http_status: int
+) -> None:
+    script = Script(error(code, http_status), error(code, http_status), ok())
+    state = await kling(script).query_task("867283741759111202")
+    assert state is not None and state.task_id == "867283741759111202"
+    assert script.methods() == ["GET", "GET", "GET"]
     assert sleeps == [1, 2]
 
 
@@ -208,7 +229,7 @@ async def test_retry_exhaustion_raises_retryable(
 
 async def test_retry_after_is_honoured(kling: Callable[..., KlingClient], sleeps: Sleeps) -> None:
     script = Script(error(1302, 429, **{"Retry-After": "3"}), error(5000, 500), ok())
-    await kling(script).create_task(BODY)
+    await kling(script).query_task("867283741759111202")
     assert sleeps == [3, 2]
 
 
@@ -223,7 +244,7 @@ async def test_rate_limit_waits_at_least_a_second(
         retry=RetrySchedule.of([0.1], jitter=0),
         sleep=sleeps,
     )
-    await client.create_task(BODY)
+    await client.query_task("867283741759111202")
     assert sleeps == [1.0]
 
 

@@ -16,10 +16,11 @@ from service.errors import (
     ConfigurationError,
     ProviderAuthError,
     ProviderRejected,
+    ProviderRetryable,
     ProviderUnreachable,
 )
 from service.kling.auth import ApiKeyAuth
-from service.kling.client import HttpProviderClient, KlingClient
+from service.kling.client import HttpProviderClient, KlingClient, is_busy
 from service.kling.gateways import ApiModelsClient, NewApiClient, provider_client
 from service.kling.state import ProviderStatus
 from service.settings import load_settings
@@ -186,12 +187,15 @@ async def test_a_credentials_refusal_never_quotes_the_gateway(client: Make) -> N
     assert API_KEY not in str(caught.value) and str(caught.value).endswith("HTTP 401")
 
 
-async def test_newapi_rate_limit_is_retried_after_at_least_a_second(
+async def test_newapi_rate_limit_on_a_create_is_raised_for_the_queue(
     client: Make, sleeps: Sleeps
 ) -> None:
+    # The gateway's own 429 is "too many": the task waits in omnihook's queue instead.
     script = Script(word_error(429, "rate_limit", "status_code=429"), video_object("t1"))
-    state = await client(NewApiClient, script, EZMODEL).create_task(BODY)
-    assert state.task_id == "t1" and sleeps == [1]
+    with pytest.raises(ProviderRetryable) as caught:
+        await client(NewApiClient, script, EZMODEL).create_task(BODY)
+    assert is_busy(caught.value)
+    assert script.methods() == ["POST"] and sleeps == []
 
 
 @pytest.mark.parametrize(
