@@ -19,6 +19,7 @@ from storage.records import (
     JobRecord,
     JobStatus,
     NotificationRecord,
+    OutputKind,
     TaskRecord,
     TaskStatus,
     VideoRecord,
@@ -128,7 +129,8 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
 
 VIDEO_COLUMNS = (
     "task_id, video_index, url, updated_at, provider_video_id, duration, download_status, "
-    "size, sha256, path, error, bytes_received, bytes_total"
+    "size, sha256, path, error, bytes_received, bytes_total, kind, watermark_url, "
+    "watermark_path, watermark_size, watermark_sha256"
 )
 
 
@@ -147,6 +149,11 @@ def video_params(video: VideoRecord) -> Params:
         "error": video.error,
         "bytes_received": video.bytes_received,
         "bytes_total": video.bytes_total,
+        "kind": str(video.kind),
+        "watermark_url": video.watermark_url,
+        "watermark_path": video.watermark_path,
+        "watermark_size": video.watermark_size,
+        "watermark_sha256": video.watermark_sha256,
     }
 
 
@@ -165,6 +172,11 @@ def video_from_row(row: sqlite3.Row) -> VideoRecord:
         error=row["error"],
         bytes_received=row["bytes_received"],
         bytes_total=row["bytes_total"],
+        kind=OutputKind(row["kind"]),
+        watermark_url=row["watermark_url"],
+        watermark_path=row["watermark_path"],
+        watermark_size=row["watermark_size"],
+        watermark_sha256=row["watermark_sha256"],
     )
 
 
