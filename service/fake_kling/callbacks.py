@@ -45,7 +45,7 @@ class CallbackStyle:
     render: CallbackRenderer
     signed: bool = True  # signs when the simulator has a webhook secret
     retry_until_ok: bool = False  # retries an attempt not answered 200, within a time bound
-    # flag directive -> why it has no meaning for this shape (the create is refused)
+    # directive -> why it has no meaning for this shape (the create is refused)
     unsupported: Mapping[str, str] = field(default_factory=dict)
 
 
