@@ -29,6 +29,7 @@ class ServedCounts:
 
     full: int = 0  # GET answered 200 with the whole file
     partial: int = 0  # GET answered 206 with a range of it
+    refused: int = 0  # answered 403 as expired ([sim:media=expire])
 
 
 # per library (one per simulated account), without keeping a library alive
@@ -109,6 +110,7 @@ class MediaEndpoint:
             raise KlingError(1203, "video does not exist")
         faults = self._library.faults
         if faults.refuses(video_id, request.query_params.get("cacheKey")):
+            served_counts(self._library).setdefault(video_id, ServedCounts()).refused += 1
             return Response(EXPIRED_BODY, status_code=403, media_type="application/xml")
         headers = {
             "Accept-Ranges": "bytes",

@@ -155,6 +155,9 @@ async def test_expire_refuses_the_first_url_until_a_query_hands_out_a_fresh_one(
     latest = later["task_result"]["videos"][0]
     assert latest["url"] == fresh["url"]  # not refused since: the same URL
     assert (await client.get(latest["watermark_url"])).status_code == 200
+    described = (await client.get("/_sim/tasks")).json()["tasks"][0]["videos"][0]
+    assert described["served"] == {"full": 1, "partial": 0, "refused": 2}
+    assert described["watermark_served"] == {"full": 1, "partial": 0, "refused": 1}
 
 
 async def test_trickle_sends_small_pieces_in_order() -> None:
