@@ -47,6 +47,8 @@ class CallbackStyle:
     retry_until_ok: bool = False  # retries an attempt not answered 200, within a time bound
     # directive -> why it has no meaning for this shape (the create is refused)
     unsupported: Mapping[str, str] = field(default_factory=dict)
+    # whether the shape's answers have a place for watermark URLs (watermark_info.enabled)
+    watermarks: bool = True
 
 
 class Signing(StrEnum):

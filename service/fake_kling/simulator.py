@@ -100,7 +100,7 @@ class Simulator:
             callback_url=request.callback_url,
             requested_duration=request.duration,
             mode=request.mode,
-            watermark=request.watermark,
+            watermark=request.watermark and self._callbacks.watermarks,
         )
         self.store.add(task)
         run = TaskRun(

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Pipeline
+from tests.e2e.conftest import Pipeline, PipelineFactory
+from tests.e2e.test_gateways import start
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +128,48 @@ async def test_media_faults_still_end_with_every_file_stored(
             assert counts["refused"] >= 1 and counts["full"] == 2, counts
         else:
             assert counts == {"full": 2, "partial": 0, "refused": 0}
+
+
+async def simulated_outputs(pipeline: Pipeline, task: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each output as the simulator serves it now, by its own record (any profile)."""
+    outputs = []
+    async with httpx.AsyncClient() as fake:
+        for output in (await pipeline.simulated(task))["videos"]:
+            clean = await fake.get(output["url"])
+            assert clean.status_code == 200, clean.text
+            marked = await fake.get(output["watermark_url"]) if output["watermark_url"] else None
+            outputs.append({"data": clean.content, "watermark": marked.content if marked else None})
+    return outputs
+
+
+@pytest.mark.parametrize(
+    ("setup", "prompt"),
+    [
+        ("kling", "[sim:images=1][sim:media=expire]"),
+        ("newapi", "[sim:images=1][sim:media=expire]"),
+        ("newapi own ids", "[sim:images=1][sim:media=cut]"),
+        ("apimodels", "[sim:media=expire]"),
+        ("apimodels", "[sim:media=cut]"),
+    ],
+)
+async def test_every_profile_keeps_every_output_through_media_faults(
+    make_pipeline: PipelineFactory, setup: str, prompt: str
+) -> None:
+    pipeline = await start(make_pipeline, setup)
+    answer = await pipeline.submit(prompt=f"a fox {prompt}", watermark_info={"enabled": True})
+    assert answer.status_code == 201, answer.text
+    task = await pipeline.wait_finished(answer.json()["id"])
+    served = await simulated_outputs(pipeline, task)
+    assert len(task["videos"]) == len(served) == (2 if "images" in prompt else 1)
+    for output, expected in zip(task["videos"], served, strict=True):
+        assert output["download_status"] == "downloaded", output
+        assert output["sha256"] == sha256(expected["data"])
+        if setup == "apimodels":  # resultUrls has no place for a watermarked copy
+            assert output["watermark"] is None and expected["watermark"] is None
+        else:
+            assert output["watermark"]["sha256"] == sha256(expected["watermark"])
+    [first] = (await pipeline.simulated(task))["videos"][:1]
+    if "expire" in prompt:
+        assert first["served"]["refused"] >= 1
+    else:
+        assert first["served"]["partial"] >= 1

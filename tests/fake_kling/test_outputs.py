@@ -18,7 +18,7 @@ from service.fake_kling.media_faults import SLOW_CHUNK, trickle
 from service.fake_kling.simulator import Simulator
 from service.loopback import serve_on_loopback
 
-from .helpers import AUTH, CREATE, body, top_level_boxes, wait_final
+from .helpers import AUTH, CREATE, body, eventually, top_level_boxes, wait_final
 from .test_profiles import APIMODELS, gateway_body
 
 
@@ -199,3 +199,30 @@ async def test_apimodels_has_no_place_for_images(client: httpx.AsyncClient) -> N
     response = await client.post(APIMODELS, json=gateway_body("[sim:images=1]"))
     assert response.status_code == 400
     assert "images" in response.text
+
+
+@pytest.mark.parametrize("config", [FakeKlingConfig(step_seconds=0.02, profile="apimodels")])
+async def test_apimodels_accepts_a_watermark_but_makes_no_copy(
+    client: httpx.AsyncClient, fake_app: Starlette
+) -> None:
+    fields = gateway_body("a cat", watermark_info={"enabled": True})
+    created = await client.post(APIMODELS, json=fields)
+    assert created.status_code == 200, created.text
+    await eventually(lambda: not simulator(fake_app).store.all()[0].status.running)
+    [task] = simulator(fake_app).store.all()
+    assert [video.watermark_url for video in task.videos] == [None]
+
+
+@pytest.mark.parametrize("config", [FakeKlingConfig(step_seconds=0.02, profile="newapi")])
+async def test_newapi_relays_images_and_watermark_urls(
+    client: httpx.AsyncClient, fake_app: Starlette
+) -> None:
+    fields = gateway_body("a cat [sim:images=1]", watermark_info={"enabled": True})
+    created = (await client.post("/kling/v1/videos/omni-video", json=fields)).json()
+    await eventually(lambda: not simulator(fake_app).store.all()[0].status.running)
+    answer = await client.get(f"/kling/v1/videos/omni-video/{created['id']}")
+    result = answer.json()["data"]["data"]["data"]["task_result"]  # Kling's answer, relayed
+    [video], [image] = result["videos"], result["images"]
+    assert video["watermark_url"] != video["url"]
+    assert (await client.get(video["watermark_url"])).headers["content-type"] == "video/mp4"
+    assert (await client.get(image["watermark_url"])).headers["content-type"] == "image/png"

@@ -99,6 +99,7 @@ class ApiModelsProfile:
             "badsig": "it never signs its callbacks",
             "images": "its answer holds video URLs only (resultUrls)",
         },
+        watermarks=False,  # resultUrls again: the request is accepted, no copy is made
     )
 
     def api_routes(self, simulator: Simulator, auth: Authenticator) -> list[BaseRoute]:
