@@ -79,6 +79,9 @@ async def test_watermarked_copies_and_images_are_all_stored_and_served(
             assert response.headers["content-type"].startswith(media_type)
             assert response.content == data
     assert outputs[0]["duration"] is not None and outputs[1]["duration"] is None
+    dashboard = (await pipeline.api.get("/")).text
+    assert f'<img alt="image 1" src="/v1/tasks/{task["id"]}/videos/1">' in dashboard
+    assert f'src="/v1/tasks/{task["id"]}/videos/0"></video>' in dashboard
 
     events = await pipeline.events(task["id"])
     assert events.count("video.downloaded") == 3
