@@ -50,6 +50,7 @@ from service.clock import isoformat
 #: Every event type of CONTRACT.md "Events", in the order a task lives through them.
 EVENT_TYPES: Final[frozenset[str]] = frozenset(
     {
+        "task.queued",
         "task.submitted",
         "task.processing",
         "task.succeeded",

@@ -3,7 +3,7 @@
 Pure functions: they read records and return a :class:`TaskChange` (or nothing), so the rules
 are tested without a database. Status only moves forward::
 
-    pending < submitted < processing < succeeded | failed
+    queued | pending < submitted < processing < succeeded | failed
 
 News that does not move a task forward (a repeat, a stale or reordered notification) changes
 nothing but ``last_news_at``. Each state's event is emitted once per task; a state that was
@@ -38,6 +38,7 @@ from storage.records import (
 )
 
 RANK = {
+    TaskStatus.QUEUED: 0,  # nothing sent yet; news of it can only move it forward
     TaskStatus.PENDING: 0,
     TaskStatus.SUBMITTED: 1,
     TaskStatus.PROCESSING: 2,

@@ -64,8 +64,10 @@ def backoff_of(services: Services) -> ProviderBackoff:
 
 
 def is_overdue(services: Services, task: TaskRecord, now: datetime) -> bool:
-    """Whether the task has been unfinished for longer than ``OMNIHOOK_TASK_DEADLINE``."""
-    return now - task.created_at >= timedelta(seconds=services.settings.task_deadline)
+    """Whether the task has been unfinished for longer than ``OMNIHOOK_TASK_DEADLINE`` since it
+    was sent (time spent waiting in the admission queue does not count)."""
+    sent = task.admitted_at or task.created_at
+    return now - sent >= timedelta(seconds=services.settings.task_deadline)
 
 
 async def enqueue_overdue_syncs(services: Services, *, limit: int | None = None) -> int:

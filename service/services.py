@@ -11,11 +11,12 @@ import httpx
 
 from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry
+from service.admission.pace import AdmissionPace
 from service.clock import Clock, utcnow
 from service.errors import StorageError
 from service.events import EventEmitter
 from service.kling.client import ProviderClient
-from service.lifecycle import Plan
+from service.lifecycle import FINAL, Plan
 from service.receiver.cache import TokenCache
 from service.receiver.load import ReceiverLoad
 from service.settings import Settings
@@ -45,6 +46,8 @@ class Services:
     receiver_load: ReceiverLoad = field(default_factory=ReceiverLoad)
     # The tasks whose callback tokens the receiver has already looked up (service.receiver.cache)
     callback_tokens: TokenCache = field(default_factory=TokenCache)
+    # How fast this process admits queued tasks, from the provider's answers (service.admission)
+    admission: AdmissionPace = field(default_factory=AdmissionPace)
     # The health of this process's worker, registered by it; None: the process runs none.
     worker_health: WorkerHealth | None = None
     # At most OMNIHOOK_DOWNLOAD_CONCURRENCY videos are fetched at once by this process.
@@ -70,5 +73,7 @@ class Services:
             if await self.storage.apply(plan.change):
                 if plan.change.jobs:
                     self.jobs_ready.set()
+                if plan.change.task.status in FINAL and task.status not in FINAL:
+                    self.admission.slot_freed()  # a queued task may take its slot
                 return plan.summary
         raise StorageError(f"task {task_id} kept changing; gave up after {attempts} attempts")

@@ -12,8 +12,10 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from service.admission.limits import parse_slot_limits
 from service.errors import ConfigurationError
 from service.retry import RetrySchedule
+from storage.admission import SlotLimits
 
 ProviderKind = Literal["kling", "newapi", "apimodels"]
 
@@ -80,6 +82,10 @@ class Settings(BaseSettings):
     # Delivery attempts still waiting for a slow endpoint's answer that give their worker slot
     # back (service.webhooks.sender), at most this many at once per worker.
     webhook_slow_attempts: int = Field(default=32, ge=0)
+    # The admission queue (issue 13, service.admission): tasks in flight at the provider at
+    # once, "N" for the account and "MODEL=N" per model (service.admission.limits); empty: no
+    # limit of ours (a task is queued only when the provider answers 1303/1302).
+    provider_concurrency: str = ""
 
     @field_validator("public_url", "kling_base_url")
     @classmethod
@@ -108,6 +114,16 @@ class Settings(BaseSettings):
                 f"worker_concurrency ({total}) to the other kinds of jobs"
             )
         return value
+
+    @field_validator("provider_concurrency")
+    @classmethod
+    def _valid_slot_limits(cls, value: str) -> str:
+        parse_slot_limits(value)  # raises ValueError with the reason
+        return value
+
+    @property
+    def provider_slots(self) -> SlotLimits:
+        return parse_slot_limits(self.provider_concurrency)
 
     @property
     def handler_specs(self) -> list[str]:

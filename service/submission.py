@@ -1,9 +1,12 @@
 """Submitting a task: store it first, then ask the provider.
 
-The task (with its callback token's hash) is stored before the provider is called, so a
-notification that arrives before the create answer is still matched. A create whose answer is
-lost is never sent again blindly: the client looks the task up by ``external_task_id`` first,
-and when even that is impossible the task stays ``pending`` and a ``submit`` job finishes it.
+A task is stored ``queued`` and offered a provider slot at once (:mod:`service.admission`): with
+room it is sent in the same request (:func:`send_first`); without, it waits and a ``submit``
+job sends it once a slot frees. It is stored (with its callback token's hash) before the
+provider is called, so a notification that arrives before the create answer is still matched.
+A create whose answer is lost is never sent again blindly: the client looks the task up by
+``external_task_id`` first, and when even that is impossible the task stays ``pending`` and a
+``submit`` job finishes it.
 
 The callback token that went out with the first create is the task's until its outcome is
 known: the ``submit`` job keeps it and sends any create again with the same callback URL, so the
@@ -14,12 +17,12 @@ again (:class:`~service.kling.client.TaskExistsUnseen`), never failed or deleted
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import secrets
 from dataclasses import replace
 from datetime import timedelta
 
+from service.admission.dispatch import plan_queued, store_and_admit
+from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
 from service.errors import (
     ConfigurationError,
     ProviderAuthError,
@@ -29,21 +32,28 @@ from service.errors import (
 )
 from service.ids import new_id
 from service.jobs.kinds import SUBMIT, new_job
-from service.kling.client import TaskExistsUnseen, refused_as_duplicate
+from service.kling.answers import ACCOUNT_REFUSED
+from service.kling.client import TaskExistsUnseen, is_busy, refused_as_duplicate
 from service.kling.request import SubmitRequest
 from service.kling.state import ProviderStatus, ProviderTaskState
 from service.lifecycle import plan_provider_state
 from service.services import Services
 from storage.records import TaskChange, TaskRecord, TaskStatus
 
+__all__ = [
+    "CALLBACK_TOKEN",
+    "accept",
+    "callback_url",
+    "hash_token",
+    "resume",
+    "send_first",
+    "submit",
+]
+
 log = logging.getLogger(__name__)
 
 RESUME_DELAY = timedelta(seconds=10)
-CALLBACK_TOKEN = "callback_token"  # the submit job's copy of the first create's token
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+WAITING_FOR_A_SLOT = "waiting for a free provider slot"
 
 
 def callback_url(services: Services, token: str) -> str:
@@ -57,39 +67,53 @@ def callback_url(services: Services, token: str) -> str:
 
 
 async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
-    """Store and submit one task; answers the stored task (``pending`` when the outcome is
-    unknown and a job will finish it). Raises Conflict, ConfigurationError, ProviderError."""
-    token = secrets.token_urlsafe(32)
-    url = callback_url(services, token)  # before storing: a misconfiguration stores nothing
+    """Store one task and send it when the provider has room; answers the stored task
+    (``queued`` while it waits, ``pending`` when the outcome is unknown and a job will finish
+    it). Raises Conflict, ConfigurationError, ProviderError (refused: nothing was kept)."""
+    callback_url(services, "")  # before storing: a misconfiguration stores nothing
     now = services.clock()
     task_id = new_id("task")
     task = TaskRecord(
         id=task_id,
         external_task_id=request.external_task_id or task_id,
-        callback_token_hash=hash_token(token),
-        status=TaskStatus.PENDING,
+        # a token nobody holds: callbacks match only once an admission gave the task its own
+        callback_token_hash=hash_token(new_token()),
+        status=TaskStatus.QUEUED,
         model_name=request.model_name,
         request=request.provider_body(model_field=services.kling.model_field),
         metadata=request.metadata,
         created_at=now,
         updated_at=now,
+        priority=request.priority,
     )
-    # Written with the task: if this process dies before the create's outcome is recorded, the
-    # job finishes the submission (with the same token); once it is recorded, the job finds
-    # nothing left to do.
-    crash_resume = new_job(
-        SUBMIT,
-        {"task_id": task.id, CALLBACK_TOKEN: token},
-        now=now,
-        task_id=task.id,
-        dedupe_key=f"submit:{task.id}:crash",
-        run_at=now + timedelta(seconds=services.settings.submit_resume_after),
-    )
-    await services.storage.create_task(task, [crash_resume])
+    task, token = await store_and_admit(services, task)
     log.info("task stored", extra={"action": "task.stored", "task_id": task.id})
+    if token is None:
+        await services.change_task(task.id, plan_queued(services, WAITING_FOR_A_SLOT))
+        services.admission.nudge()  # tasks before it in the queue may have room
+    else:
+        await send_first(services, task.id, token, inline=True)
+    stored = await services.storage.get_task(task.id)
+    return stored or task
+
+
+async def send_first(services: Services, task_id: str, token: str, *, inline: bool) -> str:
+    """Send an admitted task's first create and record its outcome.
+
+    Refused for want of room: back in the queue. Answer lost: pending, a job finishes it
+    (``inline``; a job raises ProviderUnreachable to be retried). Refused for good: an inline
+    submission is forgotten and the error raised (the caller answers 502; nothing was created,
+    nothing paid); a queued one, whose caller was told 202 long ago, fails, except that an
+    account problem (credentials, arrears) puts it back in the queue for the operator to fix."""
+    task = await services.storage.get_task(task_id)
+    if task is None or task.status != TaskStatus.PENDING or task.provider_task_id:
+        return "nothing to send"
+    url = callback_url(services, token)
     try:
         state = await services.kling.create_task(_create_body(task, url))
     except ProviderUnreachable as exc:
+        if not inline:
+            raise
         log.warning(
             "create answer lost for %s; a job will finish the submission: %s",
             task.id,
@@ -100,22 +124,55 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
             SUBMIT,
             # The token stays the task's: a create that landed calls back with it.
             {"task_id": task.id, CALLBACK_TOKEN: token},
-            now=now,
+            now=services.clock(),
             task_id=task.id,
             dedupe_key=f"submit:{task.id}",
-            run_at=now + RESUME_DELAY,
+            run_at=services.clock() + RESUME_DELAY,
         )
         await services.storage.enqueue([job])
         services.jobs_ready.set()
-        return task
-    except ProviderError:
+        return "outcome unknown"
+    except ProviderError as exc:
+        return await _refused(services, task, exc, inline=inline)
+    services.admission.accepted()
+    return await accept(services, task.id, state)
+
+
+async def _refused(
+    services: Services, task: TaskRecord, exc: ProviderError, *, inline: bool
+) -> str:
+    if is_busy(exc):
+        hold = services.admission.busy(exc.retry_after)
+        log.info(
+            "provider full (%s): task %s queued again, admissions held %.1f s",
+            exc,
+            task.id,
+            hold,
+            extra={"action": "admission.provider_full", "task_id": task.id},
+        )
+        return await services.change_task(
+            task.id, plan_queued(services, f"provider full, waiting for a slot: {exc}", back=True)
+        )
+    if inline:
         # Refused for sure: nothing was created at the provider, nothing was paid. Forget the
         # task so the same external_task_id can be submitted again once the cause is fixed.
         await services.storage.delete_task(task.id)
-        raise
-    await accept(services, task.id, state)
-    stored = await services.storage.get_task(task.id)
-    return stored or task
+        raise exc
+    if exc.code in ACCOUNT_REFUSED:
+        services.admission.account_refused(str(exc))
+        log.error(
+            "provider refused the account (%s): task %s queued again, admissions held",
+            exc,
+            task.id,
+            extra={"action": "admission.account_refused", "task_id": task.id},
+        )
+        return await services.change_task(
+            task.id, plan_queued(services, f"provider refused the account: {exc}", back=True)
+        )
+    refused = ProviderTaskState(
+        task_id="", status=ProviderStatus.FAILED, status_message=f"provider refused: {exc}"
+    )
+    return await accept(services, task.id, refused)
 
 
 async def accept(services: Services, task_id: str, state: ProviderTaskState) -> str:
@@ -149,7 +206,7 @@ async def resume(services: Services, task: TaskRecord, token: str | None = None)
     if found is not None:
         return await accept(services, task.id, found)
     if token is None:
-        token = secrets.token_urlsafe(32)
+        token = new_token()
         rotated = replace(task, callback_token_hash=hash_token(token))
         if not await services.storage.apply(TaskChange(task=rotated)):
             return "task changed meanwhile; looking again later"

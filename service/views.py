@@ -39,7 +39,14 @@ def _watermark_json(video: VideoRecord, media_dir: Path) -> dict[str, Any]:
     }
 
 
-def task_json(task: TaskRecord, videos: list[VideoRecord], media_dir: Path) -> dict[str, Any]:
+def task_json(
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    media_dir: Path,
+    *,
+    queue_position: int | None = None,
+) -> dict[str, Any]:
+    """``queue_position``: where a queued task stands (1: the next to go), when it was read."""
     return {
         "id": task.id,
         "external_task_id": task.external_task_id,
@@ -49,6 +56,9 @@ def task_json(task: TaskRecord, videos: list[VideoRecord], media_dir: Path) -> d
         "model_name": task.model_name,
         "request": task.request,
         "metadata": task.metadata,
+        "priority": task.priority,
+        "queue_position": queue_position,
+        "admitted_at": isoformat(task.admitted_at),
         "cost": task.cost,
         "created_at": isoformat(task.created_at),
         "updated_at": isoformat(task.updated_at),

@@ -18,7 +18,7 @@ can never take the slots kept for applying callbacks and for downloads, and a jo
 at its cap is not leased (other kinds are). A job that only waits for a slow peer may step
 aside (:mod:`service.jobs.slot`) and free its slot while it goes on.
 
-Its loops (leasing, renewing the leases, reconciling) are supervised
+Its loops (leasing, renewing the leases, reconciling, admitting queued tasks) are supervised
 (:mod:`service.supervise`): a failure is logged and the loop starts again after a backoff,
 without losing the jobs held. Whether the worker can run is in ``Services.worker_health``
 (``/readyz``).
@@ -36,6 +36,8 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
 
+from service.admission.dispatch import POLL as ADMIT_POLL
+from service.admission.dispatch import admit_forever
 from service.bootstrap import open_services
 from service.downloads import clean_partial_downloads
 from service.errors import StorageError
@@ -125,22 +127,30 @@ class Worker:
             "lease": 4 * self._poll_interval,
             "renew": renew_every,
             "reconcile": self._reconcile_interval(),
+            "admit": ADMIT_POLL,
         }
         for name, period in periods.items():
             self._beats[name] = self._health.loop(name, stale_after=period + STALL)
         self._health.running = True
         reconciler = asyncio.create_task(self._supervised("reconcile", self._reconcile_forever))
+        admitter = asyncio.create_task(
+            self._supervised(
+                "admit", lambda: admit_forever(self._services, self._beats["admit"].beat)
+            )
+        )
         keeper = asyncio.create_task(self._supervised("renew", self._keep_leases))
         try:
             await self._supervised("lease", self._lease_forever)
         finally:
             self._health.running = False
             reconciler.cancel()
+            admitter.cancel()
             keeper.cancel()
             for task in list(self._running):
                 task.cancel()
             await asyncio.gather(
                 reconciler,
+                admitter,
                 keeper,
                 *self._running,
                 self._hand_back_queued("worker stopped"),

@@ -12,10 +12,11 @@ backend's methods.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from storage.admission import Occupancy, SlotLimits
 from storage.records import (
     AttemptOutcome,
     DeliveryAttemptRecord,
@@ -135,6 +136,51 @@ class Storage(ABC):
         On success the stored version becomes ``change.task.version + 1`` (and so does the
         attribute of ``change.task``); answers False and writes nothing otherwise.
         """
+
+    # -- the admission queue (storage.admission) -------------------------------------------
+
+    @abstractmethod
+    async def admit_queued(
+        self,
+        *,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None = None,
+    ) -> list[TaskRecord]:
+        """Take queued tasks out of the queue while ``limits`` leave room, at most ``limit``;
+        with ``alone``, that one task only, when it would be taken with every task before it
+        (``choose_admitted_alone``: a submission admits itself, and no newer task passes an
+        older one while room is short).
+
+        In one transaction that no other admission (of any process) runs beside: count the
+        tasks in flight per model, choose the next queued ones (``choose_admitted``, in queue
+        order: priority, highest first, then oldest) and write ``plan(task)`` for each, a
+        change of the task as read that takes it out of the queue (with its jobs). ``plan`` is
+        pure: it may be called again for the same task (a retried transaction). Answers the
+        admitted tasks as written (their version bumped)."""
+
+    @abstractmethod
+    async def submit_task(
+        self,
+        task: TaskRecord,
+        *,
+        limits: SlotLimits | None,
+        plan: Callable[[TaskRecord], TaskChange],
+    ) -> TaskRecord:
+        """Insert a new ``queued`` task and, in the same transaction, admit it alone (as
+        ``admit_queued`` with ``alone``) when ``limits`` leave room for it and every task
+        before it; ``limits`` None: it stays queued (admissions are held back). So no worker
+        ever admits a task its own submission is about to. Answers the task as stored;
+        Conflict on a duplicate external id."""
+
+    @abstractmethod
+    async def queue_position(self, task: TaskRecord) -> int:
+        """Where a queued task stands in the queue: 1 is the next to go."""
+
+    @abstractmethod
+    async def occupancy(self) -> Occupancy:
+        """How many tasks are queued, and how many in flight per model."""
 
     # -- videos and events -------------------------------------------------------------------
 

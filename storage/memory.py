@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
 
 from service.errors import Conflict, StorageError
+from storage.admission import (
+    CANDIDATES,
+    IN_FLIGHT,
+    Occupancy,
+    SlotLimits,
+    choose,
+    queue_key,
+)
 from storage.base import JobEnd, Storage
 from storage.memory_copies import out, stored
 from storage.memory_jobs import MemoryJobs
@@ -76,17 +84,20 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
     async def create_task(self, task: TaskRecord, jobs: Sequence[JobRecord] = ()) -> None:
         async with self._lock:
             self._check_open()
-            for other in self._tasks.values():
-                if other.external_task_id == task.external_task_id:
-                    raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
-            if task.id in self._tasks:
-                raise StorageError(f"task {task.id!r} already exists")
-            if any(t.callback_token_hash == task.callback_token_hash for t in self._tasks.values()):
-                raise StorageError("callback_token_hash already exists")
-            kept = stored(task, "request", "metadata")
-            new_jobs = self._jobs_to_insert(jobs, extra_task_ids={task.id})
-            self._tasks[task.id] = kept
-            self._insert_jobs(new_jobs)
+            self._create_locked(task, jobs)
+
+    def _create_locked(self, task: TaskRecord, jobs: Sequence[JobRecord]) -> None:
+        for other in self._tasks.values():
+            if other.external_task_id == task.external_task_id:
+                raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
+        if task.id in self._tasks:
+            raise StorageError(f"task {task.id!r} already exists")
+        if any(t.callback_token_hash == task.callback_token_hash for t in self._tasks.values()):
+            raise StorageError("callback_token_hash already exists")
+        kept = stored(task, "request", "metadata")
+        new_jobs = self._jobs_to_insert(jobs, extra_task_ids={task.id})
+        self._tasks[task.id] = kept
+        self._insert_jobs(new_jobs)
 
     async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
         async with self._lock:
@@ -151,34 +162,111 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
     async def apply(self, change: TaskChange) -> bool:
         async with self._lock:
             self._check_open()
-            current = self._tasks.get(change.task.id)
-            if current is None or current.version != change.task.version:
-                return False
-            task = stored(change.task, "request", "metadata")
-            task.version += 1
-            for other in self._tasks.values():
-                if other.id == task.id:
-                    continue
-                if other.external_task_id == task.external_task_id:
-                    raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
-                if other.callback_token_hash == task.callback_token_hash:
-                    raise StorageError("callback_token_hash already exists")
-            videos = [stored(v) for v in change.videos]
-            self._check_task_refs((v.task_id for v in videos), extra_task_ids={task.id})
-            events = self._events_to_insert(change.events, extra_task_ids={task.id})
-            deliveries, delivery_jobs = self._fan_out(events)
-            jobs = self._jobs_to_insert([*change.jobs, *delivery_jobs], extra_task_ids={task.id})
-            # everything is valid: write it all
-            self._tasks[task.id] = task
-            for video in videos:
-                self._videos[(video.task_id, video.index)] = video
-            for event in events:
-                self._events[event.id] = event
-            for delivery in deliveries:
-                self._deliveries[delivery.id] = delivery
-            self._insert_jobs(jobs)
-            change.task.version = task.version
-            return True
+            return self._apply_locked(change)
+
+    def _apply_locked(self, change: TaskChange) -> bool:
+        """``apply``, the lock held: validated first, then all written."""
+        current = self._tasks.get(change.task.id)
+        if current is None or current.version != change.task.version:
+            return False
+        task = stored(change.task, "request", "metadata")
+        task.version += 1
+        for other in self._tasks.values():
+            if other.id == task.id:
+                continue
+            if other.external_task_id == task.external_task_id:
+                raise Conflict(f"external_task_id {task.external_task_id!r} already exists")
+            if other.callback_token_hash == task.callback_token_hash:
+                raise StorageError("callback_token_hash already exists")
+        videos = [stored(v) for v in change.videos]
+        self._check_task_refs((v.task_id for v in videos), extra_task_ids={task.id})
+        events = self._events_to_insert(change.events, extra_task_ids={task.id})
+        deliveries, delivery_jobs = self._fan_out(events)
+        jobs = self._jobs_to_insert([*change.jobs, *delivery_jobs], extra_task_ids={task.id})
+        # everything is valid: write it all
+        self._tasks[task.id] = task
+        for video in videos:
+            self._videos[(video.task_id, video.index)] = video
+        for event in events:
+            self._events[event.id] = event
+        for delivery in deliveries:
+            self._deliveries[delivery.id] = delivery
+        self._insert_jobs(jobs)
+        change.task.version = task.version
+        return True
+
+    # -- the admission queue ---------------------------------------------------------------
+
+    async def admit_queued(
+        self,
+        *,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None = None,
+    ) -> list[TaskRecord]:
+        async with self._lock:
+            self._check_open()
+            return self._admit_locked(limits, limit, plan, alone=alone)
+
+    def _admit_locked(
+        self,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        *,
+        alone: str | None,
+    ) -> list[TaskRecord]:
+        queued = sorted(
+            (t for t in self._tasks.values() if t.status == TaskStatus.QUEUED), key=queue_key
+        )
+        chosen = choose(queued[:CANDIDATES], limits, self._in_flight(), limit=limit, alone=alone)
+        changes = [plan(copy.deepcopy(task)) for task in chosen]
+        for change in changes:
+            if change.task.status == TaskStatus.QUEUED:
+                raise StorageError(f"an admission left task {change.task.id!r} queued")
+            if not self._apply_locked(change):
+                raise StorageError(f"task {change.task.id!r} changed during its admission")
+        return out([change.task for change in changes])
+
+    async def submit_task(
+        self,
+        task: TaskRecord,
+        *,
+        limits: SlotLimits | None,
+        plan: Callable[[TaskRecord], TaskChange],
+    ) -> TaskRecord:
+        async with self._lock:
+            self._check_open()
+            self._create_locked(task, ())
+            if limits is None:
+                return copy.deepcopy(task)
+            admitted = self._admit_locked(limits, 1, plan, alone=task.id)
+            return admitted[0] if admitted else copy.deepcopy(task)
+
+    async def queue_position(self, task: TaskRecord) -> int:
+        async with self._lock:
+            self._check_open()
+            mine = queue_key(task)
+            ahead = (
+                t
+                for t in self._tasks.values()
+                if t.status == TaskStatus.QUEUED and t.id != task.id and queue_key(t) < mine
+            )
+            return 1 + sum(1 for _ in ahead)
+
+    async def occupancy(self) -> Occupancy:
+        async with self._lock:
+            self._check_open()
+            queued = sum(1 for t in self._tasks.values() if t.status == TaskStatus.QUEUED)
+            return Occupancy(queued, self._in_flight())
+
+    def _in_flight(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for task in self._tasks.values():
+            if task.status in IN_FLIGHT:
+                counts[task.model_name] = counts.get(task.model_name, 0) + 1
+        return counts
 
     # -- videos and events -------------------------------------------------------------------
 

@@ -16,13 +16,14 @@ asyncpg is optional (``pip install 'omnihook[postgres]'``): only
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from service.errors import Conflict
 from storage import postgres_sql as sql
 from storage.base import JobEnd
+from storage.postgres_admission import PostgresAdmission
 from storage.postgres_jobs import PostgresJobs, write_job_end
 from storage.postgres_rows import (
     event_args,
@@ -47,7 +48,7 @@ from storage.records import (
 )
 
 
-class PostgresStorage(PostgresWebhooks, PostgresJobs):
+class PostgresStorage(PostgresAdmission, PostgresWebhooks, PostgresJobs):
     """Tasks, videos, events and the callback inbox; the queue and the pool are inherited."""
 
     # -- tasks -------------------------------------------------------------------------------
@@ -127,7 +128,22 @@ class PostgresStorage(PostgresWebhooks, PostgresJobs):
         )
 
     async def apply(self, change: TaskChange) -> bool:
-        args = task_args(change.task)
+        write = self._change_writer(change)
+        try:
+            # not repeatable: after a commit lost on its way, a second run would find its own
+            # version and answer False (see storage.postgres_pool)
+            applied = await self._transact(write)
+        except Conflict as exc:
+            ext = change.task.external_task_id
+            raise Conflict(f"external_task_id {ext!r} already exists") from exc
+        if applied:
+            change.task.version += 1
+        return applied
+
+    def _change_writer(self, change: TaskChange) -> Callable[[Any], Awaitable[bool]]:
+        """The statements of one task change, for a transaction that is open: the function
+        answers False when someone else changed the task (nothing written)."""
+        args = task_args(change.task)  # encoded first: a bad value fails before the transaction
         videos = [video_args(video) for video in change.videos]
         events = [event_args(event) for event in change.events]
 
@@ -144,16 +160,7 @@ class PostgresStorage(PostgresWebhooks, PostgresJobs):
             await self._fan_out(conn, change.events)
             return True
 
-        try:
-            # not repeatable: after a commit lost on its way, a second run would find its own
-            # version and answer False (see storage.postgres_pool)
-            applied = await self._transact(write)
-        except Conflict as exc:
-            ext = change.task.external_task_id
-            raise Conflict(f"external_task_id {ext!r} already exists") from exc
-        if applied:
-            change.task.version += 1
-        return applied
+        return write
 
     # -- videos and events -------------------------------------------------------------------
 

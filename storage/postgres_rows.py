@@ -73,6 +73,8 @@ TASK_COLUMNS = (
     "status_message",
     "cost",
     "last_news_at",
+    "priority",
+    "admitted_at",
     "version",
 )
 
@@ -92,6 +94,8 @@ def task_args(task: TaskRecord) -> Args:
         task.status_message,
         task.cost,
         optional_utc(task.last_news_at),
+        task.priority,
+        optional_utc(task.admitted_at),
         task.version,
     )
 
@@ -111,6 +115,8 @@ def task_from_row(row: Row) -> TaskRecord:
         status_message=row["status_message"],
         cost=row["cost"],
         last_news_at=row["last_news_at"],
+        priority=row["priority"],
+        admitted_at=row["admitted_at"],
         version=row["version"],
     )
 

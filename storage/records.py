@@ -12,7 +12,8 @@ from typing import Any
 
 
 class TaskStatus(StrEnum):
-    PENDING = "pending"  # stored, not yet accepted by the provider
+    QUEUED = "queued"  # waits for a free provider slot (service.admission); nothing sent yet
+    PENDING = "pending"  # being sent (or its create's answer was lost): not yet accepted
     SUBMITTED = "submitted"
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
@@ -55,6 +56,8 @@ class TaskRecord:
     status_message: str = ""
     cost: str | None = None
     last_news_at: datetime | None = None  # when the provider last told us anything
+    priority: int = 0  # queued tasks are sent highest first, then oldest first
+    admitted_at: datetime | None = None  # when it left the queue: its create was sent then
     version: int = 0  # bumped by every applied TaskChange (compare-and-set)
 
 

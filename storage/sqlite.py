@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, TypeVar
@@ -36,6 +36,7 @@ from storage.records import (
     TaskStatus,
     VideoRecord,
 )
+from storage.sqlite_admission import SQLiteAdmission
 from storage.sqlite_batch import GroupCommit, RawUnit, Statements, Unit
 from storage.sqlite_file import DatabaseFile
 from storage.sqlite_inline import InlineReader
@@ -96,7 +97,7 @@ _HEALTH_PROBE = (
 )
 
 
-class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
+class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
     def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
@@ -293,14 +294,31 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
         await self._write(Statements((("DELETE FROM tasks WHERE id = ?", [(task_id,)]),)))
 
     async def apply(self, change: TaskChange) -> bool:
+        write = self._change_writer(change)
+        try:
+            # A plain unit: with the other plain writes of its batch it runs on the event
+            # loop's thread, one trip to SQLite's thread for the COMMIT (storage.sqlite_batch)
+            delivering = await self._write(RawUnit(write))
+        except Conflict as exc:
+            ext = change.task.external_task_id
+            raise Conflict(f"external_task_id {ext!r} already exists") from exc
+        if delivering is None:
+            return False
+        change.task.version += 1
+        if change.jobs or delivering:
+            self._wakeup.jobs_added()
+        return True
+
+    def _change_writer(self, change: TaskChange) -> Callable[[sqlite3.Connection], bool | None]:
+        """The statements of one task change, for a transaction that is open: the function
+        answers None when someone else changed the task (nothing written), else whether the
+        events' fan-out added delivery jobs."""
         params = task_params(change.task)
         videos = [video_params(video) for video in change.videos]
         events = [event_params(event) for event in change.events]
         jobs = [job_row(job) for job in change.jobs]
 
-        def unit(raw: sqlite3.Connection) -> bool | None:
-            """None when someone else changed the task (nothing written), else whether the
-            events' fan-out added delivery jobs."""
+        def write(raw: sqlite3.Connection) -> bool | None:
             if raw.execute(_UPDATE_TASK, params).rowcount != 1:
                 return None
             raw.executemany(_UPSERT_VIDEO, videos)
@@ -308,19 +326,7 @@ class SQLiteStorage(SQLiteJobs, SQLiteWebhooks, Storage):
             raw.executemany(INSERT_JOB, jobs)
             return self._fan_out(raw, change.events)
 
-        try:
-            # A plain unit: with the other plain writes of its batch it runs on the event
-            # loop's thread, one trip to SQLite's thread for the COMMIT (storage.sqlite_batch)
-            delivering = await self._write(RawUnit(unit))
-        except Conflict as exc:
-            ext = change.task.external_task_id
-            raise Conflict(f"external_task_id {ext!r} already exists") from exc
-        if delivering is None:
-            return False
-        change.task.version += 1
-        if jobs or delivering:
-            self._wakeup.jobs_added()
-        return True
+        return write
 
     # -- videos and events -------------------------------------------------------------------
 

@@ -83,7 +83,8 @@ def decode_json(text: str) -> Any:
 
 TASK_COLUMNS = (
     "id, external_task_id, callback_token_hash, status, model_name, request, metadata, "
-    "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, version"
+    "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, priority, "
+    "admitted_at, version"
 )
 
 
@@ -102,6 +103,8 @@ def task_params(task: TaskRecord) -> Params:
         "status_message": task.status_message,
         "cost": task.cost,
         "last_news_at": encode_optional_time(task.last_news_at),
+        "priority": task.priority,
+        "admitted_at": encode_optional_time(task.admitted_at),
         "version": task.version,
     }
 
@@ -121,6 +124,8 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
         status_message=row["status_message"],
         cost=row["cost"],
         last_news_at=decode_optional_time(row["last_news_at"]),
+        priority=row["priority"],
+        admitted_at=decode_optional_time(row["admitted_at"]),
         version=row["version"],
     )
 

@@ -67,15 +67,29 @@ async def _use_wal(conn: aiosqlite.Connection, *, deadline: float) -> None:
 
 
 async def migrate(conn: aiosqlite.Connection) -> list[Migration]:
-    """Apply pending migrations in one transaction that holds the database's write lock."""
+    """Apply pending migrations in one transaction that holds the database's write lock.
+
+    Foreign keys are off meanwhile (the pragma is a no-op inside a transaction, hence before
+    it): a migration that rebuilds a table (SQLite cannot alter a constraint in place) drops
+    the old one, which must not cascade into the rows that refer to it. They are checked
+    before the commit, so a migration cannot leave a dangling reference behind."""
     available = load_migrations("sqlite")
-    await conn.execute("BEGIN IMMEDIATE")
+    await conn.execute("PRAGMA foreign_keys = OFF")
     try:
-        applied = await run_migrations(_Session(conn), available)
-    except BaseException:
-        await conn.execute("ROLLBACK")
-        raise
-    await conn.execute("COMMIT")
+        await conn.execute("BEGIN IMMEDIATE")
+        try:
+            applied = await run_migrations(_Session(conn), available)
+            dangling = await conn.execute_fetchall("PRAGMA foreign_key_check")
+            if dangling:
+                raise StorageError(
+                    f"a migration left {len(list(dangling))} rows referring to nothing"
+                )
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")
+    finally:
+        await conn.execute("PRAGMA foreign_keys = ON")
     return applied
 
 

@@ -20,14 +20,14 @@ from service.api.tasks import services_of
 from service.clock import isoformat
 from service.errors import NotFound
 from service.services import Services
-from storage.records import DownloadStatus, OutputKind, VideoRecord
+from storage.records import DownloadStatus, OutputKind, TaskStatus, VideoRecord
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;background:#fafafa}
 h1{font-size:1.4rem}.task{background:#fff;border:1px solid #ddd;border-radius:6px;
 padding:1rem;margin:0 0 1rem}.status{font-weight:600;padding:.1rem .5rem;border-radius:4px}
 .succeeded{background:#d7f5dd}.failed{background:#fbd5d5}.processing,.submitted,.pending
-{background:#fdf1c7}ol{font-size:.85rem;color:#555}video{max-width:320px;margin:.3rem}
+{background:#fdf1c7}.queued{background:#e3e8f4}ol{font-size:.85rem;color:#555}video{max-width:320px;margin:.3rem}
 table{border-collapse:collapse;font-size:.85rem}td,th{padding:.2rem .6rem;text-align:left}
 """
 
@@ -74,9 +74,12 @@ async def dashboard(request: Request) -> Response:
             ],
         )
         prompt = str(task.request.get("prompt") or "")
+        status = task.status.value
+        if task.status == TaskStatus.QUEUED:  # where it stands in line for a provider slot
+            status += f" #{await services.storage.queue_position(task)}"
         sections.append(
             f'<div class="task"><div><span class="status {escape(task.status.value)}">'
-            f"{escape(task.status.value)}</span> <code>{escape(task.id)}</code> "
+            f"{escape(status)}</span> <code>{escape(task.id)}</code> "
             f"{escape(task.model_name)} — {escape(prompt[:160])}</div>"
             f"<div>{escape(task.status_message)}</div>{previews}<ol>{timeline}</ol>"
             f"{runs_table}{deliveries_table}</div>"

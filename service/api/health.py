@@ -8,6 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from service.admission.metrics import admission_exposition
 from service.api.tasks import services_of
 from service.errors import StorageError
 from service.metrics import worker_exposition
@@ -43,8 +44,8 @@ async def readyz(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    """This app's HTTP metrics, the deliveries this process made, its worker's health and its
-    handler host (threads, loops, timeouts), in one exposition."""
+    """This app's HTTP metrics, the deliveries this process made, its worker's health, its
+    handler host (threads, loops, timeouts) and the admission queue, in one exposition."""
     services = services_of(request)
     body = (
         generate_latest(request.state.metrics.registry)
@@ -52,4 +53,11 @@ async def metrics(request: Request) -> Response:
         + worker_exposition(services.worker_health)
         + generate_latest(services.handler_host.registry)
     )
+    try:
+        occupancy = await services.storage.occupancy()
+    except StorageError:
+        pass  # the database is away (/readyz says so): the rest still tells what it knows
+    else:
+        limits = services.settings.provider_slots
+        body += admission_exposition(occupancy, limits, services.admission)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -82,12 +82,25 @@ SPEC: dict[str, Any] = {
                     "external_task_id": {"type": "string"},
                     "provider_task_id": {"type": ["string", "null"]},
                     "status": {
-                        "enum": ["pending", "submitted", "processing", "succeeded", "failed"]
+                        "enum": [
+                            "queued",
+                            "pending",
+                            "submitted",
+                            "processing",
+                            "succeeded",
+                            "failed",
+                        ]
                     },
                     "status_message": {"type": "string"},
                     "model_name": {"type": "string"},
                     "request": {"type": "object"},
                     "metadata": {"type": "object"},
+                    "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+                    "queue_position": {
+                        "type": ["integer", "null"],
+                        "description": "while queued: 1 is the next task to be sent",
+                    },
+                    "admitted_at": {"type": ["string", "null"], "format": "date-time"},
                     "cost": {"type": ["string", "null"]},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
@@ -110,7 +123,7 @@ SPEC: dict[str, Any] = {
         "/v1/tasks": {
             "post": {
                 "summary": "Submit a task (Kling Omni Video request fields, external_task_id, "
-                "metadata)",
+                "metadata, priority)",
                 "requestBody": {
                     "required": True,
                     "content": {"application/json": {"schema": {"type": "object"}}},
@@ -118,7 +131,10 @@ SPEC: dict[str, Any] = {
                 "responses": {
                     "201": json_body(TASK, "the provider accepted the task"),
                     "202": json_body(
-                        TASK, "stored; the provider's answer was lost, a job finishes"
+                        TASK,
+                        "stored: queued (waiting for a free provider slot; queue_position "
+                        "says where), or pending (the provider's answer was lost, a job "
+                        "finishes)",
                     ),
                     "400": json_body(ERROR, "the body is not JSON"),
                     "409": json_body(ERROR, "duplicate external_task_id"),

@@ -31,7 +31,10 @@ def services_of(request: Request) -> Services:
 
 async def _task_view(services: Services, task: TaskRecord) -> dict[str, Any]:
     videos = await services.storage.list_videos(task.id)
-    return task_json(task, videos, services.settings.media_dir)
+    position = None
+    if task.status == TaskStatus.QUEUED:
+        position = await services.storage.queue_position(task)
+    return task_json(task, videos, services.settings.media_dir, queue_position=position)
 
 
 async def _find(services: Services, task_id: str) -> TaskRecord:
@@ -51,7 +54,8 @@ async def create_task(request: Request) -> Response:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return error_response(400, "invalid_json", f"the body is not JSON: {exc}")
     task = await submit(services, parse_submission(body, provider=services.kling.name))
-    status = 202 if task.status == TaskStatus.PENDING else 201
+    # 202: accepted, not yet by the provider (waiting for a slot, or its create's answer lost)
+    status = 202 if task.status in (TaskStatus.QUEUED, TaskStatus.PENDING) else 201
     return JSONResponse(await _task_view(services, task), status_code=status)
 
 

@@ -112,9 +112,12 @@ class OmnihookClient:
         await self._http.aclose()
 
     async def submit(self, body: Mapping[str, Any]) -> tuple[Task, bool]:
-        """Submit a task; the flag is False when the service answered 202 (outcome pending)."""
+        """Submit a task; the flag is False when the provider's answer to its create was lost
+        (202, pending: the outcome is not known yet)."""
         response = await self._request("POST", "/v1/tasks", json=dict(body))
-        return cast(Task, response.json()), response.status_code != 202
+        task = cast(Task, response.json())
+        # 202 is also a task queued for a provider slot: that one's create was never sent
+        return task, not (response.status_code == 202 and task["status"] == "pending")
 
     async def get_task(self, task_id: str) -> Task:
         response = await self._request("GET", f"/v1/tasks/{_segment(task_id)}")

@@ -37,6 +37,8 @@ GRACE_SECONDS = 15.0
 POLL_SECONDS = 0.3
 FAKE_STEP_SECONDS = 0.7
 QUICK_RETRIES = "0.5,1,2"  # so the flaky handler's retry shows within seconds
+# The simulated account's slots (tasks at once): fewer than the demo's tasks, so some queue.
+DEMO_SLOTS = 3
 
 
 @dataclass
@@ -100,7 +102,13 @@ async def run_demo(console: Console, deadline: float) -> DemoOutcome:
         root = Path(tmp)
         plugin = write_plugin(root)
         fake = create_fake_kling_app(
-            FakeKlingConfig(step_seconds=FAKE_STEP_SECONDS, webhook_secret=webhook_secret)
+            FakeKlingConfig(
+                step_seconds=FAKE_STEP_SECONDS,
+                webhook_secret=webhook_secret,
+                # like a real account, it runs few tasks at once (1303 beyond): the demo's
+                # tasks beyond them wait in omnihook's queue (OMNIHOOK_PROVIDER_CONCURRENCY)
+                max_concurrent=DEMO_SLOTS,
+            )
         )
         async with serve_on_loopback(fake) as fake_url:
             port = free_loopback_port()
@@ -154,6 +162,7 @@ def demo_settings(
         kling_base_url=fake_url,
         kling_api_key="demo-key",
         kling_webhook_secret=webhook_secret,
+        provider_concurrency=str(DEMO_SLOTS),
         handlers=str(plugin),
         reconcile_after=5.0,
         webhook_retry_schedule=QUICK_RETRIES,

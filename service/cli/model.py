@@ -48,6 +48,8 @@ class Task(_TaskRequired, total=False):
     request: dict[str, Any]
     metadata: dict[str, Any] | None
     cost: str | None
+    priority: int
+    queue_position: int | None  # where a queued task stands: 1 is the next to go
     created_at: str
     updated_at: str
     handler_runs: list[HandlerRun]  # only on GET /v1/tasks/{id}

@@ -45,6 +45,15 @@ def styled_status(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, ""))
 
 
+def task_status(task: Task) -> Text:
+    """A task's status, with its place in the queue while it waits for a provider slot."""
+    text = styled_status(task["status"])
+    position = task.get("queue_position")
+    if task["status"] == "queued" and isinstance(position, int):
+        text.append(f" #{position}", style="bold")
+    return text
+
+
 def downloads_summary(task: Task) -> Text:
     videos = task["videos"]
     if not videos:
@@ -91,7 +100,7 @@ def task_list_table(tasks: Sequence[Task]) -> Table:
         table.add_row(
             task["id"],
             _or_dash(task.get("external_task_id")),
-            styled_status(task["status"]),
+            task_status(task),
             _or_dash(task.get("model_name")),
             downloads_summary(task),
             short_time(task.get("created_at")),
@@ -108,11 +117,13 @@ def task_summary(task: Task) -> Table:
     grid.add_row("task", task["id"])
     grid.add_row("external id", _or_dash(task.get("external_task_id")))
     grid.add_row("provider task", _or_dash(task.get("provider_task_id")))
-    status = styled_status(task["status"])
+    status = task_status(task)
     if task.get("status_message"):
         status.append(f"  {task.get('status_message')}", style="italic")
     grid.add_row("status", status)
     grid.add_row("model", _or_dash(task.get("model_name")))
+    if task.get("priority"):
+        grid.add_row("priority", str(task.get("priority")))
     grid.add_row("cost", _or_dash(task.get("cost")))
     grid.add_row("created", _or_dash(task.get("created_at")))
     grid.add_row("updated", _or_dash(task.get("updated_at")))

@@ -44,6 +44,7 @@ def build_request(
     sound: bool | None = None,
     external_id: str | None = None,
     metadata: dict[str, Any] | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """The request body: ``base`` (from ``--json``) with every given flag written over it."""
     body = dict(base)
@@ -60,6 +61,7 @@ def build_request(
         "mode": mode,
         "external_task_id": external_id,
         "metadata": metadata,
+        "priority": priority,
         "sound": None if sound is None else ("on" if sound else "off"),
     }
     body.update({key: value for key, value in fields.items() if value is not None})
@@ -87,6 +89,12 @@ def build_request(
 @click.option("--sound/--no-sound", default=None, help="Generate native audio.")
 @click.option("--external-id", default=None, help="Your own unique id for the task.")
 @click.option("--metadata", default=None, metavar="JSON", help="A JSON object carried into events.")
+@click.option(
+    "--priority",
+    default=None,
+    type=click.IntRange(-1000, 1000),
+    help="Queue order while the provider is full: higher goes first  [default: 0]",
+)
 @click.option(
     "--json",
     "json_file",
@@ -150,7 +158,14 @@ async def _submit(
             return True
         # In JSON mode the live view goes to stderr, so stdout stays one JSON document.
         live_console = console if output == "text" else make_console(stderr=True)
-        live_console.print(f"submitted task {task['id']}", markup=False)
+        if task["status"] == "queued":
+            live_console.print(
+                f"task {task['id']} queued (#{task.get('queue_position') or '?'} in line): "
+                "waiting for a free provider slot",
+                markup=False,
+            )
+        else:
+            live_console.print(f"submitted task {task['id']}", markup=False)
         task = await follow_task(api, task, live_console, poll_interval, give_up_after)
     if output == "json":
         _print_task(console, task, output)

@@ -13,7 +13,7 @@ from .common import fail, open_client, report_errors, url_option
 from .model import Event, Task, TaskPage
 from .progress import make_console, task_detail, task_list_table
 
-STATUSES = ("pending", "submitted", "processing", "succeeded", "failed")
+STATUSES = ("queued", "pending", "submitted", "processing", "succeeded", "failed")
 
 
 @click.group(invoke_without_command=True)

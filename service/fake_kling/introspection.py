@@ -66,4 +66,6 @@ class IntrospectionEndpoint:
     async def tasks(self, request: Request) -> Response:
         served = served_counts(self._simulator.media)
         tasks = [describe(task, served) for task in self._simulator.store.all()]
-        return JSONResponse({"tasks": tasks})
+        store = self._simulator.store
+        account = {"peak_running": store.peak_running, "refused_full": store.refused_full}
+        return JSONResponse({"tasks": tasks, "account": account})

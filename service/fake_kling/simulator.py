@@ -88,6 +88,7 @@ class Simulator:
             raise invalid("external_task_id", f"{external_id} already exists")
         limit = self.config.max_concurrent
         if limit is not None and self.store.running_count() >= limit:
+            self.store.refused_full += 1
             raise KlingError(1303)
 
         task = SimTask(

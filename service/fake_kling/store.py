@@ -122,6 +122,10 @@ class TaskStore:
         self._by_id: dict[str, SimTask] = {}
         self._by_external: dict[str, SimTask] = {}
         self._by_public: dict[str, SimTask] = {}
+        # The account's concurrency as the provider saw it (GET /_sim/tasks): the most tasks
+        # running at once, and the creates refused 1303 for want of a slot.
+        self.peak_running = 0
+        self.refused_full = 0
 
     def add(self, task: SimTask) -> None:
         if task.external_task_id is not None and task.external_task_id in self._by_external:
@@ -132,6 +136,7 @@ class TaskStore:
         self._by_public[task.public_id] = task
         if task.external_task_id is not None:
             self._by_external[task.external_task_id] = task
+        self.peak_running = max(self.peak_running, self.running_count())
 
     def has_external_id(self, external_task_id: str) -> bool:
         return external_task_id in self._by_external

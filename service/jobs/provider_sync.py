@@ -14,6 +14,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from service.admission.dispatch import FIRST_CREATE
 from service.errors import NotificationInvalid, ProviderRetryable, ProviderUnreachable
 from service.jobs.outcome import RetryLater
 from service.kling.answers import RATE_LIMITED
@@ -23,7 +24,7 @@ from service.lifecycle import FINAL, Plan, plan_provider_state, plan_timed_out
 from service.receiver.match import read_document, task_ids
 from service.reconcile import MIN_RATE_LIMIT_BACKOFF, backoff_of, is_overdue
 from service.services import Services
-from service.submission import CALLBACK_TOKEN, accept, resume
+from service.submission import CALLBACK_TOKEN, accept, hash_token, resume, send_first
 from storage.records import JobRecord, TaskChange, TaskRecord, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -178,11 +179,20 @@ async def _time_out_if_overdue(services: Services, task_id: str) -> bool:
 
 
 async def run_submit(services: Services, job: JobRecord) -> None:
+    """Send an admitted task's first create (``first_create``, on the job's first lease), or
+    finish a submission whose outcome is unknown. A job whose token is no longer the task's
+    belongs to an earlier admission (the task went back to the queue since): it does nothing."""
     task = await services.storage.get_task(str(job.payload["task_id"]))
     if task is None:
         return
     token = job.payload.get(CALLBACK_TOKEN)
+    if isinstance(token, str) and hash_token(token) != task.callback_token_hash:
+        return
     try:
+        if job.payload.get(FIRST_CREATE) and job.attempts == 1 and isinstance(token, str):
+            # Never sent: no lookup first. A lease taken over (attempts > 1) may have sent it.
+            await send_first(services, task.id, token, inline=False)
+            return
         await resume(services, task, token if isinstance(token, str) else None)
     except TaskExistsUnseen as exc:
         # Proven to exist: pending it stays, its callbacks (same token) or a lookup will tell.

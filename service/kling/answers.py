@@ -29,6 +29,9 @@ RATE_LIMITED = frozenset({1302, 1303, 429})  # 429: a gateway's own "too many re
 RETRYABLE = frozenset({1302, 1303, 5000, 5001, 5002})
 CREDENTIALS_REFUSED = frozenset({1000, 1001, 1002})
 TOKEN_TIME = frozenset({1003, 1004})  # not yet valid / expired: a fresh JWT may cure it
+# The account cannot create now, whatever the request: credentials refused, account abnormal,
+# in arrears, resource pack used up. A queued task waits for the operator rather than fail.
+ACCOUNT_REFUSED = CREDENTIALS_REFUSED | TOKEN_TIME | frozenset({1100, 1101, 1102})
 
 
 class NotSent(Exception):

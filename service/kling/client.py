@@ -7,7 +7,8 @@ CometAPI), the gateways in :mod:`service.kling.gateways`.
 
 Every httpx exception is translated here. Errors (see :mod:`service.kling.answers`):
 :class:`ProviderAuthError` (credentials refused), :class:`ProviderRejected` (refused for good),
-:class:`ProviderRetryable` (busy; raised once the retry schedule is spent),
+:class:`ProviderRetryable` (busy; raised once the retry schedule is spent, but at once for a
+create the provider refused for want of room, :func:`is_busy`: its task is queued instead),
 :class:`ProviderUnreachable` (no usable answer: the outcome is unknown).
 
 A create is not idempotent, so one whose answer was lost (timeout or reset after sending, 5xx or
@@ -72,6 +73,12 @@ LIST_PAGES = 5  # the newest 500 tasks: a task whose create answer was just lost
 class TaskExistsUnseen(ProviderUnreachable):
     """A create sent again was refused because its external id already exists: the first create
     landed, but the provider's id for it is not known yet (look it up again later)."""
+
+
+def is_busy(error: ProviderError) -> bool:
+    """Whether the provider refused a create for want of room (1303: too many tasks at once;
+    1302 or a gateway's HTTP 429: too many requests): the task should wait for a slot."""
+    return isinstance(error, ProviderRetryable) and error.code in RATE_LIMITED
 
 
 def refused_as_duplicate(error: ProviderError) -> bool:
@@ -224,7 +231,13 @@ class HttpProviderClient(ABC):
                     ) from exc
                 lookup_first = True
                 failure: Exception = exc
-            except (NotSent, ProviderRetryable) as exc:
+            except ProviderRetryable as exc:
+                if is_busy(exc) and not (lookup_first or resent):
+                    # Surely not created: the caller queues the task (service.admission)
+                    # rather than hold a request or a worker slot waiting for room here.
+                    raise
+                failure = exc
+            except NotSent as exc:
                 failure = exc
             failures += 1
             await self._wait_or_raise(failures, failure, "create", unknown=lookup_first)

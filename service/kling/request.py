@@ -53,6 +53,7 @@ MAX_SHOT_PROMPT: Final = 512
 MAX_SHOTS: Final = 6
 MAX_EXTERNAL_ID: Final = 128
 MAX_METADATA_BYTES: Final = 16 * 1024
+MAX_PRIORITY: Final = 1000  # queue priorities run from -1000 to 1000
 
 # The validation context key that skips the cross-field rules (see _problems_of_what_parsed).
 _FIELDS_ONLY: Final = "fields_only"
@@ -177,6 +178,8 @@ class SubmitRequest(_Strict):
     metadata: Annotated[dict[str, Any], AfterValidator(_check_metadata)] = Field(
         default_factory=dict
     )
+    # Ours, not the provider's: queued tasks are sent highest priority first, then oldest.
+    priority: int = Field(default=0, ge=-MAX_PRIORITY, le=MAX_PRIORITY)
     # The provider shape whose defaults were filled in and whose dialect provider_body speaks.
     _provider: str | None = PrivateAttr(default=None)
 
@@ -208,10 +211,12 @@ class SubmitRequest(_Strict):
 
         The Kling fields the caller gave plus the provider defaults filled in, in the
         provider's dialect, the model under ``model_field`` (``"model"`` for new-api gateways);
-        without ``external_task_id``, ``metadata`` and ``callback_url``, which the caller adds.
+        without ``external_task_id``, ``metadata`` and ``callback_url``, which the caller adds
+        (nor ``priority``, which is ours).
         """
         fields = self.model_dump(
-            exclude_none=True, exclude={"model_name", "external_task_id", "metadata"}
+            exclude_none=True,
+            exclude={"model_name", "external_task_id", "metadata", "priority"},
         )
         return {model_field: self.model_name, **in_dialect(fields, self._provider)}
 

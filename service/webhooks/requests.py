@@ -15,6 +15,7 @@ from service.errors import InvalidRequest, Problem
 
 #: The event types an endpoint may subscribe to (CONTRACT.md "Events"), or "*" for all.
 EVENT_TYPES = (
+    ev.TASK_QUEUED,
     ev.TASK_SUBMITTED,
     ev.TASK_PROCESSING,
     ev.TASK_SUCCEEDED,

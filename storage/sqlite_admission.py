@@ -1,0 +1,147 @@
+"""The admission queue in the SQLite backend (see :mod:`storage.admission`).
+
+A mixin of :class:`storage.sqlite.SQLiteStorage`. An admission is one unit of the group commit,
+so it runs inside ``BEGIN IMMEDIATE``: the database's write lock, held by one process at a
+time, is what keeps two processes from both filling the last slot.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TypeVar
+
+import aiosqlite
+
+from service.errors import Conflict, StorageError
+from storage.admission import (
+    CANDIDATES,
+    Occupancy,
+    SlotLimits,
+    choose,
+)
+from storage.records import TaskChange, TaskRecord, TaskStatus
+from storage.sqlite_batch import RawUnit, Unit
+from storage.sqlite_rows import (
+    TASK_COLUMNS,
+    encode_time,
+    placeholders,
+    task_from_row,
+    task_params,
+)
+from storage.sqlite_wakeup import SQLiteWakeup
+
+_R = TypeVar("_R")
+
+_IN_FLIGHT = (
+    "SELECT model_name, count(*) FROM tasks "
+    "WHERE status IN ('pending', 'submitted', 'processing') GROUP BY model_name"
+)
+_QUEUED = (
+    f"SELECT {TASK_COLUMNS} FROM tasks WHERE status = 'queued' "
+    "ORDER BY priority DESC, created_at, id LIMIT ?"
+)
+_INSERT_TASK = f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({placeholders(TASK_COLUMNS)})"
+_AHEAD = (
+    "SELECT count(*) FROM tasks WHERE status = 'queued' AND id != :id AND ("
+    " priority > :priority OR (priority = :priority AND (created_at, id) < (:created_at, :id)))"
+)
+
+
+class SQLiteAdmission:
+    _wakeup: SQLiteWakeup
+
+    def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+        raise NotImplementedError
+
+    async def _write(self, unit: Unit[_R]) -> _R:
+        raise NotImplementedError
+
+    def _change_writer(self, change: TaskChange) -> Callable[[sqlite3.Connection], bool | None]:
+        raise NotImplementedError
+
+    async def admit_queued(
+        self,
+        *,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None = None,
+    ) -> list[TaskRecord]:
+        if limit <= 0:
+            return []
+        changes = await self._write(
+            RawUnit(lambda raw: self._admit_here(raw, limits, limit, plan, alone))
+        )
+        return self._admitted(changes)
+
+    async def submit_task(
+        self,
+        task: TaskRecord,
+        *,
+        limits: SlotLimits | None,
+        plan: Callable[[TaskRecord], TaskChange],
+    ) -> TaskRecord:
+        params = task_params(task)
+
+        def submit(raw: sqlite3.Connection) -> list[TaskChange]:
+            raw.execute(_INSERT_TASK, params)
+            if limits is None:
+                return []
+            return self._admit_here(raw, limits, 1, plan, task.id)
+
+        try:
+            changes = await self._write(RawUnit(submit))
+        except Conflict as exc:
+            raise Conflict(f"external_task_id {task.external_task_id!r} already exists") from exc
+        admitted = self._admitted(changes)
+        return admitted[0] if admitted else task
+
+    def _admit_here(
+        self,
+        raw: sqlite3.Connection,
+        limits: SlotLimits,
+        limit: int,
+        plan: Callable[[TaskRecord], TaskChange],
+        alone: str | None,
+    ) -> list[TaskChange]:
+        """One admission, inside the open transaction (which holds the write lock)."""
+        in_flight = {str(row[0]): int(row[1]) for row in raw.execute(_IN_FLIGHT)}
+        queued = [task_from_row(row) for row in raw.execute(_QUEUED, (CANDIDATES,))]
+        changes = []
+        for task in choose(queued, limits, in_flight, limit=limit, alone=alone):
+            change = plan(task)
+            if change.task.status == TaskStatus.QUEUED:
+                raise StorageError(f"an admission left task {task.id!r} queued")
+            # the write lock is held since the read: the version is still current
+            if self._change_writer(change)(raw) is not None:
+                changes.append(change)
+        return changes
+
+    def _admitted(self, changes: list[TaskChange]) -> list[TaskRecord]:
+        """The tasks of committed admission changes, as stored."""
+        for change in changes:
+            change.task.version += 1
+        if changes:
+            self._wakeup.jobs_added()
+        return [change.task for change in changes]
+
+    async def queue_position(self, task: TaskRecord) -> int:
+        params = {
+            "id": task.id,
+            "priority": task.priority,
+            "created_at": encode_time(task.created_at),
+        }
+        async with self._read() as conn:
+            rows = await conn.execute_fetchall(_AHEAD, params)
+        return 1 + int(next(iter(rows))[0])
+
+    async def occupancy(self) -> Occupancy:
+        async with self._read() as conn:
+            flying = await conn.execute_fetchall(_IN_FLIGHT)
+            queued = await conn.execute_fetchall(
+                "SELECT count(*) FROM tasks WHERE status = 'queued'"
+            )
+        in_flight = {str(row[0]): int(row[1]) for row in flying}
+        return Occupancy(int(next(iter(queued))[0]), in_flight)
