@@ -8,6 +8,15 @@ handler once, isolated).
 from __future__ import annotations
 
 from handlers.api import EVENT_TYPES, DoNotRetry, Event, on
-from handlers.payloads import EventData, TaskData, VideoData
+from handlers.payloads import EventData, TaskData, VideoData, WatermarkData
 
-__all__ = ["EVENT_TYPES", "DoNotRetry", "Event", "EventData", "TaskData", "VideoData", "on"]
+__all__ = [
+    "EVENT_TYPES",
+    "DoNotRetry",
+    "Event",
+    "EventData",
+    "TaskData",
+    "VideoData",
+    "WatermarkData",
+    "on",
+]

@@ -36,6 +36,20 @@ class VideoData(TypedDict):
     #: Bytes fetched so far, and the size the server announced (progress, for display).
     bytes_received: int
     bytes_total: int | None
+    #: ``"video"``, or ``"image"`` for an image output (a PNG, JPEG or WebP file).
+    kind: str
+    #: The watermarked copy, when the request asked for one (``watermark_info.enabled``).
+    watermark: WatermarkData | None
+
+
+class WatermarkData(TypedDict):
+    """The watermarked copy of an output, stored beside its clean file."""
+
+    #: Absolute path of the stored copy (once the output is ``downloaded``).
+    path: str | None
+    #: Its size in bytes and hex SHA-256 (once stored).
+    size: int | None
+    sha256: str | None
 
 
 class TaskData(TypedDict):

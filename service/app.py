@@ -25,6 +25,7 @@ from service.api import (
     health,
     notifications,
     openapi,
+    outputs,
     tasks,
     webhooks,
 )
@@ -60,7 +61,12 @@ ROUTES = [
         notifications.replay_notification,
         methods=["POST"],
     ),
-    Route("/v1/tasks/{task_id}/videos/{index:int}", tasks.task_video, methods=["GET", "HEAD"]),
+    Route("/v1/tasks/{task_id}/videos/{index:int}", outputs.task_video, methods=["GET", "HEAD"]),
+    Route(
+        "/v1/tasks/{task_id}/videos/{index:int}/watermarked",
+        outputs.task_video_watermarked,
+        methods=["GET", "HEAD"],
+    ),
     Route(
         "/v1/tasks/{task_id}/videos/{index:int}/poster",
         dashboard.video_poster,

@@ -30,6 +30,7 @@ from storage.records import (
     DownloadStatus,
     EventRecord,
     JobRecord,
+    OutputKind,
     TaskChange,
     TaskRecord,
     TaskStatus,
@@ -152,6 +153,8 @@ def plan_provider_state(
                     updated_at=now,
                     provider_video_id=video.provider_video_id,
                     duration=video.duration,
+                    kind=OutputKind(video.kind),
+                    watermark_url=video.watermark_url,
                 )
             )
             jobs.append(
@@ -223,6 +226,44 @@ def _with_video(videos: list[VideoRecord], updated: VideoRecord) -> list[VideoRe
     return [updated if video.index == updated.index else video for video in videos]
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """One file of an output, in the media directory."""
+
+    path: str  # relative to the media directory
+    size: int
+    sha256: str
+
+
+def plan_clean_file_stored(
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    index: int,
+    file: StoredFile,
+    *,
+    duration: str | None,
+    now: datetime,
+) -> Plan:
+    """The clean file of an output with a watermarked copy is stored; the copy is still to
+    come, so the output stays ``downloading`` and nothing is announced yet. A later attempt
+    finds the clean file recorded and fetches only the copy."""
+    video = next((v for v in videos if v.index == index), None)
+    if video is None:
+        return Plan(None, f"video {index} unknown")
+    if video.download_status in (DownloadStatus.DOWNLOADED, DownloadStatus.FAILED):
+        return Plan(None, f"video {index} already {video.download_status}")
+    updated = replace(
+        video,
+        path=file.path,
+        size=file.size,
+        sha256=file.sha256,
+        duration=video.duration or duration,
+        updated_at=now,
+    )
+    change = TaskChange(task=replace(task, updated_at=now), videos=[updated])
+    return Plan(change, f"video {index}: clean file stored, watermarked copy to come")
+
+
 def plan_video_stored(
     task: TaskRecord,
     videos: list[VideoRecord],
@@ -235,10 +276,12 @@ def plan_video_stored(
     emitter: EventEmitter,
     duration: str | None = None,
     generation: str | None = None,
+    watermark: StoredFile | None = None,
 ) -> Plan:
-    """A video is in the media directory: announce it, and the task's completion if it was
-    the last one. ``duration`` (read from the file) fills in one the provider did not give.
-    ``generation`` names a re-download's story (service.redownload)."""
+    """A video (and its watermarked copy, ``watermark``, when it has one) is in the media
+    directory: announce it, and the task's completion if it was the last one. ``duration``
+    (read from the file) fills in one the provider did not give. ``generation`` names a
+    re-download's story (service.redownload)."""
     if video.download_status == DownloadStatus.DOWNLOADED:
         return Plan(None, "already downloaded")
     stored = replace(
@@ -251,6 +294,10 @@ def plan_video_stored(
         error=None,
         updated_at=now,
     )
+    if watermark is not None:
+        stored.watermark_path = watermark.path
+        stored.watermark_size = watermark.size
+        stored.watermark_sha256 = watermark.sha256
     all_videos = _with_video(videos, stored)
     new_task = replace(task, updated_at=now)
     event, jobs = emitter.emit(
@@ -303,16 +350,28 @@ def plan_video_status(
 
 
 def plan_video_url(
-    task: TaskRecord, videos: list[VideoRecord], index: int, url: str, *, now: datetime
+    task: TaskRecord,
+    videos: list[VideoRecord],
+    index: int,
+    url: str,
+    *,
+    now: datetime,
+    watermark: bool = False,
 ) -> Plan:
-    """The provider handed out a fresh URL for a video whose URL expired: download from it."""
+    """The provider handed out a fresh URL for a video (``watermark``: for its watermarked
+    copy) whose URL expired: download from it."""
     video = next((v for v in videos if v.index == index), None)
     if video is None:
         return Plan(None, f"video {index} unknown")
-    if video.url == url or video.download_status in (
+    current = video.watermark_url if watermark else video.url
+    if current == url or video.download_status in (
         DownloadStatus.DOWNLOADED,
         DownloadStatus.FAILED,
     ):
         return Plan(None, f"video {index}: URL unchanged")
-    updated = replace(video, url=url, updated_at=now)
-    return Plan(TaskChange(task=task, videos=[updated]), f"video {index}: fresh URL")
+    if watermark:
+        updated = replace(video, watermark_url=url, updated_at=now)
+    else:
+        updated = replace(video, url=url, updated_at=now)
+    what = "fresh URL of the watermarked copy" if watermark else "fresh URL"
+    return Plan(TaskChange(task=task, videos=[updated]), f"video {index}: {what}")

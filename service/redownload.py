@@ -1,4 +1,5 @@
-"""Fetch a stored task's video again by hand: one that failed for good, or whose file is gone.
+"""Fetch a stored task's video again by hand: one that failed for good, or whose file is gone
+(its clean file or its watermarked copy: both are fetched again).
 
 The video goes back to ``pending`` and a ``download`` job is written in the same change, so the
 request is as durable as any other download. The job asks the provider for the task first: CDN
@@ -57,7 +58,7 @@ def plan_redownload(
     status = video.download_status
     if status in (DownloadStatus.PENDING, DownloadStatus.DOWNLOADING):
         raise Refused(Conflict, f"video {index} is being downloaded right now ({status.value})")
-    if status == DownloadStatus.DOWNLOADED and video.path and (media_dir / video.path).is_file():
+    if status == DownloadStatus.DOWNLOADED and _files_present(video, media_dir):
         raise Refused(Conflict, f"video {index} is stored; delete its file to fetch it again")
     again = replace(
         video,
@@ -66,6 +67,9 @@ def plan_redownload(
         path=None,
         size=None,
         sha256=None,
+        watermark_path=None,
+        watermark_size=None,
+        watermark_sha256=None,
         bytes_received=0,
         bytes_total=None,
         updated_at=now,
@@ -79,6 +83,12 @@ def plan_redownload(
     )
     change = TaskChange(task=replace(task, updated_at=now), videos=[again], jobs=[job])
     return Plan(change, f"video {index}: {status.value} -> pending, download queued again")
+
+
+def _files_present(video: VideoRecord, media_dir: Path) -> bool:
+    """Whether every file of a stored output (the clean one, its watermarked copy) is there."""
+    paths = [video.path] + ([video.watermark_path] if video.watermark_url else [])
+    return all(path and (media_dir / path).is_file() for path in paths)
 
 
 async def redownload_video(services: Services, task_id: str, index: int) -> VideoRecord:

@@ -24,6 +24,18 @@ def video_json(video: VideoRecord, media_dir: Path) -> dict[str, Any]:
         "error": video.error,
         "bytes_received": video.bytes_received,
         "bytes_total": video.bytes_total,
+        "kind": video.kind.value,
+        # the watermarked copy, when the request asked for one (null otherwise)
+        "watermark": _watermark_json(video, media_dir) if video.watermark_url else None,
+    }
+
+
+def _watermark_json(video: VideoRecord, media_dir: Path) -> dict[str, Any]:
+    path = video.watermark_path
+    return {
+        "size": video.watermark_size,
+        "sha256": video.watermark_sha256,
+        "path": str((media_dir / path).resolve()) if path else None,
     }
 
 

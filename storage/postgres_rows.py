@@ -22,6 +22,7 @@ from storage.records import (
     JobRecord,
     JobStatus,
     NotificationRecord,
+    OutputKind,
     TaskRecord,
     TaskStatus,
     VideoRecord,
@@ -155,6 +156,11 @@ VIDEO_COLUMNS = (
     "error",
     "bytes_received",
     "bytes_total",
+    "kind",
+    "watermark_url",
+    "watermark_path",
+    "watermark_size",
+    "watermark_sha256",
 )
 
 
@@ -173,6 +179,11 @@ def video_args(video: VideoRecord) -> Args:
         video.error,
         video.bytes_received,
         video.bytes_total,
+        str(video.kind),
+        video.watermark_url,
+        video.watermark_path,
+        video.watermark_size,
+        video.watermark_sha256,
     )
 
 
@@ -191,6 +202,11 @@ def video_from_row(row: Row) -> VideoRecord:
         error=row["error"],
         bytes_received=row["bytes_received"],
         bytes_total=row["bytes_total"],
+        kind=OutputKind(row["kind"]),
+        watermark_url=row["watermark_url"],
+        watermark_path=row["watermark_path"],
+        watermark_size=row["watermark_size"],
+        watermark_sha256=row["watermark_sha256"],
     )
 
 

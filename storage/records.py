@@ -27,6 +27,13 @@ class DownloadStatus(StrEnum):
     FAILED = "failed"
 
 
+class OutputKind(StrEnum):
+    """What one output of a task is: Kling's results may hold images beside videos."""
+
+    VIDEO = "video"
+    IMAGE = "image"
+
+
 class JobStatus(StrEnum):
     QUEUED = "queued"  # waiting for run_at
     RUNNING = "running"  # leased by a worker until lease_expires_at
@@ -62,6 +69,15 @@ class TaskRecord:
 
 @dataclass
 class VideoRecord:
+    """One paid output of a task (a video or, with ``kind`` image, an image) and its files.
+
+    A watermarked copy, when the request asked for one, is the same output in another file: it
+    lives on the same row (``watermark_*``) rather than a row of its own, so an index still
+    names one output, and ``download_status`` says whether *every* file of the output is stored
+    (``downloaded`` only once both are). ``path`` set while the row is still downloading means
+    the clean file is stored and the watermarked one is still to come.
+    """
+
     task_id: str
     index: int
     url: str
@@ -75,6 +91,11 @@ class VideoRecord:
     error: str | None = None
     bytes_received: int = 0  # download progress, for people watching
     bytes_total: int | None = None  # the size announced by the server, when it did
+    kind: OutputKind = OutputKind.VIDEO
+    watermark_url: str | None = None  # the provider's watermarked copy, when asked for
+    watermark_path: str | None = None  # relative to the media directory, once stored
+    watermark_size: int | None = None
+    watermark_sha256: str | None = None
 
 
 @dataclass

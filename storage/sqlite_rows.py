@@ -20,6 +20,7 @@ from storage.records import (
     JobRecord,
     JobStatus,
     NotificationRecord,
+    OutputKind,
     TaskRecord,
     TaskStatus,
     VideoRecord,
@@ -153,7 +154,8 @@ def task_from_row(row: sqlite3.Row) -> TaskRecord:
 
 VIDEO_COLUMNS = (
     "task_id, video_index, url, updated_at, provider_video_id, duration, download_status, "
-    "size, sha256, path, error, bytes_received, bytes_total"
+    "size, sha256, path, error, bytes_received, bytes_total, kind, watermark_url, "
+    "watermark_path, watermark_size, watermark_sha256"
 )
 
 
@@ -172,6 +174,11 @@ def video_params(video: VideoRecord) -> Params:
         "error": video.error,
         "bytes_received": video.bytes_received,
         "bytes_total": video.bytes_total,
+        "kind": str(video.kind),
+        "watermark_url": video.watermark_url,
+        "watermark_path": video.watermark_path,
+        "watermark_size": video.watermark_size,
+        "watermark_sha256": video.watermark_sha256,
     }
 
 
@@ -190,6 +197,11 @@ def video_from_row(row: sqlite3.Row) -> VideoRecord:
         error=row["error"],
         bytes_received=row["bytes_received"],
         bytes_total=row["bytes_total"],
+        kind=OutputKind(row["kind"]),
+        watermark_url=row["watermark_url"],
+        watermark_path=row["watermark_path"],
+        watermark_size=row["watermark_size"],
+        watermark_sha256=row["watermark_sha256"],
     )
 
 

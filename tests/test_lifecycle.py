@@ -5,9 +5,16 @@ from __future__ import annotations
 import pytest
 
 from service.events import EventEmitter
-from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
-from service.lifecycle import plan_provider_state, plan_video_status, plan_video_stored
-from storage.records import DownloadStatus, TaskStatus
+from service.kling.state import IMAGE, ProviderStatus, ProviderTaskState, ProviderVideo
+from service.lifecycle import (
+    StoredFile,
+    plan_clean_file_stored,
+    plan_provider_state,
+    plan_video_status,
+    plan_video_stored,
+    plan_video_url,
+)
+from storage.records import DownloadStatus, OutputKind, TaskStatus
 from tests.factories import at, make_task, make_video
 
 
@@ -207,3 +214,56 @@ def test_failed_download_is_announced_once(emitter: EventEmitter) -> None:
         task, [failed], failed, DownloadStatus.FAILED, error="x", now=at(4), emitter=emitter
     )
     assert again.change is None
+
+
+def test_image_outputs_and_watermarked_copies_are_kept_with_the_videos(
+    emitter: EventEmitter,
+) -> None:
+    task = make_task(status=TaskStatus.PROCESSING, provider_task_id="kt-1")
+    marked = ProviderVideo(0, "v1", "http://cdn/v1.mp4", "5.0", "http://cdn/v1-wm.mp4")
+    image = ProviderVideo(1, "i1", "http://cdn/i1.png", kind=IMAGE)
+    news = state(ProviderStatus.SUCCEEDED, videos=(marked, image))
+    plan = plan_provider_state(task, [], news, now=at(2), emitter=emitter)
+    assert plan.change is not None
+    assert [(v.kind, v.watermark_url) for v in plan.change.videos] == [
+        (OutputKind.VIDEO, "http://cdn/v1-wm.mp4"),
+        (OutputKind.IMAGE, None),
+    ]
+    assert len([j for j in plan.change.jobs if j.kind == "download"]) == 2
+    described = plan.change.events[-1].data["task"]["videos"]
+    assert [(v["kind"], v["watermark"]) for v in described] == [
+        ("video", {"path": None, "size": None, "sha256": None}),
+        ("image", None),
+    ]
+
+
+def test_a_fresh_url_replaces_the_one_it_is_for() -> None:
+    task = make_task(status=TaskStatus.SUCCEEDED)
+    video = make_video(task.id, url="http://cdn/old.mp4", watermark_url="http://cdn/old-wm.mp4")
+    plan = plan_video_url(task, [video], 0, "http://cdn/new-wm.mp4", now=at(1), watermark=True)
+    assert plan.change is not None
+    [updated] = plan.change.videos
+    assert (updated.url, updated.watermark_url) == ("http://cdn/old.mp4", "http://cdn/new-wm.mp4")
+    plan = plan_video_url(task, [video], 0, "http://cdn/new.mp4", now=at(1))
+    assert plan.change is not None
+    assert plan.change.videos[0].url == "http://cdn/new.mp4"
+    assert plan.change.videos[0].watermark_url == "http://cdn/old-wm.mp4"
+
+
+def test_the_clean_file_is_recorded_without_announcing_the_output() -> None:
+    task = make_task(status=TaskStatus.SUCCEEDED)
+    video = make_video(
+        task.id, download_status=DownloadStatus.DOWNLOADING, watermark_url="http://cdn/wm.mp4"
+    )
+    clean = StoredFile("t/0.mp4", 10, "ab")
+    plan = plan_clean_file_stored(task, [video], 0, clean, duration="3.000", now=at(1))
+    assert plan.change is not None
+    [updated] = plan.change.videos
+    assert (updated.path, updated.size, updated.sha256, updated.duration) == (
+        "t/0.mp4",
+        10,
+        "ab",
+        "3.000",
+    )
+    assert updated.download_status == DownloadStatus.DOWNLOADING
+    assert plan.change.events == [] and plan.change.jobs == []

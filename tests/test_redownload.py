@@ -86,3 +86,34 @@ def test_a_stored_video_is_fetched_again_only_once_its_file_is_gone(tmp_path: Pa
     (tmp_path / "t" / "0.mp4").unlink()
     plan = plan_redownload(task, [video], 0, media_dir=tmp_path, generation="g", now=at(1))
     assert plan.change is not None and plan.change.jobs
+
+
+def test_a_missing_watermarked_copy_fetches_the_output_again(tmp_path: Path) -> None:
+    task = make_task(status=TaskStatus.SUCCEEDED)
+    video = make_video(
+        task.id,
+        download_status=DownloadStatus.DOWNLOADED,
+        path="t/0.mp4",
+        size=1,
+        sha256="ab",
+        watermark_url="https://cdn.example.test/0-wm.mp4",
+        watermark_path="t/0.watermarked.mp4",
+        watermark_size=1,
+        watermark_sha256="cd",
+    )
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "0.mp4").write_bytes(b"x")
+    (tmp_path / "t" / "0.watermarked.mp4").write_bytes(b"y")
+    with pytest.raises(Refused):
+        plan_redownload(task, [video], 0, media_dir=tmp_path, generation="g", now=at(1))
+    (tmp_path / "t" / "0.watermarked.mp4").unlink()
+    plan = plan_redownload(task, [video], 0, media_dir=tmp_path, generation="g", now=at(1))
+    assert plan.change is not None
+    [again] = plan.change.videos
+    assert again.watermark_url == video.watermark_url  # still to be fetched
+    assert (again.path, again.watermark_path, again.watermark_size, again.watermark_sha256) == (
+        None,
+        None,
+        None,
+        None,
+    )

@@ -13,6 +13,8 @@ reader never sees half an image and a retry after a crash simply writes it again
 an advisory lock on its temp file while it writes; a run killed mid-write (SIGKILL) leaves its
 temp file unlocked, and the retry removes it before writing its own.
 
+An image output (``video["kind"] == "image"``) is its own thumbnail: it gets no poster.
+
 A video ffmpeg cannot decode will not decode on a retry either: that is :class:`DoNotRetry`.
 A missing ffmpeg or a timeout may be passing trouble and is retried on the schedule.
 """
@@ -50,6 +52,8 @@ JPEG_QUALITY: Final = 3
 def write_poster(event: Event) -> None:
     """Write ``<video path>.jpg`` for the stored video of a ``video.downloaded`` event."""
     video = event.video
+    if video is not None and video.get("kind") == "image":
+        return  # an image is its own thumbnail
     path_text = video.get("path") if video is not None else None
     if not isinstance(path_text, str) or not Path(path_text).is_absolute():
         # A payload without an absolute path will not grow one on retry.

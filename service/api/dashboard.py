@@ -20,7 +20,7 @@ from service.api.tasks import services_of
 from service.clock import isoformat
 from service.errors import NotFound
 from service.services import Services
-from storage.records import DownloadStatus, TaskStatus, VideoRecord
+from storage.records import DownloadStatus, OutputKind, TaskStatus, VideoRecord
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;background:#fafafa}
@@ -120,6 +120,8 @@ def _preview(services: Services, task_id: str, video: VideoRecord) -> str:
             f"{escape(video.error or '')}</p>"
         )
     src = f"/v1/tasks/{quote(task_id, safe='')}/videos/{video.index}"
+    if video.kind == OutputKind.IMAGE:
+        return f'<img alt="image {video.index}" src="{escape(src)}">'
     # Until the poster exists, the browser shows the video's first frame (preload=metadata).
     poster = f' poster="{escape(src)}/poster"' if _poster_file(services, video) else ""
     return f'<video controls preload="metadata"{poster} src="{escape(src)}"></video>'

@@ -11,7 +11,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.api.openapi_parts import ERROR, TASK, json_body, path_param, task_id_param
+from service.api.openapi_parts import (
+    ERROR,
+    OUTPUT_TYPES,
+    TASK,
+    json_body,
+    path_param,
+    task_id_param,
+)
 from service.api.openapi_webhooks import WEBHOOK_PATHS, WEBHOOK_SCHEMAS
 
 SPEC: dict[str, Any] = {
@@ -53,6 +60,19 @@ SPEC: dict[str, Any] = {
                     "sha256": {"type": ["string", "null"]},
                     "path": {"type": ["string", "null"]},
                     "error": {"type": ["string", "null"]},
+                    "bytes_received": {"type": "integer"},
+                    "bytes_total": {"type": ["integer", "null"]},
+                    "kind": {"enum": ["video", "image"]},
+                    "watermark": {
+                        "description": "the watermarked copy, when the request asked for one "
+                        "(watermark_info.enabled); null otherwise",
+                        "type": ["object", "null"],
+                        "properties": {
+                            "path": {"type": ["string", "null"]},
+                            "size": {"type": ["integer", "null"]},
+                            "sha256": {"type": ["string", "null"]},
+                        },
+                    },
                 },
             },
             "Task": {
@@ -186,11 +206,23 @@ SPEC: dict[str, Any] = {
         },
         "/v1/tasks/{task_id}/videos/{index}": {
             "get": {
-                "summary": "A stored video file (Range supported)",
+                "summary": "A stored output's file: a video, or an image (Range supported)",
                 "parameters": [task_id_param(), path_param("index", "integer")],
                 "responses": {
-                    "200": {"description": "the MP4 file", "content": {"video/mp4": {}}},
+                    "200": {"description": "the file", "content": OUTPUT_TYPES},
                     "206": {"description": "a byte range of it"},
+                    "409": json_body(ERROR, "not downloaded yet"),
+                },
+            }
+        },
+        "/v1/tasks/{task_id}/videos/{index}/watermarked": {
+            "get": {
+                "summary": "The watermarked copy of an output (watermark_info.enabled; Range)",
+                "parameters": [task_id_param(), path_param("index", "integer")],
+                "responses": {
+                    "200": {"description": "the watermarked file", "content": OUTPUT_TYPES},
+                    "206": {"description": "a byte range of it"},
+                    "404": json_body(ERROR, "unknown task or video, or no watermarked copy"),
                     "409": json_body(ERROR, "not downloaded yet"),
                 },
             }

@@ -6,6 +6,11 @@ from typing import Any
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 TASK = {"$ref": "#/components/schemas/Task"}
+# what a stored output is served as: a video, or an image output
+OUTPUT_TYPES: dict[str, Any] = {
+    media_type: {}
+    for media_type in ("video/mp4", "video/quicktime", "image/png", "image/jpeg", "image/webp")
+}
 
 
 def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:

@@ -9,18 +9,17 @@ from datetime import datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from service.api.errors import error_response
 from service.api.query import enum_param, limit_param
-from service.downloads import media_type_for
 from service.errors import NotFound
 from service.kling.request import parse_submission
 from service.redownload import redownload_video as queue_redownload
 from service.services import Services
 from service.submission import submit
 from service.views import event_json, handler_run_json, task_json, video_json
-from storage.records import DownloadStatus, TaskRecord, TaskStatus
+from storage.records import TaskRecord, TaskStatus
 
 MAX_SUBMIT_BODY = 16 * 1024 * 1024  # base64 images can be large (10 MB each, a few of them)
 
@@ -125,30 +124,6 @@ async def task_notifications(request: Request) -> Response:
                 for n in notifications
             ]
         }
-    )
-
-
-async def task_video(request: Request) -> Response:
-    services = services_of(request)
-    task = await _find(services, request.path_params["task_id"])
-    index = request.path_params["index"]
-    videos = await services.storage.list_videos(task.id)
-    video = next((v for v in videos if v.index == index), None)
-    if video is None:
-        raise NotFound(f"task {task.id} has no video {index}")
-    if video.download_status != DownloadStatus.DOWNLOADED or not video.path:
-        return error_response(
-            409, "not_downloaded", f"video {index} is {video.download_status.value}, not stored yet"
-        )
-    path = services.settings.media_dir / video.path
-    if not path.is_file():
-        raise NotFound(f"the file of video {index} is missing from the media directory")
-    # FileResponse answers Range requests (206/416) and sends ETag and Last-Modified.
-    return FileResponse(
-        path,
-        media_type=media_type_for(path),  # an MP4 or a QuickTime file, by its stored extension
-        filename=f"{task.id}-{index}{path.suffix}",
-        content_disposition_type="inline",
     )
 
 

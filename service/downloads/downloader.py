@@ -29,7 +29,7 @@ import httpx
 from service.downloads.destination import check_url, display_url
 from service.downloads.fetch import Interrupted, ProgressCallback, Refused, Transfer
 from service.downloads.files import PartialBusy, PartialFile, storage_error, target_path
-from service.downloads.media import probe_duration
+from service.downloads.media import VIDEO, probe_duration
 from service.downloads.resume import Restart
 from service.errors import DownloadError, DownloadRetryable
 
@@ -70,8 +70,12 @@ async def download_video(
     limits: DownloadLimits,
     refresh_url: UrlRefresher | None = None,
     on_progress: ProgressCallback | None = None,
+    kind: str = VIDEO,
 ) -> DownloadResult:
     """Download ``url`` to ``media_dir/<name>.mp4`` (or ``.mov``); see the module docstring.
+
+    ``kind`` ``image`` fetches an image output instead: a PNG, JPEG or WebP, stored with its
+    extension, without a duration.
 
     ``refresh_url`` is called at most once, when the URL is refused, and answers a fresh URL
     for the same video (or None). ``on_progress(received, total)`` is called at most twice a
@@ -94,6 +98,7 @@ async def download_video(
             max_bytes=limits.max_bytes,
             allow_private=limits.allow_private,
             on_progress=on_progress,
+            kind=kind,
         )
         resumed_from = await _uninterrupted(_continue_kept, partial, transfer)
         try:
@@ -119,7 +124,7 @@ async def download_video(
     finally:
         if not committed:
             await asyncio.to_thread(partial.release, keep=keep)
-    duration = await asyncio.to_thread(probe_duration, path)
+    duration = await asyncio.to_thread(probe_duration, path) if kind == VIDEO else None
     log.info(
         "stored %s (%d bytes%s)",
         relative,

@@ -28,7 +28,7 @@ import httpx
 from service.downloads.body import direct_body
 from service.downloads.destination import check_url, display_url
 from service.downloads.files import PartialFile, ResumeInfo
-from service.downloads.media import HEAD_BYTES, VideoFormat, refused_content_type, sniff
+from service.downloads.media import HEAD_BYTES, VIDEO, VideoFormat, refused_content_type, sniff
 from service.downloads.resume import (
     Restart,
     check_partial_content,
@@ -66,8 +66,10 @@ class Transfer:
         max_bytes: int,
         allow_private: bool,
         on_progress: ProgressCallback | None = None,
+        kind: str = VIDEO,
     ) -> None:
         self._http = http
+        self._kind = kind  # what the file must be: a video, or an image output
         self._partial = partial
         self._max_bytes = max_bytes
         self._allow_private = allow_private
@@ -93,7 +95,7 @@ class Transfer:
     def continue_from(self, size: int, digest: Any, head: bytes, info: ResumeInfo) -> None:
         """Continue a partial file kept by an earlier attempt (its prefix already hashed)."""
         self._start_from(size, digest, head, info)
-        self.format = sniff(head[:HEAD_BYTES])
+        self.format = self._expected(sniff(head[:HEAD_BYTES]))
 
     def _start_from(self, size: int, digest: Any, head: bytes, info: ResumeInfo | None) -> None:
         self.size, self.head, self.info = size, head, info
@@ -233,9 +235,10 @@ class Transfer:
     def _begin_whole_file(
         self, head: bytes, whole: tuple[ResumeInfo | None, int | None], where: str
     ) -> None:
-        video_format = sniff(head)
+        video_format = self._expected(sniff(head))
         if video_format is None:
-            raise Refused(f"{where} is not a video (no MP4/MOV header)")
+            what = "a video (no MP4/MOV header)" if self._kind == VIDEO else "a PNG/JPEG/WebP image"
+            raise Refused(f"{where} is not {what}")
         if self.size:
             log.info(
                 "%s sent the whole file instead of the rest: starting over",
@@ -247,6 +250,10 @@ class Transfer:
         self.info, self.total, self.format, self.head = info, total, video_format, head[:64]
         if info is not None:
             self._partial.write_meta(info)
+
+    def _expected(self, found: VideoFormat | None) -> VideoFormat | None:
+        """``found`` when it is the kind of file this transfer fetches, else None."""
+        return found if found is not None and found.kind == self._kind else None
 
     async def _report(self, *, force: bool = False) -> None:
         if self._on_progress is None:

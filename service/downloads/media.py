@@ -1,10 +1,12 @@
-"""Is it a video? Content types, magic bytes, and the two formats a finished video may have.
+"""Is it a video (or an image)? Content types, magic bytes, and the formats an output may have.
 
 Kling hands out MP4; a gateway or CDN may hand out QuickTime (MOV). Both are ISO base media
 files: a sequence of boxes, each starting with a 4-byte size and a 4-byte type. An MP4 starts
 with ``ftyp`` and its major brand; a QuickTime file starts with ``ftyp`` and brand ``qt  ``, or
 (older files) directly with ``moov``, ``mdat``, ``wide``, ``free``, ``skip`` or ``pnot``.
-Anything else (an HTML error page, JSON, an image) is not stored.
+Anything else (an HTML error page, JSON) is not stored. An output of kind image (Kling's
+results may hold some) is a PNG, a JPEG or a WebP, told by its signature; an image where a
+video is expected, or the reverse, is refused like a page.
 """
 
 from __future__ import annotations
@@ -17,15 +19,27 @@ from typing import BinaryIO
 HEAD_BYTES = 12  # the first box's size, type and (for ftyp) major brand
 
 
+VIDEO = "video"
+IMAGE = "image"
+
+
 @dataclass(frozen=True)
 class VideoFormat:
+    """The format of a stored output: its file extension, content type and kind."""
+
     extension: str
     media_type: str
+    kind: str = VIDEO
 
 
 MP4 = VideoFormat(".mp4", "video/mp4")
 MOV = VideoFormat(".mov", "video/quicktime")
-_BY_EXTENSION = {MP4.extension: MP4, MOV.extension: MOV}
+PNG = VideoFormat(".png", "image/png", IMAGE)
+JPEG = VideoFormat(".jpg", "image/jpeg", IMAGE)
+WEBP = VideoFormat(".webp", "image/webp", IMAGE)
+_BY_EXTENSION = {f.extension: f for f in (MP4, MOV, PNG, JPEG, WEBP)}
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SIGNATURE = b"\xff\xd8\xff"
 _QUICKTIME_FIRST_BOXES = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"})
 _QUICKTIME_BRAND = b"qt  "
 
@@ -50,7 +64,14 @@ def refused_content_type(media_type: str | None) -> bool:
 
 
 def sniff(head: bytes) -> VideoFormat | None:
-    """The format of a file starting with ``head`` (at least :data:`HEAD_BYTES`), if a video."""
+    """The format of a file starting with ``head`` (at least :data:`HEAD_BYTES`), if a video
+    or an image; the caller checks its ``kind`` is the one expected."""
+    if head.startswith(_PNG_SIGNATURE):
+        return PNG
+    if head.startswith(_JPEG_SIGNATURE):
+        return JPEG
+    if len(head) >= HEAD_BYTES and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return WEBP
     if len(head) < 8:
         return None
     (size,) = struct.unpack_from(">I", head)
@@ -65,7 +86,7 @@ def sniff(head: bytes) -> VideoFormat | None:
 
 
 def media_type_for(path: Path | str) -> str:
-    """The content type a stored video is served with, from its extension."""
+    """The content type a stored output is served with, from its extension."""
     video_format = _BY_EXTENSION.get(Path(path).suffix.lower(), MP4)
     return video_format.media_type
 

@@ -4,7 +4,8 @@ Routes (each also under ``/kling``, the way gateways serve them, except ``/_sim`
 
 - the profile's API (:mod:`.profiles`): for ``kling``, ``POST``/``GET /v1/videos/omni-video``
   and ``GET .../{task_id or external id}``; ``newapi`` and ``apimodels`` have their own
-- ``GET``/``HEAD /media/{video_id}.mp4``: the generated videos (public, like CDN links)
+- ``GET``/``HEAD /media/{video_id}.mp4`` (``.png`` for images): the generated outputs
+  (public, like CDN links)
 - ``GET /_sim/tasks``: simulator-only introspection
 """
 
@@ -44,6 +45,7 @@ def create_fake_kling_app(config: FakeKlingConfig) -> Starlette:
     served: list[BaseRoute] = [
         *profile.api_routes(simulator, Authenticator(config)),
         Route("/media/{video_id}.mp4", media.serve, methods=["GET", "HEAD"]),
+        Route("/media/{video_id}.png", media.serve, methods=["GET", "HEAD"]),
     ]
     routes: list[BaseRoute] = [
         Route("/_sim/tasks", introspection.tasks, methods=["GET"]),

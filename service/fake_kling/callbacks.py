@@ -45,8 +45,10 @@ class CallbackStyle:
     render: CallbackRenderer
     signed: bool = True  # signs when the simulator has a webhook secret
     retry_until_ok: bool = False  # retries an attempt not answered 200, within a time bound
-    # flag directive -> why it has no meaning for this shape (the create is refused)
+    # directive -> why it has no meaning for this shape (the create is refused)
     unsupported: Mapping[str, str] = field(default_factory=dict)
+    # whether the shape's answers have a place for watermark URLs (watermark_info.enabled)
+    watermarks: bool = True
 
 
 class Signing(StrEnum):

@@ -33,9 +33,17 @@ def describe(task: SimTask, served: dict[str, ServedCounts] | None = None) -> di
         "updated_at": task.updated_at,
         "scenario": asdict(task.scenario),
         "callback_url": task.callback_url,
-        # "served": how often the media route sent the video, whole (200) or a range (206)
+        # "served": how often the media route sent the video, whole (200) or a range (206),
+        # or refused it as expired (403);
+        # "watermark_served": the same for its watermarked copy, when it has one
         "videos": [
-            {**asdict(video), "served": asdict(served.get(video.id, ServedCounts()))}
+            {
+                **asdict(video),
+                "served": asdict(served.get(video.id, ServedCounts())),
+                "watermark_served": asdict(served.get(video.watermark_id, ServedCounts()))
+                if video.watermark_url
+                else None,
+            }
             for video in task.videos
         ],
         "callbacks": [

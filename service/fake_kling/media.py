@@ -1,8 +1,12 @@
-"""The videos the simulator hands out: the packaged sample MP4, made distinct per video id.
+"""The files the simulator hands out: the packaged sample MP4, made distinct per video id, and
+small generated PNG images.
 
 Each video is the sample followed by one extra top-level ``free`` box holding the video id. A
 ``free`` box is skipped by every MP4 reader, so the file stays valid and playable while each
-video has its own bytes, sha256 and ETag.
+video has its own bytes, sha256 and ETag. A watermarked copy (``watermark_info.enabled``) is
+the same kind of file under its own id, so its bytes differ from the clean one's. An image
+output is a real 16x16 PNG whose ``tEXt`` chunk holds its id (a watermarked one is another
+colour).
 """
 
 from __future__ import annotations
@@ -10,12 +14,20 @@ from __future__ import annotations
 import hashlib
 import struct
 import time
+import zlib
 from dataclasses import dataclass
 from email.utils import formatdate
 from importlib import resources
 
+from .media_faults import MediaFaults
+
 SAMPLE_RESOURCE = "sample.mp4"
 FREE_BOX_PREFIX = b"omnihook-fake-kling video_id="
+PNG_TEXT_PREFIX = b"omnihook-fake-kling image_id="
+VIDEO_TYPE = "video/mp4"
+PNG_TYPE = "image/png"
+IMAGE_SIDE = 16  # pixels
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def load_sample() -> bytes:
@@ -65,13 +77,33 @@ def free_box(payload: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), b"free") + payload
 
 
+def png_image(text: bytes, rgb: tuple[int, int, int]) -> bytes:
+    """A valid :data:`IMAGE_SIDE`-pixel square PNG of one colour, ``text`` in a ``tEXt`` chunk."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", IMAGE_SIDE, IMAGE_SIDE, 8, 2, 0, 0, 0)  # 8-bit RGB
+    rows = b"".join(b"\x00" + bytes(rgb) * IMAGE_SIDE for _ in range(IMAGE_SIDE))
+    return (
+        _PNG_SIGNATURE
+        + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"Comment\x00" + text)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
 @dataclass(frozen=True)
 class MediaFile:
-    """One video's bytes with the validators the HTTP layer needs."""
+    """One file's bytes with the validators the HTTP layer needs."""
 
     data: bytes
     etag: str
     last_modified: str
+    media_type: str = VIDEO_TYPE
 
     @property
     def size(self) -> int:
@@ -79,25 +111,36 @@ class MediaFile:
 
 
 class MediaLibrary:
-    """Builds each video's bytes once and keeps them for every later request."""
+    """Builds each file's bytes once and keeps them for every later request."""
 
     def __init__(self, sample: bytes) -> None:
         mp4_boxes(sample)  # fail early on a broken asset
         self._sample = sample
         self._files: dict[str, MediaFile] = {}
+        self.faults = MediaFaults()  # [sim:media=...], per file
         self.duration = f"{round(mp4_duration_seconds(sample), 3)}"
 
     def add(self, video_id: str) -> MediaFile:
-        existing = self._files.get(video_id)
+        """The video named ``video_id`` (a watermarked copy is a video of its own id)."""
+        return self._keep(video_id, self._sample + free_box(FREE_BOX_PREFIX + video_id.encode()))
+
+    def add_image(self, image_id: str, *, watermarked: bool = False) -> MediaFile:
+        """The PNG image named ``image_id``; a watermarked copy is another colour."""
+        rgb = (200, 40, 40) if watermarked else (40, 120, 200)
+        data = png_image(PNG_TEXT_PREFIX + image_id.encode(), rgb)
+        return self._keep(image_id, data, PNG_TYPE)
+
+    def _keep(self, media_id: str, data: bytes, media_type: str = VIDEO_TYPE) -> MediaFile:
+        existing = self._files.get(media_id)
         if existing is not None:
             return existing
-        data = self._sample + free_box(FREE_BOX_PREFIX + video_id.encode())
         media = MediaFile(
             data=data,
             etag=f'"{hashlib.sha256(data).hexdigest()[:32]}"',
             last_modified=formatdate(time.time(), usegmt=True),
+            media_type=media_type,
         )
-        self._files[video_id] = media
+        self._files[media_id] = media
         return media
 
     def get(self, video_id: str) -> MediaFile | None:

@@ -1,4 +1,8 @@
-"""Serving a video over HTTP like a CDN: ETag, ``Range`` (single ranges), ``If-Range``, HEAD."""
+"""Serving a file over HTTP like a CDN: ETag, ``Range`` (single ranges), ``If-Range``, HEAD.
+
+Videos (and their watermarked copies) are ``/media/{id}.mp4``, images ``/media/{id}.png``. A
+file with a ``[sim:media=...]`` fault (:mod:`.media_faults`) is cut, refused or trickled.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from .errors import KlingError
-from .media import MediaFile, MediaLibrary
+from .media import PNG_TYPE, VIDEO_TYPE, MediaFile, MediaLibrary
+from .media_faults import EXPIRED_BODY, trickle
+
+EXTENSIONS = {VIDEO_TYPE: ".mp4", PNG_TYPE: ".png"}
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -21,6 +29,7 @@ class ServedCounts:
 
     full: int = 0  # GET answered 200 with the whole file
     partial: int = 0  # GET answered 206 with a range of it
+    refused: int = 0  # answered 403 as expired ([sim:media=expire])
 
 
 # per library (one per simulated account), without keeping a library alive
@@ -72,8 +81,24 @@ def _if_range_matches(if_range: str | None, media: MediaFile) -> bool:
     return value == media.last_modified
 
 
+class CutBody(Response):
+    """An answer whose headers promise the whole body and which sends only half of it: the
+    server then has to close the connection (``[sim:media=cut]``). uvicorn logs "ASGI callable
+    returned without completing response" for it: that is the cut, as intended."""
+
+    def __init__(self, body: bytes, status_code: int, headers: dict[str, str]) -> None:
+        super().__init__(status_code=status_code)
+        self._part = body[: len(body) // 2]
+        self._raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send({**start, "headers": self._raw_headers})
+        await send({"type": "http.response.body", "body": self._part, "more_body": True})
+
+
 class MediaEndpoint:
-    """``GET``/``HEAD /media/{video_id}.mp4``; public, like a CDN URL."""
+    """``GET``/``HEAD /media/{video_id}.mp4`` (and ``.png``); public, like a CDN URL."""
 
     def __init__(self, library: MediaLibrary) -> None:
         self._library = library
@@ -81,8 +106,12 @@ class MediaEndpoint:
     async def serve(self, request: Request) -> Response:
         video_id = request.path_params["video_id"]
         media = self._library.get(video_id)
-        if media is None:
+        if media is None or not request.url.path.endswith(EXTENSIONS[media.media_type]):
             raise KlingError(1203, "video does not exist")
+        faults = self._library.faults
+        if faults.refuses(video_id, request.query_params.get("cacheKey")):
+            served_counts(self._library).setdefault(video_id, ServedCounts()).refused += 1
+            return Response(EXPIRED_BODY, status_code=403, media_type="application/xml")
         headers = {
             "Accept-Ranges": "bytes",
             "ETag": media.etag,
@@ -108,14 +137,19 @@ class MediaEndpoint:
 
         headers["Content-Length"] = str(len(body))
         if request.method == "HEAD":
-            body = b""
+            return Response(b"", status_code=status, headers=headers, media_type=media.media_type)
+        counts = served_counts(self._library).setdefault(video_id, ServedCounts())
+        if status == 200:
+            counts.full += 1
         else:
-            counts = served_counts(self._library).setdefault(video_id, ServedCounts())
-            if status == 200:
-                counts.full += 1
-            else:
-                counts.partial += 1
-        return Response(body, status_code=status, headers=headers, media_type="video/mp4")
+            counts.partial += 1
+        if faults.take_cut(video_id):
+            return CutBody(body, status, {**headers, "Content-Type": media.media_type})
+        if faults.slow(video_id):
+            return StreamingResponse(
+                trickle(body), status_code=status, headers=headers, media_type=media.media_type
+            )
+        return Response(body, status_code=status, headers=headers, media_type=media.media_type)
 
 
 def _etag_listed(etag: str, if_none_match: str) -> bool:

@@ -9,11 +9,11 @@ schedule back. Scenario directives shape only what goes into the outbox.
 from __future__ import annotations
 
 import asyncio
-import secrets
+from dataclasses import replace
 
 from .callbacks import Callback, CallbackRenderer, CallbackSender, Signing
 from .media import MediaLibrary
-from .store import SimTask, SimVideo, TaskStatus, new_numeric_id
+from .store import IMAGE, VIDEO, SimTask, SimVideo, TaskStatus, media_url, new_numeric_id
 
 # units per second of output, by mode: only the shape (a decimal string) matters
 _UNIT_RATE = {"std": 0.6, "pro": 0.8, "4k": 1.6}
@@ -61,7 +61,8 @@ class TaskRun:
             task.unit_deduction = "0"
             task.move_to(TaskStatus.FAILED, scenario.fail_message)
         else:
-            task.videos = [self._new_video() for _ in range(scenario.videos)]
+            task.videos = [self._new_output(VIDEO) for _ in range(scenario.videos)]
+            task.videos += [self._new_output(IMAGE) for _ in range(scenario.images)]
             task.unit_deduction = _deduction(task)
             task.move_to(TaskStatus.SUCCEED)
         self._post(self._callback())
@@ -91,12 +92,30 @@ class TaskRun:
         copies = 2 if scenario.duplicate else 1
         await self._sender.deliver(self.task, callback, copies=copies, delay=scenario.delay)
 
-    def _new_video(self) -> SimVideo:
-        video_id = new_numeric_id()
-        self._media.add(video_id)
-        # like Kling's CDN URLs, the link carries a signed-looking query string
-        url = f"{self.task.base_url}/media/{video_id}.mp4?cacheKey={secrets.token_hex(16)}"
-        return SimVideo(id=video_id, url=url, duration=self._media.duration)
+    def _new_output(self, kind: str) -> SimVideo:
+        """A video or an image, and its watermarked copy when the request asked for one."""
+        task, media = self.task, self._media
+        output = SimVideo(
+            id=new_numeric_id(),
+            url="",
+            duration=media.duration if kind == VIDEO else None,
+            kind=kind,
+        )
+        media_ids = [output.id] + ([output.watermark_id] if task.watermark else [])
+        for media_id in media_ids:
+            if kind == VIDEO:
+                media.add(media_id)
+            else:
+                media.add_image(media_id, watermarked=media_id != output.id)
+            if task.scenario.media is not None:
+                media.faults.set(media_id, task.scenario.media)
+        return replace(
+            output,
+            url=media_url(task.base_url, output.id, kind),
+            watermark_url=media_url(task.base_url, output.watermark_id, kind)
+            if task.watermark
+            else None,
+        )
 
 
 def _signing(task: SimTask) -> Signing:
@@ -106,5 +125,6 @@ def _signing(task: SimTask) -> Signing:
 
 
 def _deduction(task: SimTask) -> str:
-    units = _UNIT_RATE.get(task.mode, 0.8) * int(task.requested_duration) * len(task.videos)
+    videos = sum(1 for video in task.videos if video.kind == VIDEO)
+    units = _UNIT_RATE.get(task.mode, 0.8) * int(task.requested_duration) * videos
     return f"{round(units, 2):g}"

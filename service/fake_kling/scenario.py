@@ -3,9 +3,14 @@
 Directives are ``[sim:NAME]`` or ``[sim:NAME=VALUE]`` tokens anywhere in the prompt (and, for
 multi-shot requests, in any ``multi_prompt[*].prompt``). Names are case-insensitive; several may
 be combined (``"a cat [sim:duplicate][sim:delay=0.2]"``). An unknown name, a bad value, or a
-directive that has no meaning for the simulator's profile (``reorder``, ``early`` and ``badsig``
-under ``apimodels``, which calls back once, unsigned) makes the create fail with 1201, so a typo
-never passes silently.
+directive that has no meaning for the simulator's profile (``reorder``, ``early``, ``badsig``
+and ``images`` under ``apimodels``, which calls back once, unsigned, with only ``resultUrls``)
+makes the create fail with 1201, so a typo never passes silently.
+
+A watermarked copy is no directive: as the real provider does, a request with
+``watermark_info: {"enabled": true}`` gets a ``watermark_url`` beside each output's ``url``
+(a distinct MP4, or PNG for an image) in the ``kling`` and ``newapi`` profiles; apimodels'
+answer has no place for it.
 
 =========================  ============================================================
 directive                  effect
@@ -19,6 +24,13 @@ directive                  effect
 ``[sim:early]``            the first callback (``submitted``) is delivered before the
                            create response is returned
 ``[sim:videos=N]``         N output videos (1..10, default 1)
+``[sim:images=N]``         N output images beside the videos (0..10, default 0): 16x16
+                           PNGs, in ``task_result.images`` (Content-Length, ETag, Range)
+``[sim:media=FAULT]``      the CDN misbehaves for every file of the task: ``cut`` (the
+                           first answer stops half-way, a ``Range`` resume then works),
+                           ``expire`` (the URL first handed out answers 403; a query after
+                           the refusal hands out a fresh signed URL that works), ``slow``
+                           (bytes trickle: 4 kB every 20 ms)
 ``[sim:delay=SECONDS]``    extra delay before each callback (0..60)
 ``[sim:unsigned]``         callbacks carry no signature, even with a webhook secret
 ``[sim:badsig]``           callbacks carry a signature made with a wrong secret
@@ -43,9 +55,11 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from .errors import ERROR_CODES
+from .media_faults import MEDIA_FAULTS
 
 DEFAULT_FAILURE_MESSAGE = "Image pixel is invalid"
 MAX_VIDEOS = 10
+MAX_IMAGES = 10
 MAX_DELAY_SECONDS = 60.0
 
 _DIRECTIVE = re.compile(r"\[sim:([a-z_]+)(?:=([^\]]*))?\]", re.IGNORECASE)
@@ -70,6 +84,8 @@ class Scenario:
     drop: bool = False
     early: bool = False
     videos: int = 1
+    images: int = 0
+    media: str | None = None  # a fault of MEDIA_FAULTS for every file of the task
     delay: float = 0.0
     unsigned: bool = False
     badsig: bool = False
@@ -83,6 +99,10 @@ class Scenario:
     def flags(self) -> frozenset[str]:
         """The names of the flag directives this scenario was given."""
         return frozenset(name for name in _FLAGS if getattr(self, name))
+
+    def asks_for(self) -> frozenset[str]:
+        """The flags given, and the other directives a profile may have no place for."""
+        return self.flags() | ({"images"} if self.images else frozenset())
 
 
 def parse_scenario(texts: Iterable[str]) -> Scenario:
@@ -116,6 +136,16 @@ def _parse_one(name: str, raw: str | None) -> dict[str, Any]:
         if not 1 <= count <= MAX_VIDEOS:
             raise ScenarioError(f"[sim:videos] must be 1..{MAX_VIDEOS}")
         return {"videos": count}
+    if name == "images":
+        count = _number(name, raw, int)
+        if not 0 <= count <= MAX_IMAGES:
+            raise ScenarioError(f"[sim:images] must be 0..{MAX_IMAGES}")
+        return {"images": count}
+    if name == "media":
+        fault = raw.strip().lower()
+        if fault not in MEDIA_FAULTS:
+            raise ScenarioError(f"[sim:media] must be one of {', '.join(MEDIA_FAULTS)}")
+        return {"media": fault}
     if name == "delay":
         delay = _number(name, raw, float)
         if not 0 <= delay <= MAX_DELAY_SECONDS:

@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -21,7 +22,7 @@ from .errors import KlingError, invalid
 from .media import MediaLibrary
 from .progression import TaskRun
 from .scenario import ScenarioError, parse_scenario
-from .store import SimTask, TaskStore, new_numeric_id
+from .store import SimTask, SimVideo, TaskStore, media_url, new_numeric_id
 from .submission import CreateRequest
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Simulator:
             scenario = parse_scenario(request.prompts)
         except ScenarioError as exc:
             raise invalid("prompt", str(exc)) from None
-        for flag in sorted(scenario.flags() & self._callbacks.unsupported.keys()):
+        for flag in sorted(scenario.asks_for() & self._callbacks.unsupported.keys()):
             why = self._callbacks.unsupported[flag]
             raise invalid(
                 "prompt",
@@ -100,6 +101,7 @@ class Simulator:
             callback_url=request.callback_url,
             requested_duration=request.duration,
             mode=request.mode,
+            watermark=request.watermark and self._callbacks.watermarks,
         )
         self.store.add(task)
         run = TaskRun(
@@ -121,29 +123,48 @@ class Simulator:
         )
         return task
 
+    # Every lookup is a query of the task: it hands out fresh URLs for the files whose URL was
+    # refused as expired ([sim:media=expire]).
+
     def get(self, ref: str) -> SimTask:
         """A task by its id, or by its external id unless ``[sim:lookup]`` hides it there."""
         task = self.store.find(ref)
         if task is None or (task.task_id != ref and task.scenario.lookup != "path"):
             raise KlingError(1203, f"task {ref} does not exist")
-        return task
+        return self._queried(task)
 
     def get_by_query(self, external_task_id: str) -> SimTask:
         """A task by ``?external_task_id=``, unless ``[sim:lookup]`` hides it there."""
         task = self.store.find_external(external_task_id)
         if task is None or task.scenario.lookup not in ("path", "query"):
             raise KlingError(1203, f"task {external_task_id} does not exist")
-        return task
+        return self._queried(task)
 
     def get_public(self, ref: str) -> SimTask:
         """A task by the id its create answered only (how a gateway looks its tasks up)."""
         task = self.store.find_public(ref)
         if task is None:
             raise KlingError(1203, f"task {ref} does not exist")
-        return task
+        return self._queried(task)
 
     def page(self, page_num: int, page_size: int) -> list[SimTask]:
-        return self.store.page(page_num, page_size)
+        return [self._queried(task) for task in self.store.page(page_num, page_size)]
+
+    def _queried(self, task: SimTask) -> SimTask:
+        if task.scenario.media == "expire":
+            task.videos = [self._fresh_urls(task, video) for video in task.videos]
+        return task
+
+    def _fresh_urls(self, task: SimTask, video: SimVideo) -> SimVideo:
+        faults = self.media.faults
+        key = faults.fresh_key(video.id)
+        if key is not None:
+            video = replace(video, url=media_url(task.base_url, video.id, video.kind, key))
+        key = faults.fresh_key(video.watermark_id)
+        if key is not None and video.watermark_url is not None:
+            url = media_url(task.base_url, video.watermark_id, video.kind, key)
+            video = replace(video, watermark_url=url)
+        return video
 
     def _spawn(self, work: Coroutine[Any, Any, None], task: SimTask) -> None:
         job = asyncio.create_task(work, name=f"fake-kling-{task.task_id}")

@@ -1,4 +1,4 @@
-"""The simulator's memory: tasks, their videos and the callbacks sent for them.
+"""The simulator's memory: tasks, their outputs and the callbacks sent for them.
 
 Plain in-memory records owned by one app instance; nothing survives a restart, as befits a fake.
 """
@@ -35,11 +35,31 @@ class TaskStatus(StrEnum):
         return self in (TaskStatus.SUBMITTED, TaskStatus.PROCESSING)
 
 
+VIDEO = "video"
+IMAGE = "image"
+_EXTENSIONS = {VIDEO: ".mp4", IMAGE: ".png"}
+
+
+def media_url(base_url: str, media_id: str, kind: str, key: str | None = None) -> str:
+    """A file's URL; like Kling's CDN URLs, it carries a signed-looking query string."""
+    key = key or secrets.token_hex(16)
+    return f"{base_url}/media/{media_id}{_EXTENSIONS[kind]}?cacheKey={key}"
+
+
 @dataclass(frozen=True)
 class SimVideo:
+    """One output: a video or (``kind`` image) an image, and its watermarked copy's URL."""
+
     id: str
     url: str
-    duration: str
+    duration: str | None  # None for an image
+    kind: str = VIDEO
+    watermark_url: str | None = None
+
+    @property
+    def watermark_id(self) -> str:
+        """The media id of the watermarked copy."""
+        return f"{self.id}-watermarked"
 
 
 @dataclass(frozen=True)
@@ -67,6 +87,7 @@ class SimTask:
     callback_url: str | None = None
     requested_duration: str = "5"
     mode: str = "pro"
+    watermark: bool = False  # watermark_info.enabled
     status: TaskStatus = TaskStatus.SUBMITTED
     status_msg: str = ""
     created_at: int = field(default_factory=now_ms)

@@ -31,6 +31,7 @@ class CreateRequest:
     callback_url: str | None = None
     duration: str = "5"
     mode: str = "pro"
+    watermark: bool = False  # watermark_info.enabled: a watermarked copy of every output
 
 
 def parse_create_body(body: Any, *, profile: str = "kling") -> CreateRequest:
@@ -58,6 +59,7 @@ def parse_create_body(body: Any, *, profile: str = "kling") -> CreateRequest:
         callback_url=_callback_url(body),
         duration=_duration(body),
         mode=str(body["mode"]),
+        watermark=_watermark(body),
     )
 
 
@@ -110,6 +112,12 @@ def _callback_url(body: dict[str, Any]) -> str | None:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise invalid("callback_url", "must be an absolute http(s) URL")
     return url
+
+
+def _watermark(body: dict[str, Any]) -> bool:
+    # check_rules has refused any shape but {"enabled": bool}
+    watermark = body.get("watermark_info")
+    return isinstance(watermark, dict) and watermark.get("enabled") is True
 
 
 def _duration(body: dict[str, Any]) -> str:

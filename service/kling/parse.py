@@ -2,10 +2,16 @@
 
 Three shapes exist (kling-api.md §4-§6) and are told apart by their keys:
 
-- Kling's task object: ``task_id``, ``task_status``, ``task_result.videos[]`` (query and create
-  answers' ``data``, and the bare callback body);
-- Kling's newer generation (and the console's test callback): ``id``, ``status``, ``outputs[]``;
+- Kling's task object: ``task_id``, ``task_status``, ``task_result.videos[]`` and, for image
+  outputs, ``task_result.images[]`` (query and create answers' ``data``, and the bare callback
+  body);
+- Kling's newer generation (and the console's test callback): ``id``, ``status``, ``outputs[]``
+  whose ``type`` is ``video`` or ``image``;
 - apimodels' task: ``taskId``, ``state``, ``resultUrls[]``, ``failMsg``.
+
+Outputs are numbered the same way in every shape: the videos first, in the provider's order,
+then the images, so a video's index never depends on how many images came with it. Each may
+carry a ``watermark_url`` (the watermarked copy of a request with ``watermark_info.enabled``).
 
 Every field but the id and the status is optional; a value of the wrong type is treated as
 missing rather than failing the whole notification, because a callback we refuse is lost.
@@ -18,7 +24,14 @@ from collections.abc import Mapping
 from typing import Any, TypeGuard
 
 from service.errors import NotificationInvalid
-from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo, normalise_status
+from service.kling.state import (
+    IMAGE,
+    VIDEO,
+    ProviderStatus,
+    ProviderTaskState,
+    ProviderVideo,
+    normalise_status,
+)
 
 
 def is_object(value: Any) -> TypeGuard[Mapping[str, Any]]:
@@ -53,7 +66,6 @@ def parse_task_data(data: Mapping[str, Any]) -> ProviderTaskState:
 def _parse_kling(data: Mapping[str, Any]) -> ProviderTaskState:
     task_info = _mapping(data.get("task_info"))
     task_result = _mapping(data.get("task_result"))
-    videos = _list(task_result.get("videos"))
     return ProviderTaskState(
         task_id=_task_id(data, "task_id"),
         status=_status(data.get("task_status")),
@@ -63,17 +75,15 @@ def _parse_kling(data: Mapping[str, Any]) -> ProviderTaskState:
         cost=number_text(data.get("final_unit_deduction")),
         created_at_ms=_millis(data.get("created_at")),
         updated_at_ms=_millis(data.get("updated_at")),
-        videos=_videos(videos),
+        videos=_outputs(_list(task_result.get("videos")), _list(task_result.get("images"))),
     )
 
 
 def _parse_generation(data: Mapping[str, Any]) -> ProviderTaskState:
     # A gateway wrapper (new-api: task_id + status) may land here when it holds no inner task.
-    outputs = [
-        item
-        for item in _list(data.get("outputs"))
-        if is_object(item) and item.get("type", "video") == "video"
-    ]
+    outputs = [item for item in _list(data.get("outputs")) if is_object(item)]
+    videos = [item for item in outputs if item.get("type", VIDEO) == VIDEO]
+    images = [item for item in outputs if item.get("type") == IMAGE]
     return ProviderTaskState(
         task_id=_task_id(data, "id", "task_id"),
         status=_status(data.get("status")),
@@ -83,7 +93,7 @@ def _parse_generation(data: Mapping[str, Any]) -> ProviderTaskState:
         or seconds_to_millis(data.get("submit_time")),
         updated_at_ms=_millis(data.get("update_time"))
         or seconds_to_millis(data.get("finish_time")),
-        videos=_videos(outputs),
+        videos=_outputs(videos, images),
     )
 
 
@@ -95,33 +105,35 @@ def _parse_apimodels(data: Mapping[str, Any]) -> ProviderTaskState:
         status_message=_text(data.get("failMsg")) or "",
         created_at_ms=_millis(data.get("createTime")),
         updated_at_ms=_millis(data.get("completeTime")),
-        videos=_videos(urls),
+        videos=_outputs(urls, []),
     )
 
 
-def _videos(items: list[Any]) -> tuple[ProviderVideo, ...]:
-    """Videos in the provider's order; ``index`` is the position in the provider's list.
+def _outputs(videos: list[Any], images: list[Any]) -> tuple[ProviderVideo, ...]:
+    """Videos in the provider's order, then images; ``index`` is the position in that list.
 
     An entry without a URL is skipped but keeps its position, so an index always names the
-    same video in every notification of the task.
+    same output in every notification of the task.
     """
-    videos = []
-    for index, item in enumerate(items):
+    outputs = []
+    entries = [(VIDEO, item) for item in videos] + [(IMAGE, item) for item in images]
+    for index, (kind, item) in enumerate(entries):
         if not is_object(item):
             continue
         url = _text(item.get("url"))
         if not url:
             continue
-        videos.append(
+        outputs.append(
             ProviderVideo(
                 index=index,
                 provider_video_id=number_text(item.get("id")),
                 url=url,
-                duration=number_text(item.get("duration")),
+                duration=number_text(item.get("duration")) if kind == VIDEO else None,
                 watermark_url=_text(item.get("watermark_url")),
+                kind=kind,
             )
         )
-    return tuple(videos)
+    return tuple(outputs)
 
 
 def _task_id(data: Mapping[str, Any], *keys: str) -> str:

@@ -42,15 +42,24 @@ def normalise_status(word: str) -> ProviderStatus | None:
     return _STATUS_WORDS.get(word.strip().lower())
 
 
+VIDEO = "video"
+IMAGE = "image"
+
+
 @dataclass(frozen=True)
 class ProviderVideo:
-    """One output video as the provider describes it."""
+    """One output as the provider describes it: a video or (``kind`` :data:`IMAGE`) an image.
+
+    ``watermark_url`` is the watermarked copy a request with ``watermark_info.enabled`` gets
+    beside the clean file.
+    """
 
     index: int
     provider_video_id: str | None
     url: str
     duration: str | None = None  # a string on the wire ("6.041"); kept as given
     watermark_url: str | None = None
+    kind: str = VIDEO
 
 
 @dataclass(frozen=True)
@@ -64,4 +73,4 @@ class ProviderTaskState:
     cost: str | None = None  # final_unit_deduction, a string on the wire
     created_at_ms: int | None = None
     updated_at_ms: int | None = None
-    videos: tuple[ProviderVideo, ...] = field(default_factory=tuple)
+    videos: tuple[ProviderVideo, ...] = field(default_factory=tuple)  # videos, then images

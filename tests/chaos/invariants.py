@@ -166,12 +166,27 @@ def _check_videos(findings: Findings, rig: Rig, task: dict[str, Any], sim: Any) 
                 f"{task['id']} video {video['index']}: recorded {video['sha256']}, stored"
                 f" {len(stored)} bytes, the provider's sha256 is {expected}",
             )
+        watermark = video["watermark"]
+        if watermark is not None:  # the copy is checked like the clean file
+            copy = rig.simulator.media.get(f"{video['provider_video_id']}-watermarked")
+            copy_path = Path(watermark["path"]) if watermark["path"] else None
+            if copy is None or copy_path is None or not copy_path.is_file():
+                findings.add("videos", f"{task['id']} video {video['index']}: no copy {video}")
+            else:
+                paths.add(copy_path)
+                expected = hashlib.sha256(copy.data).hexdigest()
+                if watermark["sha256"] != expected or sha256_of(copy_path) != expected:
+                    findings.add("videos", f"{task['id']} video {video['index']}: bad copy")
         served = next(
             (v for v in (sim.videos if sim else []) if v.id == video["provider_video_id"]), None
         )
         if served is None:
             findings.add("videos", f"{task['id']}: the provider never listed {video}")
     return paths
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _check_media_dir(findings: Findings, media_dir: Path, final_paths: set[Path]) -> None:

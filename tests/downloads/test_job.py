@@ -48,6 +48,7 @@ class World:
         self.cdn: dict[str, Handler] = {}
         self.cdn_requests: list[httpx.Request] = []
         self.fresh_urls: dict[int, str] = {}
+        self.fresh_watermark_urls: dict[int, str] = {}
         self.queries = 0
         self.provider_down = False
         self.transport = httpx.MockTransport(self._handle)
@@ -67,10 +68,13 @@ class World:
         if self.provider_down:
             # Credentials refused: fixable by an operator, so worth another attempt later.
             return httpx.Response(401, json={"code": 1000, "message": "authentication failed"})
-        videos = [
+        videos: list[dict[str, Any]] = [
             {"id": f"v{index}", "url": url, "duration": "3.0"}
             for index, url in sorted(self.fresh_urls.items())
         ]
+        for video, index in zip(videos, sorted(self.fresh_urls), strict=True):
+            if index in self.fresh_watermark_urls:
+                video["watermark_url"] = self.fresh_watermark_urls[index]
         data = {
             "task_id": request.url.path.rsplit("/", 1)[-1],
             "task_status": "succeed",

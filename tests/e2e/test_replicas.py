@@ -328,7 +328,7 @@ async def check_everything(
     for video in videos:
         counts = served[video["provider_video_id"]]
         if video["attempts"] == 1:
-            assert counts == {"full": 1, "partial": 0}, video
+            assert counts == {"full": 1, "partial": 0, "refused": 0}, video
         else:
             assert counts["full"] >= 1 and counts["full"] + counts["partial"] <= video["attempts"]
     again = sum(video["attempts"] > 1 for video in videos)

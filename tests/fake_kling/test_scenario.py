@@ -19,6 +19,11 @@ from service.fake_kling.scenario import Scenario, ScenarioError, parse_scenario
         (["[sim:videos=4]", "[sim:delay=0.25]"], Scenario(videos=4, delay=0.25)),
         (["[sim:unsigned]"], Scenario(unsigned=True)),
         (["[sim:BadSig] [sim:early]"], Scenario(badsig=True, early=True)),
+        (["[sim:images=2]"], Scenario(images=2)),
+        (["[sim:images=0] [sim:videos=3]"], Scenario(videos=3)),
+        (["[sim:media=cut]"], Scenario(media="cut")),
+        (["[sim:media=EXPIRE]"], Scenario(media="expire")),
+        (["[sim:media=slow]", "[sim:images=1]"], Scenario(media="slow", images=1)),
         ([], Scenario()),
     ],
 )
@@ -39,6 +44,11 @@ def test_parse(texts: list[str], expected: Scenario) -> None:
         "[sim:drop=yes]",
         "[sim:unsigned][sim:badsig]",
         "[sim:badsig=1]",
+        "[sim:images=11]",
+        "[sim:images=-1]",
+        "[sim:images]",
+        "[sim:media=lost]",
+        "[sim:media]",
     ],
 )
 def test_bad_directives_are_refused(text: str) -> None:
@@ -50,3 +60,11 @@ def test_flags_name_the_flag_directives_given() -> None:
     scenario = parse_scenario(["[sim:reorder][sim:unsigned][sim:videos=2][sim:fail]"])
     assert scenario.flags() == {"reorder", "unsigned"}
     assert Scenario().flags() == frozenset()
+
+
+def test_asks_for_names_images_beside_the_flags() -> None:
+    assert parse_scenario(["[sim:images=1][sim:early][sim:media=cut]"]).asks_for() == {
+        "images",
+        "early",
+    }
+    assert parse_scenario(["[sim:images=0]"]).asks_for() == frozenset()

@@ -27,6 +27,7 @@ def test_the_package_exports_the_plugin_api() -> None:
         "EventData",
         "TaskData",
         "VideoData",
+        "WatermarkData",
     }
 
 

@@ -25,6 +25,7 @@ from handlers.builtin.poster import (
 from handlers.errors import HandlerFailed, HandlerGaveUp
 from handlers.registry import build_registry
 from handlers.runner import run_handler
+from service.fake_kling.media import PNG_TEXT_PREFIX, png_image
 from tests.handlers.jpeg import EOI, SOI, jpeg_size
 
 SAMPLE = Path(__file__).parents[2] / "service" / "fake_kling" / "assets" / "sample.mp4"
@@ -184,3 +185,14 @@ def test_the_poster_is_as_readable_as_the_video(video: Path, mode: int) -> None:
     write_poster(downloaded(video))
 
     assert poster_path(video).stat().st_mode & 0o777 == mode
+
+
+def test_an_image_output_gets_no_poster(tmp_path: Path) -> None:
+    image = tmp_path / "1.png"
+    image.write_bytes(png_image(PNG_TEXT_PREFIX + b"1", (0, 0, 0)))
+    event = downloaded(image)
+    event.data["video"]["kind"] = "image"
+
+    write_poster(event)
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["1.png"]

@@ -9,7 +9,7 @@ import pytest
 
 from service.errors import NotificationInvalid
 from service.kling.parse import parse_task_data
-from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
+from service.kling.state import IMAGE, VIDEO, ProviderStatus, ProviderTaskState, ProviderVideo
 
 # kling-api.md §4, the create answer's data, verbatim.
 CREATED = json.loads(
@@ -123,10 +123,45 @@ def test_generation_outputs_and_external_id() -> None:
         }
     )
     assert state.external_task_id == "job-9"
+    # videos first, then images: a video's index does not depend on the images beside it
     assert state.videos == (
         ProviderVideo(0, "v1", "https://x/1.mp4", "5.0", "https://x/1-wm.mp4"),
         ProviderVideo(1, "v2", "https://x/2.mp4", "10"),
+        ProviderVideo(2, "thumb", "https://x/thumb.jpg", kind=IMAGE),
     )
+
+
+def test_generation_outputs_of_other_types_are_ignored() -> None:
+    state = parse_task_data(
+        {
+            "id": "t1",
+            "status": "succeeded",
+            "outputs": [
+                {"type": "audio", "id": "a", "url": "https://x/a.mp3"},
+                {"id": "v", "url": "https://x/v.mp4"},  # no type: a video, as before
+            ],
+        }
+    )
+    assert [(v.index, v.kind, v.url) for v in state.videos] == [(0, VIDEO, "https://x/v.mp4")]
+
+
+def test_kling_image_outputs_follow_the_videos_with_their_watermarked_copies() -> None:
+    data = dict(FINISHED)
+    data["task_result"] = {
+        "videos": [{"id": "v", "url": "https://x/v.mp4", "duration": "5"}],
+        "images": [
+            {"id": "i0", "url": "https://x/i0.png", "watermark_url": "https://x/i0-wm.png"},
+            {"id": "i1"},  # no URL: skipped, its position kept
+            {"id": "i2", "url": "https://x/i2.jpg"},
+        ],
+    }
+    videos = parse_task_data(data).videos
+    assert [(v.index, v.kind, v.provider_video_id, v.watermark_url) for v in videos] == [
+        (0, VIDEO, "v", None),
+        (1, IMAGE, "i0", "https://x/i0-wm.png"),
+        (3, IMAGE, "i2", None),
+    ]
+    assert videos[1].duration is None
 
 
 def test_console_test_body() -> None:

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 
 from storage.base import Storage
-from storage.records import DownloadStatus, TaskChange, TaskRecord, TaskStatus
+from storage.records import DownloadStatus, OutputKind, TaskChange, TaskRecord, TaskStatus
 from tests.factories import at, make_event, make_job, make_task, make_video
 
 
@@ -98,6 +98,29 @@ async def test_videos_are_upserted_by_index(storage: Storage) -> None:
     videos = await storage.list_videos(task.id)
     assert [v.index for v in videos] == [0, 1]
     assert videos[0] == done
+
+
+async def test_outputs_keep_their_kind_and_watermarked_copy(storage: Storage) -> None:
+    task = await _stored(storage)
+    video = make_video(task.id, 0, watermark_url="https://cdn.example.test/0-wm.mp4")
+    image = make_video(task.id, 1, url="https://cdn.example.test/1.png", kind=OutputKind.IMAGE)
+    assert await storage.apply(TaskChange(task, videos=[video, image]))
+    assert await storage.list_videos(task.id) == [video, image]
+
+    stored = dataclasses.replace(
+        video,
+        download_status=DownloadStatus.DOWNLOADED,
+        path="t/0.mp4",
+        size=10,
+        sha256="ab",
+        watermark_path="t/0.watermarked.mp4",
+        watermark_size=12,
+        watermark_sha256="cd",
+    )
+    assert await storage.apply(TaskChange(task, videos=[stored]))
+    listed = await storage.list_videos(task.id)
+    assert listed == [stored, image]
+    assert [v.kind for v in listed] == [OutputKind.VIDEO, OutputKind.IMAGE]
 
 
 async def test_events_of_one_change_keep_their_order(storage: Storage) -> None:

@@ -8,7 +8,9 @@
 
 Task ids are its own (``cl...``), and only they are found. It calls back once, on the final
 state, with the query answer's envelope, unsigned, and retries until answered 200 (for up to 30
-minutes by default). So ``[sim:reorder]``, ``[sim:early]`` and ``[sim:badsig]`` mean nothing here.
+minutes by default). So ``[sim:reorder]``, ``[sim:early]`` and ``[sim:badsig]`` mean nothing here,
+nor ``[sim:images]``, nor a watermark: ``resultUrls`` has no place for images or watermarked
+copies. ``[sim:media=...]`` does (its CDN serves the files).
 """
 
 from __future__ import annotations
@@ -95,7 +97,9 @@ class ApiModelsProfile:
             "reorder": "it calls back once, on the final state",
             "early": "it sends no callback before the final state",
             "badsig": "it never signs its callbacks",
+            "images": "its answer holds video URLs only (resultUrls)",
         },
+        watermarks=False,  # resultUrls again: the request is accepted, no copy is made
     )
 
     def api_routes(self, simulator: Simulator, auth: Authenticator) -> list[BaseRoute]:

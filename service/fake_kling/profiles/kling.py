@@ -1,5 +1,8 @@
 """The official Kling shape (also PowerTokens and CometAPI): kling-api.md §1, §4 and §5.
 
+Outputs are ``task_result.videos[]`` and, with ``[sim:images=N]``, ``task_result.images[]``
+(``{"id", "url"}``), each with a ``watermark_url`` when the request asked for a watermark.
+
 A task is found by its ``task_id``, or by its ``external_task_id`` in the path, in the query
 form ``GET .../omni-video?external_task_id=`` and in the list (``[sim:lookup]`` hides it from
 some of these forms)."""
@@ -18,7 +21,7 @@ from ..callbacks import CallbackStyle
 from ..errors import KlingError, invalid
 from ..lost_answer import answer_of
 from ..simulator import Simulator
-from ..store import SimTask, TaskStatus
+from ..store import IMAGE, VIDEO, SimTask, SimVideo, TaskStatus
 from ..submission import parse_create_body
 from .base import json_body
 
@@ -40,15 +43,26 @@ def task_object(task: SimTask, *, task_id: str | None = None) -> dict[str, Any]:
     }
     if task.status is TaskStatus.SUCCEED:
         body["final_unit_deduction"] = task.unit_deduction
-        body["task_result"] = {
-            "videos": [
-                {"id": video.id, "url": video.url, "duration": video.duration}
-                for video in task.videos
-            ]
+        result: dict[str, Any] = {
+            "videos": [_output(video) for video in task.videos if video.kind == VIDEO]
         }
+        images = [_output(image) for image in task.videos if image.kind == IMAGE]
+        if images:
+            result["images"] = images
+        body["task_result"] = result
     elif task.status is TaskStatus.FAILED:
         body["final_unit_deduction"] = task.unit_deduction
         body["task_result"] = {}
+    return body
+
+
+def _output(output: SimVideo) -> dict[str, Any]:
+    """One video or image; ``watermark_url`` beside ``url`` when a watermark was asked for."""
+    body: dict[str, Any] = {"id": output.id, "url": output.url}
+    if output.duration is not None:
+        body["duration"] = output.duration
+    if output.watermark_url is not None:
+        body["watermark_url"] = output.watermark_url
     return body
 
 
