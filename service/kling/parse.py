@@ -6,12 +6,18 @@ Three shapes exist (kling-api.md §4-§6) and are told apart by their keys:
   outputs, ``task_result.images[]`` (query and create answers' ``data``, and the bare callback
   body);
 - Kling's newer generation (and the console's test callback): ``id``, ``status``, ``outputs[]``
-  whose ``type`` is ``video`` or ``image``;
+  whose ``type`` is ``video`` or ``image``, ``billing[]``;
 - apimodels' task: ``taskId``, ``state``, ``resultUrls[]``, ``failMsg``.
 
 Outputs are numbered the same way in every shape: the videos first, in the provider's order,
 then the images, so a video's index never depends on how many images came with it. Each may
 carry a ``watermark_url`` (the watermarked copy of a request with ``watermark_info.enabled``).
+
+Final costs: ``final_unit_deduction`` is the task's ``cost`` (units of a resource pack) and
+``final_balance_deduction`` its ``balance_deduction``, read wherever they appear (Kling's shape,
+which gateways relay inside their wrappers, and the newer generation if it carries them); the
+newer generation's ``billing[]`` is kept as given. apimodels' page (seed 002) documents no cost
+field, so its shape has none.
 
 Every field but the id and the status is optional; a value of the wrong type is treated as
 missing rather than failing the whole notification, because a callback we refuse is lost.
@@ -73,9 +79,11 @@ def _parse_kling(data: Mapping[str, Any]) -> ProviderTaskState:
         external_task_id=_text(task_info.get("external_task_id"))
         or _text(data.get("external_task_id")),
         cost=number_text(data.get("final_unit_deduction")),
+        balance_deduction=number_text(data.get("final_balance_deduction")),
         created_at_ms=_millis(data.get("created_at")),
         updated_at_ms=_millis(data.get("updated_at")),
         videos=_outputs(_list(task_result.get("videos")), _list(task_result.get("images"))),
+        billing=_billing(data.get("billing")),
     )
 
 
@@ -89,11 +97,14 @@ def _parse_generation(data: Mapping[str, Any]) -> ProviderTaskState:
         status=_status(data.get("status")),
         status_message=_text(data.get("message")) or _text(data.get("fail_reason")) or "",
         external_task_id=_text(data.get("external_id")) or _text(data.get("external_task_id")),
+        cost=number_text(data.get("final_unit_deduction")),
+        balance_deduction=number_text(data.get("final_balance_deduction")),
         created_at_ms=_millis(data.get("create_time"))
         or seconds_to_millis(data.get("submit_time")),
         updated_at_ms=_millis(data.get("update_time"))
         or seconds_to_millis(data.get("finish_time")),
         videos=_outputs(videos, images),
+        billing=_billing(data.get("billing")),
     )
 
 
@@ -134,6 +145,12 @@ def _outputs(videos: list[Any], images: list[Any]) -> tuple[ProviderVideo, ...]:
             )
         )
     return tuple(outputs)
+
+
+def _billing(value: Any) -> tuple[Mapping[str, Any], ...]:
+    """``billing[]`` as given: its entries' meaning is not documented, so none is read; an
+    entry that is not an object is dropped rather than failing the notification."""
+    return tuple(item for item in _list(value) if is_object(item))
 
 
 def _task_id(data: Mapping[str, Any], *keys: str) -> str:

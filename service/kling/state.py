@@ -6,8 +6,10 @@ Callbacks (bare or wrapped, old or new generation) and query answers all become 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class ProviderStatus(StrEnum):
@@ -71,6 +73,10 @@ class ProviderTaskState:
     status_message: str = ""
     external_task_id: str | None = None
     cost: str | None = None  # final_unit_deduction, a string on the wire
+    # final_balance_deduction: what the account's balance (not its resource pack) paid
+    balance_deduction: str | None = None
     created_at_ms: int | None = None
     updated_at_ms: int | None = None
     videos: tuple[ProviderVideo, ...] = field(default_factory=tuple)  # videos, then images
+    # The newer generation's billing[] entries, as given (only the JSON objects among them).
+    billing: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)

@@ -207,3 +207,12 @@ def test_failed_task_in_envelope() -> None:
 def test_bad_bodies(body: bytes, reason: str) -> None:
     with pytest.raises(NotificationInvalid, match=reason):
         parse_notification(body)
+
+
+@pytest.mark.parametrize("name", list(WRAPPED))
+def test_wrapped_callbacks_carry_kling_s_final_costs(name: str) -> None:
+    # Gateways relay Kling's own record: its deductions come through every wrapping.
+    costly = TASK | {"final_unit_deduction": "7.2", "final_balance_deduction": "1.05"}
+    document = json.loads(json.dumps(WRAPPED[name]).replace(json.dumps(TASK), json.dumps(costly)))
+    state = parse_notification(_dumps(document))
+    assert (state.cost, state.balance_deduction) == ("7.2", "1.05")

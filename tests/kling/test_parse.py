@@ -330,3 +330,61 @@ def test_unusable_tasks(data: dict[str, Any], reason: str) -> None:
 def test_not_a_mapping() -> None:
     with pytest.raises(NotificationInvalid, match="JSON object"):
         parse_task_data(["task"])  # type: ignore[arg-type]
+
+
+# --- final costs (issue 13): final_unit_deduction, final_balance_deduction, billing[] ---------
+
+
+def test_kling_shape_keeps_both_deductions() -> None:
+    state = parse_task_data(FINISHED | {"final_balance_deduction": "0.35"})
+    assert (state.cost, state.balance_deduction) == ("7.2", "0.35")
+    assert state.billing == ()
+
+
+def test_a_kling_task_without_deductions_has_none() -> None:
+    state = parse_task_data(CREATED)
+    assert (state.cost, state.balance_deduction, state.billing) == (None, None, ())
+
+
+def test_balance_deduction_written_as_a_number_becomes_a_string() -> None:
+    data = {"task_id": "1", "task_status": "succeed", "final_balance_deduction": 0}
+    state = parse_task_data(data)
+    assert state.balance_deduction == "0"
+
+
+def test_generation_billing_is_kept_as_given() -> None:
+    billing = [
+        {"unit": "credit", "amount": 1},
+        {"type": "balance", "amount": "0.42", "currency": "USD", "detail": {"seconds": 5}},
+    ]
+    state = parse_task_data(GENERATION | {"billing": billing})
+    assert state.billing == tuple(billing)
+    assert state.cost is None  # billing[] is not final_unit_deduction: cost keeps its meaning
+
+
+def test_generation_deductions_are_read_when_present() -> None:
+    state = parse_task_data(
+        GENERATION | {"final_unit_deduction": "3", "final_balance_deduction": "0.1"}
+    )
+    assert (state.cost, state.balance_deduction) == ("3", "0.1")
+
+
+@pytest.mark.parametrize(
+    ("billing", "kept"),
+    [
+        (None, ()),
+        ("free", ()),
+        ({"unit": "credit"}, ()),  # an object, not the array the shape has
+        ([], ()),
+        (["junk", 3, None, {"unit": "credit"}], ({"unit": "credit"},)),
+    ],
+    ids=repr,
+)
+def test_malformed_billing_never_fails_the_task(billing: Any, kept: tuple[Any, ...]) -> None:
+    assert parse_task_data(GENERATION | {"billing": billing}).billing == kept
+
+
+def test_apimodels_shape_has_no_cost_field() -> None:
+    # Seed 002 documents no cost in its answers; a stray key is not guessed at.
+    state = parse_task_data(APIMODELS_DONE | {"final_unit_deduction": "9"})
+    assert (state.cost, state.balance_deduction, state.billing) == (None, None, ())
