@@ -9,6 +9,8 @@ Everything omnihook raises on purpose derives from :class:`OmnihookError`. Forei
     ├── InvalidRequest            a submission breaks the rules of the Omni Video API (422)
     ├── NotFound                  no such task, video, webhook... (404)
     ├── Conflict                  e.g. a duplicate ``external_task_id`` (409)
+    ├── BudgetExceeded            a submission would take a budget past its limit (402)
+    ├── PriceUnknown              the price table has no rate for a request (model, mode...)
     ├── StorageError              the database failed or is unreachable
     │   └── StorageUnavailable        cannot reach it / connection lost / locked: try again
     ├── ProviderError             the provider answered with an error code
@@ -24,7 +26,10 @@ Everything omnihook raises on purpose derives from :class:`OmnihookError`. Forei
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+
+from service.costs.amounts import decimal_text
 
 
 class OmnihookError(Exception):
@@ -61,6 +66,62 @@ class NotFound(OmnihookError):
 
 class Conflict(OmnihookError):
     """The request conflicts with what is stored (e.g. a duplicate external_task_id)."""
+
+
+class BudgetExceeded(OmnihookError):
+    """A submission's estimate would take a budget past its limit; nothing was sent.
+
+    ``spent`` is what the budget's window already holds (see :mod:`service.costs.budgets`),
+    ``estimate`` what this submission would add; the amounts are in ``currency``.
+    """
+
+    def __init__(
+        self,
+        *,
+        budget: str,
+        window: str,
+        limit: Decimal,
+        spent: Decimal,
+        estimate: Decimal,
+        currency: str,
+    ) -> None:
+        self.budget = budget
+        self.window = window
+        self.limit = limit
+        self.spent = spent
+        self.estimate = estimate
+        self.currency = currency
+        super().__init__(
+            f"budget {budget} ({window}) would be exceeded: {decimal_text(spent)} spent"
+            f" + {decimal_text(estimate)} estimated > {decimal_text(limit)} {currency}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe: amounts as decimal strings, never floats."""
+        return {
+            "budget": self.budget,
+            "window": self.window,
+            "limit": decimal_text(self.limit),
+            "spent": decimal_text(self.spent),
+            "estimate": decimal_text(self.estimate),
+            "currency": self.currency,
+        }
+
+
+class PriceUnknown(OmnihookError):
+    """The price table cannot price a request: no rate for its model, mode or options.
+
+    ``missing`` names what is absent (e.g. ``"kling-video-o1 mode 4k"``), so the message tells
+    which entry to add to the ``OMNIHOOK_PRICE_TABLE`` file.
+    """
+
+    def __init__(self, provider: str, missing: str) -> None:
+        self.provider = provider
+        self.missing = missing
+        super().__init__(
+            f"the {provider} price table has no rate for {missing};"
+            " add one in the OMNIHOOK_PRICE_TABLE file"
+        )
 
 
 class StorageError(OmnihookError):
