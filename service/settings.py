@@ -6,6 +6,7 @@ logged. CLI flags are passed as keyword overrides and win over the environment.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,7 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from service.admission.limits import parse_slot_limits
+from service.costs.budgets import Budget, budgets_from, parse_per_key_budgets
 from service.errors import ConfigurationError
 from service.retry import RetrySchedule
 from storage.admission import SlotLimits
@@ -86,6 +88,12 @@ class Settings(BaseSettings):
     # once, "N" for the account and "MODEL=N" per model (service.admission.limits); empty: no
     # limit of ours (a task is queued only when the provider answers 1303/1302).
     provider_concurrency: str = ""
+    # Costs (issue 13, see service.costs): a JSON file replacing providers' default price
+    # tables, and budgets in the active table's currency; None or "": no such budget.
+    price_table: Path | None = None
+    budget_daily: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    budget_monthly: Decimal | None = Field(default=None, gt=0, allow_inf_nan=False)
+    budget_per_key: str = ""
 
     @field_validator("public_url", "kling_base_url")
     @classmethod
@@ -124,6 +132,31 @@ class Settings(BaseSettings):
     @property
     def provider_slots(self) -> SlotLimits:
         return parse_slot_limits(self.provider_concurrency)
+
+    @field_validator("price_table", "budget_daily", "budget_monthly", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # OMNIHOOK_BUDGET_DAILY= (set but empty) turns the budget off rather than failing.
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("budget_per_key")
+    @classmethod
+    def _valid_per_key_budgets(cls, value: str) -> str:
+        parse_per_key_budgets(value)  # raises ValueError with the reason
+        return value
+
+    @field_validator("price_table")
+    @classmethod
+    def _price_table_is_a_file(cls, value: Path | None) -> Path | None:
+        # Only that it is there: its content is checked where it is loaded
+        # (service.costs.price_table.load_price_tables), with every bad field named.
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a file")
+        return value
+
+    @property
+    def budgets(self) -> tuple[Budget, ...]:
+        return budgets_from(self.budget_daily, self.budget_monthly, self.budget_per_key)
 
     @property
     def handler_specs(self) -> list[str]:

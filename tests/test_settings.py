@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from service.costs.budgets import Budget, Period
 from service.errors import ConfigurationError
 from service.settings import load_settings
 
@@ -44,8 +46,42 @@ def test_isolated_settings_ignore_the_environment(
         ("public_url", "hooks.example.com", "OMNIHOOK_PUBLIC_URL"),
         ("handler_retry_schedule", "5,-1", "OMNIHOOK_HANDLER_RETRY_SCHEDULE"),
         ("provider", "openai", "OMNIHOOK_PROVIDER"),
+        ("budget_daily", "lots", "OMNIHOOK_BUDGET_DAILY"),
+        ("budget_daily", "0", "OMNIHOOK_BUDGET_DAILY"),
+        ("budget_monthly", "-5", "OMNIHOOK_BUDGET_MONTHLY"),
+        ("budget_monthly", "nan", "OMNIHOOK_BUDGET_MONTHLY"),
+        ("budget_per_key", "owner=5/week", "OMNIHOOK_BUDGET_PER_KEY"),
+        ("price_table", "/nonexistent/prices.json", "OMNIHOOK_PRICE_TABLE"),
     ],
 )
 def test_a_bad_value_names_its_variable(name: str, value: str, variable: str) -> None:
     with pytest.raises(ConfigurationError, match=variable):
         load_settings(isolated=True, **{name: value})
+
+
+def test_costs_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    prices = tmp_path / "prices.json"
+    prices.write_text("{}")
+    monkeypatch.setenv("OMNIHOOK_PRICE_TABLE", str(prices))
+    monkeypatch.setenv("OMNIHOOK_BUDGET_DAILY", "12.50")
+    monkeypatch.setenv("OMNIHOOK_BUDGET_PER_KEY", "owner=5/day,team=100/month")
+    settings = load_settings()
+    assert settings.price_table == prices
+    assert settings.budget_daily == Decimal("12.50") and settings.budget_monthly is None
+    assert settings.budgets == (
+        Budget(Decimal("12.50"), Period.DAY),
+        Budget(Decimal("5"), Period.DAY, "owner"),
+        Budget(Decimal("100"), Period.MONTH, "team"),
+    )
+
+
+def test_no_budgets_by_default_and_empty_values_mean_none(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(isolated=True).budgets == ()
+    monkeypatch.setenv("OMNIHOOK_BUDGET_MONTHLY", "")
+    monkeypatch.setenv("OMNIHOOK_PRICE_TABLE", " ")
+    settings = load_settings()
+    assert (settings.budget_monthly, settings.price_table) == (None, None)
