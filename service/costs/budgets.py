@@ -41,11 +41,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 from service.costs.amounts import decimal_text, parse_amount
 from service.errors import BudgetExceeded
+
+if TYPE_CHECKING:  # service.settings imports this module, and price_table imports settings
+    from service.costs.price_table import PriceTable
 
 __all__ = [
     "THRESHOLDS",
@@ -55,6 +58,7 @@ __all__ = [
     "Commitment",
     "Period",
     "ThresholdCrossing",
+    "billed_amount",
     "budgets_from",
     "check_submission",
     "committed",
@@ -171,6 +175,18 @@ def committed(commitment: Commitment) -> Decimal:
         # No estimate: a task stored before budgets or prices existed; it cannot be judged.
         return Decimal(0)
     return commitment.estimate
+
+
+def billed_amount(cost: str | None, table: PriceTable) -> Decimal | None:
+    """A task's reported final cost (its ``cost``, final_unit_deduction) as a
+    :attr:`Commitment.billed`, when it is in ``table``'s currency; else ``None``, and the
+    estimate stands (a gateway relays Kling's units, not what it charges)."""
+    if cost is None or not table.final_cost_comparable:
+        return None
+    try:
+        return parse_amount(cost)
+    except ValueError:
+        return None  # unreadable: the estimate stands rather than a guess
 
 
 def spent(commitments: Iterable[Commitment]) -> Decimal:

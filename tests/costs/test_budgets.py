@@ -12,6 +12,7 @@ from service.costs.budgets import (
     BudgetWindow,
     Commitment,
     Period,
+    billed_amount,
     budgets_from,
     check_submission,
     committed,
@@ -20,6 +21,7 @@ from service.costs.budgets import (
     thresholds_crossed,
     windows_at,
 )
+from service.costs.default_prices import DEFAULT_PRICE_TABLES
 from service.errors import BudgetExceeded
 
 DAILY = Budget(Decimal("10"), Period.DAY)
@@ -271,3 +273,19 @@ def test_budgets_from_the_settings() -> None:
     assert budgets_from(Decimal("10"), None, "owner=5/day") == (DAILY, OWNER_DAILY)
     assert budgets_from(None, Decimal("100")) == (MONTHLY,)
     assert budgets_from(None, None) == ()
+
+
+@pytest.mark.parametrize(
+    ("provider", "cost", "billed"),
+    [
+        ("kling", "7.2", Decimal("7.2")),  # final_unit_deduction is in the table's units
+        ("kling", "0", Decimal("0")),
+        ("kling", None, None),
+        ("kling", "free", None),  # unreadable: the estimate stands
+        ("kling", "-1", None),
+        ("newapi", "7.2", None),  # Kling's units relayed; the table is in USD
+        ("apimodels", "7.2", None),
+    ],
+)
+def test_billed_amount(provider: str, cost: str | None, billed: Decimal | None) -> None:
+    assert billed_amount(cost, DEFAULT_PRICE_TABLES[provider]) == billed

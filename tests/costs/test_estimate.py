@@ -16,6 +16,7 @@ from service.costs.default_prices import DEFAULT_PRICE_TABLES
 from service.costs.estimate import CostEstimate, estimate_cost
 from service.errors import PriceUnknown
 from service.kling.request import parse_submission
+from tests.kling.seed_examples import SEED_EXAMPLES, SeedExample
 
 MODEL_FIELD = {"kling": "model_name", "newapi": "model", "apimodels": "model"}
 
@@ -292,3 +293,27 @@ def test_as_dict_is_json_safe_with_the_amount_as_a_string() -> None:
             "rate_from": "rates.std.plain",
         },
     }
+
+
+# --- every create body of the seed pages (tests/kling/seed_examples.py) is priced --------------
+
+SEED_EXAMPLE_COSTS = {
+    "PowerTokens text to video": ("4", "units"),  # pro 5 s at 0.8 units/s
+    "CometAPI text to video without model_name": ("4", "units"),
+    "CometAPI first frame": ("4", "units"),
+    "EzModel text to video": ("0.9495", "USD"),  # std with audio, 10 s
+    "EzModel first/end frame": ("0.3165", "USD"),
+    "EzModel multi-shot": ("1.64538855", "USD"),  # pro with audio, 13 s of shots
+    "EzModel video editing": ("0.9495", "USD"),  # a video input, at edit_seconds 10
+    "apimodels text to video": ("0.3165", "USD"),
+}
+
+
+@pytest.mark.parametrize("example", SEED_EXAMPLES, ids=lambda example: example.name)
+def test_each_seed_example_is_priced(example: SeedExample) -> None:
+    cost = estimate(example.body, example.provider)
+    assert (cost.amount, cost.currency) == (
+        Decimal(SEED_EXAMPLE_COSTS[example.name][0]),
+        SEED_EXAMPLE_COSTS[example.name][1],
+    )
+    assert set(SEED_EXAMPLE_COSTS) == {e.name for e in SEED_EXAMPLES}
