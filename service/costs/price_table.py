@@ -121,8 +121,9 @@ class PriceTable(_Model):
 
     currency: str = Field(min_length=1, max_length=32)
     models: dict[Annotated[str, Field(min_length=1)], ModelPrices]
-    edit_seconds: int = Field(default=10, ge=1, le=600)
-    reported_cost_in_currency: bool | None = None
+    # Strict: a JSON true is not 1 second, nor "yes" a bool.
+    edit_seconds: int = Field(default=10, ge=1, le=600, strict=True)
+    reported_cost_in_currency: bool | None = Field(default=None, strict=True)
     note: str = ""
 
     @property
@@ -172,6 +173,7 @@ def load_price_tables(path: Path | None) -> dict[str, PriceTable]:
 
     ConfigurationError names the file and each bad field (``kling.models.x.rates.std.plain``).
     """
+    # Imported here: the defaults are built with this module's models.
     from service.costs.default_prices import DEFAULT_PRICE_TABLES
 
     tables = dict(DEFAULT_PRICE_TABLES)
