@@ -7,8 +7,9 @@ Settings (amounts in the active price table's currency, :mod:`.price_table`):
 - ``OMNIHOOK_BUDGET_PER_KEY``: comma-separated ``KEY=AMOUNT/day`` or ``KEY=AMOUNT/month``,
   e.g. ``owner=50/day,owner=1000/month,team=500/month``: each distinct value of the task's
   ``metadata[KEY]`` has a budget of its own (``owner`` ``alice`` and ``bob`` 50 a day each).
-  A task without that key is not under that budget. A string value is taken as it is, any
-  other JSON value by its compact JSON text (``7`` and ``"7"`` are the same owner).
+  A key is letters, digits, ``_``, ``.`` and ``-``. A task without that key is not under that
+  budget. A string value is taken as it is, any other JSON value by its compact JSON text
+  (``7`` and ``"7"`` are the same owner).
 
 A budget is counted per *window*: a UTC day (``00:00`` to ``24:00``) or a UTC calendar month.
 Each window has a stable key, for deduplicating ``budget.threshold`` events:
@@ -36,6 +37,7 @@ the caller records which (window key, level) pairs it announced.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -69,6 +71,10 @@ __all__ = [
 ]
 
 THRESHOLDS: Final = (50, 80, 100)
+# The same as storage.spending's, which adds up windows in SQL: a metadata key goes into JSON
+# paths there, and a reported cost is taken only as a plain decimal ("7.2").
+METADATA_KEY: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
+PLAIN_AMOUNT: Final = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
 class Period(StrEnum):
@@ -149,7 +155,8 @@ def _period_bounds(period: Period, moment: datetime) -> tuple[datetime, datetime
 def _scope_text(value: Any) -> str:
     if isinstance(value, str):
         return value
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    # Keys in their stored order, as storage.spending compares them in SQL.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _utc(at: datetime) -> datetime:
@@ -181,12 +188,9 @@ def billed_amount(cost: str | None, table: PriceTable) -> Decimal | None:
     """A task's reported final cost (its ``cost``, final_unit_deduction) as a
     :attr:`Commitment.billed`, when it is in ``table``'s currency; else ``None``, and the
     estimate stands (a gateway relays Kling's units, not what it charges)."""
-    if cost is None or not table.final_cost_comparable:
-        return None
-    try:
-        return parse_amount(cost)
-    except ValueError:
-        return None  # unreadable: the estimate stands rather than a guess
+    if cost is None or not table.final_cost_comparable or not PLAIN_AMOUNT.match(cost):
+        return None  # none, or unreadable: the estimate stands rather than a guess
+    return Decimal(cost)
 
 
 def spent(commitments: Iterable[Commitment]) -> Decimal:
@@ -283,8 +287,8 @@ def parse_per_key_budgets(text: str) -> tuple[Budget, ...]:
         key = key.strip()
         if not equals or not slash:
             raise ValueError(f"{part!r} must read KEY=AMOUNT/day or KEY=AMOUNT/month")
-        if not key or any(c in key for c in ":=/") or any(c.isspace() for c in key):
-            raise ValueError(f"{part!r}: the metadata key must be a word without : = / or spaces")
+        if not METADATA_KEY.match(key):
+            raise ValueError(f"{part!r}: the metadata key must be letters, digits, _ . - only")
         try:
             period = Period(period_text.strip().lower())
         except ValueError:

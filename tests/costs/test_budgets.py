@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 
 from service.costs.budgets import (
+    METADATA_KEY,
+    PLAIN_AMOUNT,
     Budget,
     BudgetWindow,
     Commitment,
@@ -23,6 +25,7 @@ from service.costs.budgets import (
 )
 from service.costs.default_prices import DEFAULT_PRICE_TABLES
 from service.errors import BudgetExceeded
+from storage import spending
 
 DAILY = Budget(Decimal("10"), Period.DAY)
 MONTHLY = Budget(Decimal("100"), Period.MONTH)
@@ -68,7 +71,7 @@ def test_a_per_key_budget_applies_only_to_tasks_with_the_key() -> None:
         ("", "owner=:daily:2026-12-03"),
         (7, "owner=7:daily:2026-12-03"),
         ("7", "owner=7:daily:2026-12-03"),  # the same owner as the number 7
-        ({"b": 1, "a": 2}, "owner=%7B%22a%22%3A2%2C%22b%22%3A1%7D:daily:2026-12-03"),
+        ({"b": 1, "a": 2}, "owner=%7B%22b%22%3A1%2C%22a%22%3A2%7D:daily:2026-12-03"),
         ("élise", "owner=%C3%A9lise:daily:2026-12-03"),
     ],
 )
@@ -236,10 +239,10 @@ def test_a_budget_needs_a_positive_limit() -> None:
 
 
 def test_parse_per_key_budgets() -> None:
-    assert parse_per_key_budgets(" owner=50/day, owner=1000/month ,team=0.5/MONTH,") == (
+    assert parse_per_key_budgets(" owner=50/day, owner=1000/month ,team.a-b_c=0.5/MONTH,") == (
         Budget(Decimal("50"), Period.DAY, "owner"),
         Budget(Decimal("1000"), Period.MONTH, "owner"),
-        Budget(Decimal("0.5"), Period.MONTH, "team"),
+        Budget(Decimal("0.5"), Period.MONTH, "team.a-b_c"),
     )
     assert parse_per_key_budgets("") == ()
     assert [b.name for b in parse_per_key_budgets("owner=1/day,team=2/month")] == [
@@ -253,9 +256,11 @@ def test_parse_per_key_budgets() -> None:
     [
         ("owner", "must read KEY=AMOUNT/day or KEY=AMOUNT/month"),
         ("owner=50", "must read KEY=AMOUNT/day"),
-        ("=50/day", "the metadata key must be a word"),
-        ("a b=50/day", "the metadata key must be a word"),
-        ("a:b=50/day", "the metadata key must be a word"),
+        ("=50/day", "the metadata key must be letters"),
+        ("a b=50/day", "the metadata key must be letters"),
+        ("a:b=50/day", "the metadata key must be letters"),
+        ("own/er=50/day", "the metadata key must be letters"),
+        ("é=50/day", "the metadata key must be letters"),
         ("owner=50/week", "the period must be day or month"),
         ("owner=lots/day", "'lots' is not a decimal number"),
         ("owner=-5/day", "is negative"),
@@ -283,9 +288,22 @@ def test_budgets_from_the_settings() -> None:
         ("kling", None, None),
         ("kling", "free", None),  # unreadable: the estimate stands
         ("kling", "-1", None),
+        ("kling", "1e3", None),  # only plain decimals, as the SQL sums take them
+        ("kling", " 7.2", None),
         ("newapi", "7.2", None),  # Kling's units relayed; the table is in USD
         ("apimodels", "7.2", None),
     ],
 )
 def test_billed_amount(provider: str, cost: str | None, billed: Decimal | None) -> None:
     assert billed_amount(cost, DEFAULT_PRICE_TABLES[provider]) == billed
+
+
+@pytest.mark.parametrize("value", ["alice", "", 7, 1.5, True, None, ["a"], {"b": 1, "a": 2}, "é"])
+def test_window_scopes_are_what_storage_compares(value: object) -> None:
+    # storage.spending adds windows up in SQL by the same text: the two must never drift.
+    assert window(OWNER_DAILY, owner=value).scope == spending.scope_text(value)
+
+
+def test_the_rules_of_keys_and_amounts_are_storage_s() -> None:
+    assert METADATA_KEY.pattern == spending.METADATA_KEY.pattern
+    assert PLAIN_AMOUNT.pattern == spending.PLAIN_AMOUNT.pattern
