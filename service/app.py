@@ -20,6 +20,7 @@ from starlette.routing import Route
 from handlers.registry import HandlerRegistry
 from service.api import (
     callbacks,
+    costs,
     dashboard,
     handler_runs,
     health,
@@ -77,6 +78,7 @@ ROUTES = [
         tasks.redownload_video,
         methods=["POST"],
     ),
+    Route("/v1/costs", costs.costs, methods=["GET"]),
     Route("/v1/handler-runs", handler_runs.list_handler_runs, methods=["GET"]),
     Route("/v1/handler-runs/{run_id}", handler_runs.get_run, methods=["GET"]),
     Route("/v1/handler-runs/{run_id}/retry", handler_runs.retry_run, methods=["POST"]),

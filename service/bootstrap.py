@@ -10,6 +10,7 @@ import httpx
 
 from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry, build_registry
+from service.costs.price_table import price_table_for
 from service.downloads import GuardedTransport
 from service.events import EventEmitter
 from service.kling.auth import auth_from_settings
@@ -36,6 +37,7 @@ async def open_services(
     """Everything a web process or a worker needs. ``storage``, ``registry`` and ``transport``
     replace the configured ones (tests)."""
     registry = registry or build_registry(settings.handler_specs)
+    prices = price_table_for(settings.provider, settings.price_table)  # a bad file stops here
     store = storage or create_storage(settings.database_url)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
     await store.open()
@@ -63,6 +65,7 @@ async def open_services(
                 registry=registry,
                 emitter=EventEmitter(registry, settings.media_dir),
                 handler_host=handler_host,
+                prices=prices,
             )
     finally:
         await store.close()

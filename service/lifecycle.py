@@ -92,6 +92,20 @@ def _adopt_provider_id(task: TaskRecord, state: ProviderTaskState) -> None:
         task.provider_task_id = state.task_id
 
 
+def _keep_billing(task: TaskRecord, state: ProviderTaskState) -> None:
+    """What the provider says it billed, as it said it (what it does not say is kept)."""
+    if state.cost is not None:
+        task.cost = state.cost
+    billed = {
+        "final_unit_deduction": state.cost,
+        "final_balance_deduction": state.balance_deduction,
+        "billing": [dict(item) for item in state.billing] or None,
+    }
+    given = {key: value for key, value in billed.items() if value is not None}
+    if given:
+        task.billing = {**(task.billing or {}), **given}
+
+
 def plan_provider_state(
     task: TaskRecord,
     videos: list[VideoRecord],
@@ -112,6 +126,8 @@ def plan_provider_state(
     new_task = replace(task, last_news_at=now)
     if RANK[target] <= RANK[task.status]:
         _adopt_provider_id(new_task, state)
+        if confirmed:  # our own query: what it says was billed is believed, even late
+            _keep_billing(new_task, state)
         return Plan(TaskChange(task=new_task), f"no change: {target} after {task.status}")
     if needs_confirmation and target in FINAL and not confirmed:
         # Nothing of it is taken, not even its task id: only the query's answer counts.
@@ -141,8 +157,7 @@ def plan_provider_state(
     new_task.updated_at = now
     if state.status_message or target == TaskStatus.FAILED:
         new_task.status_message = state.status_message
-    if state.cost is not None:
-        new_task.cost = state.cost
+    _keep_billing(new_task, state)
     if target == TaskStatus.SUCCEEDED:
         for video in state.videos:
             new_videos.append(

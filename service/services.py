@@ -13,6 +13,7 @@ from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry
 from service.admission.pace import AdmissionPace
 from service.clock import Clock, utcnow
+from service.costs.price_table import PriceTable
 from service.errors import StorageError
 from service.events import EventEmitter
 from service.kling.client import ProviderClient
@@ -39,6 +40,8 @@ class Services:
     emitter: EventEmitter
     # Where handler functions run: off this loop, which answers callbacks (handlers.host).
     handler_host: HandlerHost
+    # The provider's prices (service.costs): submissions are estimated with them.
+    prices: PriceTable
     clock: Clock = utcnow
     # Set whenever this process enqueues jobs, so an in-process worker wakes at once.
     jobs_ready: asyncio.Event = field(default_factory=asyncio.Event)

@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from service.admission.dispatch import plan_queued, store_and_admit
 from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
+from service.costs.guard import announce_thresholds, budget_guard, estimate_of
 from service.errors import (
     ConfigurationError,
     ProviderAuthError,
@@ -69,7 +70,8 @@ def callback_url(services: Services, token: str) -> str:
 async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
     """Store one task and send it when the provider has room; answers the stored task
     (``queued`` while it waits, ``pending`` when the outcome is unknown and a job will finish
-    it). Raises Conflict, ConfigurationError, ProviderError (refused: nothing was kept)."""
+    it). Raises Conflict, ConfigurationError, BudgetExceeded and PriceUnknown (a budget
+    refused it: nothing was kept), ProviderError (refused: nothing was kept)."""
     callback_url(services, "")  # before storing: a misconfiguration stores nothing
     now = services.clock()
     task_id = new_id("task")
@@ -86,8 +88,13 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
         updated_at=now,
         priority=request.priority,
     )
-    task, token = await store_and_admit(services, task)
+    estimate = estimate_of(services, task)
+    task.estimate = estimate.as_dict() if estimate else None
+    budget = budget_guard(services, task, estimate)  # PriceUnknown: a budget cannot judge it
+    task, token = await store_and_admit(services, task, budget)  # BudgetExceeded: not stored
     log.info("task stored", extra={"action": "task.stored", "task_id": task.id})
+    if budget is not None:
+        await announce_thresholds(services, task.id, budget.crossings)
     if token is None:
         await services.change_task(task.id, plan_queued(services, WAITING_FOR_A_SLOT))
         services.admission.nudge()  # tasks before it in the queue may have room

@@ -60,6 +60,10 @@ def task_json(
         "queue_position": queue_position,
         "admitted_at": isoformat(task.admitted_at),
         "cost": task.cost,
+        # {"amount", "currency", "basis"}: what the price table said before it was sent
+        "estimated_cost": task.estimate,
+        # final_unit_deduction, final_balance_deduction, billing[]: as the provider said them
+        "billing": task.billing,
         "created_at": isoformat(task.created_at),
         "updated_at": isoformat(task.updated_at),
         "videos": [video_json(video, media_dir) for video in videos],

@@ -29,6 +29,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
+from service.costs.guard import BudgetGuard
 from service.events import TASK_QUEUED
 from service.jobs.kinds import SUBMIT, new_job
 from service.lifecycle import Plan
@@ -78,14 +79,23 @@ class Admission:
         return TaskChange(task=admitted, jobs=[job])
 
 
-async def store_and_admit(services: Services, task: TaskRecord) -> tuple[TaskRecord, str | None]:
+async def store_and_admit(
+    services: Services, task: TaskRecord, budget: BudgetGuard | None = None
+) -> tuple[TaskRecord, str | None]:
     """Store a new queued task, admitted in the same transaction when it may go now (room for
     it and every task before it, admissions not held): the task as stored, and the callback
-    token its submission sends the create with (None: it waits in the queue)."""
+    token its submission sends the create with (None: it waits in the queue). ``budget``
+    refuses it first, in that transaction, when it would take a budget past its limit."""
     admission = Admission(services, inline_task_id=task.id)
     held = services.admission.held_for() > 0
     limits = None if held else services.settings.provider_slots
-    stored = await services.storage.submit_task(task, limits=limits, plan=admission.plan)
+    stored = await services.storage.submit_task(
+        task,
+        limits=limits,
+        plan=admission.plan,
+        spending=budget.spending if budget else (),
+        guard=budget,
+    )
     if stored.status == TaskStatus.QUEUED:
         return stored, None
     return stored, admission.tokens[task.id]

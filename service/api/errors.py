@@ -16,10 +16,12 @@ from starlette.responses import JSONResponse, Response
 
 from service.api.query import BadQuery
 from service.errors import (
+    BudgetExceeded,
     ConfigurationError,
     Conflict,
     InvalidRequest,
     NotFound,
+    PriceUnknown,
     ProviderError,
     ProviderUnreachable,
     StorageError,
@@ -59,6 +61,18 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _conflict(request: Request, exc: Exception) -> Response:
     return error_response(409, "conflict", str(exc))
+
+
+async def _over_budget(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BudgetExceeded)
+    return error_response(402, "budget_exceeded", str(exc), **exc.as_dict())
+
+
+async def _unpriced(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, PriceUnknown)
+    return error_response(
+        422, "price_unknown", str(exc), provider=exc.provider, missing=exc.missing
+    )
 
 
 async def _not_configured(request: Request, exc: Exception) -> Response:
@@ -107,6 +121,8 @@ EXCEPTION_HANDLERS = {
     InvalidRequest: _invalid,
     NotFound: _not_found,
     Conflict: _conflict,
+    BudgetExceeded: _over_budget,
+    PriceUnknown: _unpriced,
     ConfigurationError: _not_configured,
     ProviderError: _provider,
     ProviderUnreachable: _unreachable,

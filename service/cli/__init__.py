@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from .common import report_errors
+from .costs import costs
 from .demo import demo
 from .fake_kling import fake_kling
 from .handlers import handlers
@@ -35,7 +36,18 @@ def cli() -> None:
     """omnihook: a self-hosted, webhook-driven event service for Kling Omni Video."""
 
 
-for command in (serve, worker, submit, tasks, handlers, notifications, webhooks, fake_kling, demo):
+for command in (
+    serve,
+    worker,
+    submit,
+    tasks,
+    costs,
+    handlers,
+    notifications,
+    webhooks,
+    fake_kling,
+    demo,
+):
     cli.add_command(command)
 
 

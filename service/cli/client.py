@@ -134,6 +134,14 @@ class OmnihookClient:
         response = await self._request("GET", "/v1/tasks", params=params)
         return cast(TaskPage, response.json())
 
+    async def costs(
+        self, *, since: str | None = None, until: str | None = None, by: str = "day"
+    ) -> dict[str, Any]:
+        """``GET /v1/costs``: estimated against billed, grouped, and the budgets."""
+        params = {"by": by, **{k: v for k, v in {"since": since, "until": until}.items() if v}}
+        response = await self._request("GET", "/v1/costs", params=params)
+        return cast(dict[str, Any], response.json())
+
     async def task_events(self, task_id: str) -> list[Event]:
         response = await self._request("GET", f"/v1/tasks/{_segment(task_id)}/events")
         return cast(list[Event], response.json()["events"])

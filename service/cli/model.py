@@ -48,6 +48,8 @@ class Task(_TaskRequired, total=False):
     request: dict[str, Any]
     metadata: dict[str, Any] | None
     cost: str | None
+    estimated_cost: dict[str, Any] | None  # {"amount", "currency", "basis"}
+    billing: dict[str, Any] | None
     priority: int
     queue_position: int | None  # where a queued task stands: 1 is the next to go
     created_at: str

@@ -124,6 +124,9 @@ def task_summary(task: Task) -> Table:
     grid.add_row("model", _or_dash(task.get("model_name")))
     if task.get("priority"):
         grid.add_row("priority", str(task.get("priority")))
+    estimate = task.get("estimated_cost")
+    if isinstance(estimate, dict):
+        grid.add_row("estimate", f"{estimate.get('amount')} {estimate.get('currency')}")
     grid.add_row("cost", _or_dash(task.get("cost")))
     grid.add_row("created", _or_dash(task.get("created_at")))
     grid.add_row("updated", _or_dash(task.get("updated_at")))

@@ -158,6 +158,12 @@ async def _submit(
             return True
         # In JSON mode the live view goes to stderr, so stdout stays one JSON document.
         live_console = console if output == "text" else make_console(stderr=True)
+        estimate = task.get("estimated_cost")
+        if isinstance(estimate, dict):  # before the wait: what this will cost
+            live_console.print(
+                f"estimated cost: {estimate.get('amount')} {estimate.get('currency')}",
+                markup=False,
+            )
         if task["status"] == "queued":
             live_console.print(
                 f"task {task['id']} queued (#{task.get('queue_position') or '?'} in line): "
