@@ -23,6 +23,7 @@ from datetime import timedelta
 
 from service.admission.dispatch import plan_queued, store_and_admit
 from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
+from service.costs.estimate import CostEstimate
 from service.costs.guard import announce_thresholds, budget_guard, estimate_of
 from service.errors import (
     ConfigurationError,
@@ -89,7 +90,7 @@ async def submit(services: Services, request: SubmitRequest) -> TaskRecord:
         priority=request.priority,
     )
     estimate = estimate_of(services, task)
-    task.estimate = estimate.as_dict() if estimate else None
+    task.estimate = estimate.as_dict() if isinstance(estimate, CostEstimate) else None
     budget = budget_guard(services, task, estimate)  # PriceUnknown: a budget cannot judge it
     task, token = await store_and_admit(services, task, budget)  # BudgetExceeded: not stored
     log.info("task stored", extra={"action": "task.stored", "task_id": task.id})

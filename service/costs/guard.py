@@ -26,13 +26,13 @@ from storage.spending import Spending
 log = logging.getLogger(__name__)
 
 
-def estimate_of(services: Services, task: TaskRecord) -> CostEstimate | None:
-    """The task's estimate, None when the price table cannot price it (logged)."""
+def estimate_of(services: Services, task: TaskRecord) -> CostEstimate | PriceUnknown:
+    """The task's estimate, or why the price table cannot price it."""
     try:
         return estimate_cost(task.request, services.settings.provider, services.prices)
     except PriceUnknown as exc:
         log.info("no estimate for %s: %s", task.id, exc, extra={"action": "costs.unpriced"})
-        return None
+        return exc
 
 
 class BudgetGuard:
@@ -59,18 +59,15 @@ class BudgetGuard:
 
 
 def budget_guard(
-    services: Services, task: TaskRecord, estimate: CostEstimate | None
+    services: Services, task: TaskRecord, estimate: CostEstimate | PriceUnknown
 ) -> BudgetGuard | None:
     """The guard of a task under at least one budget, None when none applies to it. A task a
-    budget applies to but that cannot be priced is refused (PriceUnknown): a budget unpriced
-    tasks slip past would be no budget."""
+    budget applies to but that cannot be priced is refused (its PriceUnknown): a budget
+    unpriced tasks slip past would be no budget."""
     if not windows_at(services.settings.budgets, task.created_at, task.metadata):
         return None
-    if estimate is None:
-        raise PriceUnknown(
-            services.settings.provider,
-            f"{task.model_name} as requested, and a budget applies to it",
-        )
+    if isinstance(estimate, PriceUnknown):
+        raise estimate
     return BudgetGuard(services, task, estimate)
 
 
