@@ -185,6 +185,10 @@ class Storage(ABC):
         called again (a retried transaction); its last call saw what was written."""
 
     @abstractmethod
+    async def spending(self, windows: Sequence[Spending]) -> list[Decimal]:
+        """What each window has spent (:mod:`storage.spending`'s rule), as committed now."""
+
+    @abstractmethod
     async def queue_position(self, task: TaskRecord) -> int:
         """Where a queued task stands in the queue: 1 is the next to go."""
 

@@ -267,6 +267,11 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
             queued = sum(1 for t in self._tasks.values() if t.status == TaskStatus.QUEUED)
             return Occupancy(queued, self._in_flight())
 
+    async def spending(self, windows: Sequence[Spending]) -> list[Decimal]:
+        async with self._lock:
+            self._check_open()
+            return [self._spent(window) for window in windows]
+
     def _spent(self, window: Spending) -> Decimal:
         return sum(
             (

@@ -148,6 +148,12 @@ class PostgresAdmission(PostgresConnection):
                 changes.append(change)
         return changes
 
+    async def spending(self, windows: Sequence[Spending]) -> list[Decimal]:
+        async def read(conn: Any) -> list[Decimal]:
+            return [await _spent_here(conn, window) for window in windows]
+
+        return await self._read(read)
+
     async def queue_position(self, task: TaskRecord) -> int:
         ahead = await self._read(
             lambda conn: conn.fetchval(_AHEAD, task.id, task.priority, utc(task.created_at))

@@ -70,7 +70,7 @@ _IN_SCOPE = (
 )
 
 
-def _spent_here(raw: sqlite3.Connection, window: Spending) -> Decimal:
+def _spent_query(window: Spending) -> tuple[str, dict[str, object]]:
     params: dict[str, object] = {
         "billed": window.billed_counts,
         "start": encode_time(window.start),
@@ -80,8 +80,19 @@ def _spent_here(raw: sqlite3.Connection, window: Spending) -> Decimal:
     if window.metadata_key is not None:
         sql += _IN_SCOPE
         params.update(path=f'$."{window.metadata_key}"', scope=window.scope)
-    micros = int(raw.execute(sql, params).fetchone()[0])
+    return sql, params
+
+
+def _spent_here(raw: sqlite3.Connection, window: Spending) -> Decimal:
+    """Inside a write transaction, on its connection."""
+    micros = int(raw.execute(*_spent_query(window)).fetchone()[0])
     return Decimal(micros) / MICROS
+
+
+async def _spent_now(conn: aiosqlite.Connection, window: Spending) -> Decimal:
+    """A read of the last commit (the reader's connection)."""
+    rows = await conn.execute_fetchall(*_spent_query(window))
+    return Decimal(int(next(iter(rows))[0])) / MICROS
 
 
 class SQLiteAdmission:
@@ -165,6 +176,10 @@ class SQLiteAdmission:
         if changes:
             self._wakeup.jobs_added()
         return [change.task for change in changes]
+
+    async def spending(self, windows: Sequence[Spending]) -> list[Decimal]:
+        async with self._read() as conn:
+            return [await _spent_now(conn, window) for window in windows]
 
     async def queue_position(self, task: TaskRecord) -> int:
         params = {

@@ -219,3 +219,13 @@ async def test_the_api_answers_402_and_sums_costs(tmp_path: Path) -> None:
         }
         bad = await api.get("/v1/costs", params={"by": "colour"})
         assert bad.status_code == 400
+
+        metrics = (await api.get("/metrics")).text
+        for line in (
+            f'omnihook_cost_estimated{{currency="units",period="day"}} {3 * EACH}.0',
+            f'omnihook_cost_spent{{currency="units",period="month"}} {3 * EACH}.0',
+            f'omnihook_budget_limit{{currency="units",period="day"}} {3 * EACH}.0',
+            'omnihook_tasks_in_flight{model="*"} 3.0',
+            "omnihook_tasks_queued 0.0",
+        ):
+            assert line in metrics.splitlines(), line

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -10,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 
 from service.admission.metrics import admission_exposition
 from service.api.tasks import services_of
+from service.costs.metrics import cost_exposition
 from service.errors import StorageError
 from service.metrics import worker_exposition
 from service.webhooks.metrics import REGISTRY as WEBHOOK_METRICS
@@ -45,7 +47,8 @@ async def readyz(request: Request) -> Response:
 
 async def metrics(request: Request) -> Response:
     """This app's HTTP metrics, the deliveries this process made, its worker's health, its
-    handler host (threads, loops, timeouts) and the admission queue, in one exposition."""
+    handler host (threads, loops, timeouts), the admission queue and the costs, in one
+    exposition."""
     services = services_of(request)
     body = (
         generate_latest(request.state.metrics.registry)
@@ -60,4 +63,6 @@ async def metrics(request: Request) -> Response:
     else:
         limits = services.settings.provider_slots
         body += admission_exposition(occupancy, limits, services.admission)
+        with contextlib.suppress(StorageError):
+            body += await cost_exposition(services, services.clock())
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -215,3 +215,14 @@ async def test_a_guard_sees_what_each_window_has_spent_and_can_refuse(storage: S
 
 class BudgetRefused(OmnihookError):
     """What a guard raises: one of the service's errors, which every backend lets through."""
+
+
+async def test_spending_reads_what_was_committed(storage: Storage) -> None:
+    for amount, day in (("1.25", 0), ("2.5", 0), ("4", 1)):
+        task = make_task(estimate={"amount": amount, "currency": "USD"}, created_at=at(day * 86400))
+        await storage.create_task(task)
+    assert await storage.spending([spent_on(0), spent_on(1), spent_on(2)]) == [
+        Decimal("3.75"),
+        Decimal("4"),
+        Decimal("0"),
+    ]
