@@ -19,6 +19,7 @@ from service.api.openapi_parts import (
     path_param,
     task_id_param,
 )
+from service.api.openapi_schemas import SCHEMAS
 from service.api.openapi_webhooks import WEBHOOK_PATHS, WEBHOOK_SCHEMAS
 
 SPEC: dict[str, Any] = {
@@ -30,93 +31,7 @@ SPEC: dict[str, Any] = {
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error", "message"],
-                "properties": {
-                    "error": {"type": "string"},
-                    "message": {"type": "string"},
-                    "problems": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "field": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        },
-                    },
-                },
-            },
-            "Video": {
-                "type": "object",
-                "properties": {
-                    "index": {"type": "integer"},
-                    "provider_video_id": {"type": ["string", "null"]},
-                    "duration": {"type": ["string", "null"]},
-                    "download_status": {"enum": ["pending", "downloading", "downloaded", "failed"]},
-                    "size": {"type": ["integer", "null"]},
-                    "sha256": {"type": ["string", "null"]},
-                    "path": {"type": ["string", "null"]},
-                    "error": {"type": ["string", "null"]},
-                    "bytes_received": {"type": "integer"},
-                    "bytes_total": {"type": ["integer", "null"]},
-                    "kind": {"enum": ["video", "image"]},
-                    "watermark": {
-                        "description": "the watermarked copy, when the request asked for one "
-                        "(watermark_info.enabled); null otherwise",
-                        "type": ["object", "null"],
-                        "properties": {
-                            "path": {"type": ["string", "null"]},
-                            "size": {"type": ["integer", "null"]},
-                            "sha256": {"type": ["string", "null"]},
-                        },
-                    },
-                },
-            },
-            "Task": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "external_task_id": {"type": "string"},
-                    "provider_task_id": {"type": ["string", "null"]},
-                    "status": {
-                        "enum": [
-                            "queued",
-                            "pending",
-                            "submitted",
-                            "processing",
-                            "succeeded",
-                            "failed",
-                        ]
-                    },
-                    "status_message": {"type": "string"},
-                    "model_name": {"type": "string"},
-                    "request": {"type": "object"},
-                    "metadata": {"type": "object"},
-                    "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
-                    "queue_position": {
-                        "type": ["integer", "null"],
-                        "description": "while queued: 1 is the next task to be sent",
-                    },
-                    "admitted_at": {"type": ["string", "null"], "format": "date-time"},
-                    "cost": {"type": ["string", "null"]},
-                    "created_at": {"type": "string", "format": "date-time"},
-                    "updated_at": {"type": "string", "format": "date-time"},
-                    "videos": {"type": "array", "items": {"$ref": "#/components/schemas/Video"}},
-                },
-            },
-            "Event": {
-                "type": "object",
-                "properties": {
-                    "id": {"type": "string"},
-                    "type": {"type": "string"},
-                    "timestamp": {"type": "string", "format": "date-time"},
-                    "data": {"type": "object"},
-                },
-            },
-        },
+        "schemas": {**SCHEMAS},
     },
     "security": [{"bearer": []}],
     "paths": {
@@ -137,8 +52,17 @@ SPEC: dict[str, Any] = {
                         "finishes)",
                     ),
                     "400": json_body(ERROR, "the body is not JSON"),
+                    "402": json_body(
+                        ERROR,
+                        "budget_exceeded: its estimate would take a budget past its limit "
+                        "(budget, window, limit, spent, estimate, currency); nothing sent",
+                    ),
                     "409": json_body(ERROR, "duplicate external_task_id"),
-                    "422": json_body(ERROR, "invalid request: every problem with its field path"),
+                    "422": json_body(
+                        ERROR,
+                        "invalid request: every problem with its field path; or "
+                        "price_unknown: a budget applies and the price table cannot price it",
+                    ),
                     "502": json_body(ERROR, "the provider refused: its code and message"),
                 },
             },
@@ -267,6 +191,40 @@ SPEC: dict[str, Any] = {
                 "responses": {
                     "202": {"description": "a new inbox job was enqueued"},
                     "404": json_body(ERROR, "unknown"),
+                },
+            }
+        },
+        "/v1/costs": {
+            "get": {
+                "summary": "Estimated against billed costs, grouped, and each budget's window",
+                "parameters": [
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date"},
+                        "description": "first day (UTC); default the 1st of this month",
+                    },
+                    {
+                        "name": "until",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date"},
+                        "description": "the day after the last (UTC); default tomorrow",
+                    },
+                    {
+                        "name": "by",
+                        "in": "query",
+                        "schema": {"type": "string", "default": "day"},
+                        "description": "day, model or metadata.KEY",
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "since, until, by, currency, comparable, truncated, "
+                        "total, groups (key, tasks, statuses, estimated, unpriced_tasks, "
+                        "billed_tasks, billed_units, billed_balance) and budgets (budget, "
+                        "window, scope, limit, spent, percent, currency)"
+                    },
+                    "400": json_body(ERROR, "a bad date or grouping"),
                 },
             }
         },
