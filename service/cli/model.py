@@ -6,7 +6,7 @@ schema, the client only names the fields it renders and decides on.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 TERMINAL_DOWNLOADS = frozenset({"downloaded", "failed"})
 TERMINAL_RUNS = frozenset({"succeeded", "failed"})
@@ -21,6 +21,8 @@ class Video(TypedDict):
     sha256: str | None
     path: str | None
     error: str | None
+    kind: NotRequired[str]  # "video" or "image"
+    watermark: NotRequired[dict[str, Any] | None]  # the watermarked copy: path, size, sha256
 
 
 class HandlerRun(TypedDict):

@@ -137,12 +137,13 @@ def task_summary(task: Task) -> Table:
 
 def videos_table(videos: Sequence[Video]) -> Table:
     table = Table(title="videos", title_justify="left", **COMPACT)
-    for column in ("#", "provider video", "duration", "download", "size", "sha256", "path"):
+    for column in ("#", "kind", "provider id", "duration", "download", "size", "sha256", "path"):
         table.add_column(column, overflow="fold")
     for video in videos:
         download = download_cell(video)
         table.add_row(
             str(video["index"]),
+            video.get("kind") or "video",
             _or_dash(video.get("provider_video_id")),
             _or_dash(video.get("duration")),
             download,
@@ -150,6 +151,18 @@ def videos_table(videos: Sequence[Video]) -> Table:
             short_hash(video.get("sha256")),
             _or_dash(video.get("path")),
         )
+        copy = video.get("watermark")
+        if isinstance(copy, dict):  # the watermarked copy, on a line of its own
+            table.add_row(
+                "",
+                "watermarked",
+                "",
+                "",
+                "",
+                human_size(copy.get("size")),
+                short_hash(copy.get("sha256")),
+                _or_dash(copy.get("path")),
+            )
     return table
 
 

@@ -28,9 +28,14 @@ def run(host: str, port: int, config: FakeKlingConfig) -> None:
     base_url = base_url_of(sock)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", lifespan="on"))
     print(f"fake Kling ({config.profile} profile) on {base_url}", flush=True)
+    # With --max-concurrent the account answers 1303 beyond its slots: omnihook queues the
+    # tasks beyond them when told how many there are.
+    slots = (
+        f" OMNIHOOK_PROVIDER_CONCURRENCY={config.max_concurrent}" if config.max_concurrent else ""
+    )
     print(
         f"  for omnihook: OMNIHOOK_PROVIDER={config.profile} "
-        f"OMNIHOOK_KLING_BASE_URL={client_base_url(config.profile, base_url)}",
+        f"OMNIHOOK_KLING_BASE_URL={client_base_url(config.profile, base_url)}{slots}",
         flush=True,
     )
     try:
