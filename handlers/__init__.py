@@ -8,10 +8,11 @@ handler once, isolated).
 from __future__ import annotations
 
 from handlers.api import EVENT_TYPES, DoNotRetry, Event, on
-from handlers.payloads import EventData, TaskData, VideoData, WatermarkData
+from handlers.payloads import BudgetData, EventData, TaskData, VideoData, WatermarkData
 
 __all__ = [
     "EVENT_TYPES",
+    "BudgetData",
     "DoNotRetry",
     "Event",
     "EventData",

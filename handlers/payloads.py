@@ -61,7 +61,8 @@ class TaskData(TypedDict):
     external_task_id: str
     #: The provider's id, once the provider accepted the task.
     provider_task_id: str | None
-    #: ``"pending"``, ``"submitted"``, ``"processing"``, ``"succeeded"`` or ``"failed"``.
+    #: ``"queued"``, ``"pending"``, ``"submitted"``, ``"processing"``, ``"succeeded"`` or
+    #: ``"failed"``.
     status: str
     #: The provider's explanation, notably why a task failed.
     status_message: str
@@ -71,8 +72,19 @@ class TaskData(TypedDict):
     request: dict[str, Any]
     #: The JSON object given as ``metadata`` at submission, unchanged: carry your own ids here.
     metadata: dict[str, Any]
+    #: Its place in the admission queue order (higher goes first).
+    priority: int
+    #: Where a queued task stands (1: the next to be sent); ``None`` once it left the queue.
+    queue_position: int | None
+    #: When it left the queue and was sent (ISO 8601 UTC), once it did.
+    admitted_at: str | None
+    #: What the price table said it would cost: ``{"amount", "currency", "basis"}``.
+    estimated_cost: dict[str, Any] | None
     #: What the task cost (the provider's ``final_unit_deduction``), once known.
     cost: str | None
+    #: What the provider billed, as it said it: ``final_unit_deduction``,
+    #: ``final_balance_deduction``, ``billing`` (the newer API's items).
+    billing: dict[str, Any] | None
     #: ISO 8601 UTC times.
     created_at: str
     updated_at: str
@@ -80,9 +92,24 @@ class TaskData(TypedDict):
     videos: list[VideoData]
 
 
+class BudgetData(TypedDict):
+    """``data["budget"]`` of a ``budget.threshold`` event: amounts are decimal strings."""
+
+    budget: str  # "daily", "monthly", "owner/daily"...
+    window: str  # "daily:2026-12-03", "owner=alice:monthly:2026-12"...
+    scope: str | None  # the metadata value, for a per-key budget
+    level: int  # 50, 80 or 100 (%)
+    limit: str
+    spent: str
+    currency: str
+    window_start: str
+    window_end: str
+
+
 class EventData(TypedDict):
     """``Event.data``: the task always, the video for ``video.downloaded`` and
-    ``video.download_failed``."""
+    ``video.download_failed``, the budget for ``budget.threshold``."""
 
     task: TaskData
     video: NotRequired[VideoData]
+    budget: NotRequired[BudgetData]

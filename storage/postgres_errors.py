@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from service.errors import Conflict, StorageError, StorageUnavailable
 

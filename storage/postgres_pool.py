@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from enum import Enum
 from typing import Any, TypeVar
 
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 
 from service.errors import OmnihookError, StorageError, StorageUnavailable
 from storage import postgres_sql as sql

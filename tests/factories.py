@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import itertools
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, cast
 
+from handlers.payloads import TaskData, VideoData
 from service.ids import new_id
+from service.views import task_json, video_json
 from storage.records import (
     EventRecord,
     JobRecord,
@@ -110,3 +113,18 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
+
+
+def task_data(**fields: Any) -> TaskData:
+    """A task as an event carries it (``data["task"]``): a stored task's view, ``fields``
+    written over it."""
+    view = task_json(make_task(), [], Path("/media"))
+    view.update(fields)
+    return cast(TaskData, view)
+
+
+def video_data(**fields: Any) -> VideoData:
+    """A video as an event carries it (``data["video"]``), ``fields`` written over it."""
+    view = video_json(make_video("task_1"), Path("/media"))
+    view.update(fields)
+    return cast(VideoData, view)

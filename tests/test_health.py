@@ -40,11 +40,12 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     async with app.router.lifespan_context(app) as state:
 
         async def with_state(scope: Scope, receive: Receive, send: Send) -> None:
-            scope["state"] = dict(state)
+            scope["state"] = dict(state or {})
             await app(scope, receive, send)
 
         transport = httpx.ASGITransport(app=with_state, client=("127.0.0.1", 5000))
         async with httpx.AsyncClient(transport=transport, base_url="http://omnihook") as c:
+            assert state is not None
             yield Served(c, state["services"])
 
 

@@ -64,7 +64,7 @@ async def test_once_the_body_is_whole_a_long_wait_for_a_disconnect_is_not_cut() 
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         assert (await receive())["body"] == b"{}"
-        waiting = asyncio.create_task(receive())
+        waiting = asyncio.ensure_future(receive())
         await asyncio.sleep(LIMITS.body_idle_timeout * 3)
         assert not waiting.done()  # still waiting, not answered "disconnected" by the guard
         waiting.cancel()

@@ -95,14 +95,15 @@ class FakeApi:
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         parts = [unquote(part) for part in request.url.raw_path.decode().split("?")[0].split("/")]
-        route: Callable[..., httpx.Response] | None = {
+        routes: dict[tuple[str, int], Callable[..., httpx.Response]] = {
             ("POST", 3): self._submit,
             ("GET", 3): self._list,
             ("GET", 4): self._get,
             ("GET", 5): self._events,
             ("GET", 6): self._video,
             ("POST", 7): self._redownload,
-        }.get((request.method, len(parts)))
+        }
+        route = routes.get((request.method, len(parts)))
         if route is None or parts[1:3] != ["v1", "tasks"]:
             return _error(404, "not_found", "no such route")
         return route(request, *parts[3:])

@@ -15,6 +15,7 @@ from service.cli.demo_cases import DemoCase, demo_cases
 from service.cli.demo_check import Tracked, verify
 from service.cli.demo_plugin import seen_event_ids, write_plugin
 from service.cli.model import Event, Task
+from tests.factories import task_data
 
 from .fake_api import FakeApi, make_event, make_run, make_task, make_video
 
@@ -223,7 +224,7 @@ async def test_the_demo_plugin_counts_events_and_fails_once(tmp_path: Path) -> N
 
     def event(attempt: int) -> HandlerEvent:
         now = datetime.now(UTC)
-        return HandlerEvent("evt_9", "task.completed", now, {"task": {}}, attempt=attempt)
+        return HandlerEvent("evt_9", "task.completed", now, {"task": task_data()}, attempt=attempt)
 
     plugin.demo_count_event(event(1))
     plugin.demo_count_event(event(2))  # a repeated run of the same event counts once

@@ -56,7 +56,7 @@ async def fails(
     **options: object,
 ) -> Exception:
     with pytest.raises(error, match=match) as caught:
-        await fetch(run, handler, **options)
+        await fetch(run, handler, URL, **options)
     assert "SIGNED-SECRET" not in str(caught.value)
     assert run.stored() == [] and run.leftovers() == []  # nothing half-written anywhere
     return caught.value
@@ -94,7 +94,7 @@ async def test_a_quicktime_file_is_stored_as_mov(run: Runner) -> None:
 async def test_generic_content_types_are_judged_by_their_bytes(
     run: Runner, content_type: str
 ) -> None:
-    await fetch(run, lambda request: video(**{"Content-Type": content_type}))
+    await fetch(run, lambda request: video(MP4, **{"Content-Type": content_type}))
     assert run.stored() == ["task-1/0.mp4"]
 
 

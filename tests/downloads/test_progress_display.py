@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from click.testing import CliRunner, Result
@@ -16,6 +16,7 @@ from rich.console import Console
 
 from service.cli import cli
 from service.cli.common import CliEnvironment
+from service.cli.model import Task
 from service.cli.progress import progress_text, task_progress
 from service.views import video_json
 from storage.records import DownloadStatus
@@ -75,7 +76,7 @@ def test_tasks_show_shows_how_far_a_download_got() -> None:
 def test_a_paused_download_shows_what_is_kept_and_why() -> None:
     video = api_video(DownloadStatus.PENDING, 50 * MiB, 200 * MiB, error="HTTP 503 from cdn")
     console = Console(width=200, record=True)
-    console.print(task_progress(make_task("task_1", "succeeded", videos=[video])))
+    console.print(task_progress(cast(Task, make_task("task_1", "succeeded", videos=[video]))))
     assert (
         "pending [##--------] 25% 50.0 MiB/200.0 MiB (HTTP 503 from cdn)" in console.export_text()
     )
@@ -84,7 +85,7 @@ def test_a_paused_download_shows_what_is_kept_and_why() -> None:
 def test_a_stored_video_shows_no_progress_bar() -> None:
     video = api_video(DownloadStatus.DOWNLOADED, 10, 10, size=10, path="task_1/0.mp4")
     console = Console(width=200, record=True)
-    console.print(task_progress(make_task("task_1", "succeeded", videos=[video])))
+    console.print(task_progress(cast(Task, make_task("task_1", "succeeded", videos=[video]))))
     assert "[##" not in console.export_text()
 
 

@@ -11,6 +11,7 @@ import pytest
 from service.errors import DownloadError, DownloadRetryable
 from tests.downloads.conftest import Runner, sha256, video_bytes
 from tests.downloads.hostile import (
+    Behaviour,
     Cut,
     Honest,
     HostileServer,
@@ -169,7 +170,8 @@ async def test_a_server_that_keeps_lying_ends_the_attempt_retryably(
     server: HostileServer, run: Runner
 ) -> None:
     url = server.add("/v.mp4", DATA)
-    server.script("/v.mp4", *[Cut(250_000), LyingRange(start_shift=1)] * 3)
+    lies: list[Behaviour] = [Cut(250_000), LyingRange(start_shift=1)]
+    server.script("/v.mp4", *lies * 3)
     with pytest.raises(DownloadRetryable, match="inconsistent"):
         await run(url)
 

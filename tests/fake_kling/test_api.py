@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -140,7 +141,7 @@ async def test_list_is_newest_first_and_paginated(client: httpx.AsyncClient) -> 
     ],
 )
 async def test_list_validates_ranges(
-    client: httpx.AsyncClient, params: dict[str, object], name: str
+    client: httpx.AsyncClient, params: dict[str, Any], name: str
 ) -> None:
     payload = assert_error(await client.get(CREATE, params=params), 400, 1201)
     assert name in str(payload["message"])

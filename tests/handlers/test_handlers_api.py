@@ -11,9 +11,9 @@ import pytest
 import handlers
 from handlers import EVENT_TYPES, DoNotRetry, Event, on
 from handlers.api import spec_of
-from handlers.payloads import TaskData, VideoData
+from handlers.payloads import EventData, TaskData, VideoData
 from service.views import task_json, video_json
-from tests.factories import make_task, make_video
+from tests.factories import make_task, make_video, task_data, video_data
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -25,6 +25,7 @@ def test_the_package_exports_the_plugin_api() -> None:
         "DoNotRetry",
         "EVENT_TYPES",
         "EventData",
+        "BudgetData",
         "TaskData",
         "VideoData",
         "WatermarkData",
@@ -136,16 +137,17 @@ def test_decorated_functions_stay_callable() -> None:
     def handler(event: Event) -> str:
         return f"{event.type} {event.attempt}"
 
-    event = Event(id="evt_1", type="task.failed", timestamp=T0, data={"task": {}})
+    event = Event(id="evt_1", type="task.failed", timestamp=T0, data={"task": task_data()})
     assert handler(event) == "task.failed 1"
 
 
 def test_event_to_dict_is_the_contract_json() -> None:
+    task, video = task_data(id="task_1"), video_data(index=0)
     event = Event(
         id="evt_1",
         type="video.downloaded",
         timestamp=T0,
-        data={"task": {"id": "task_1"}, "video": {"index": 0}},
+        data={"task": task, "video": video},
         attempt=3,
     )
 
@@ -153,19 +155,20 @@ def test_event_to_dict_is_the_contract_json() -> None:
         "id": "evt_1",
         "type": "video.downloaded",
         "timestamp": "2025-01-01T12:00:00Z",
-        "data": {"task": {"id": "task_1"}, "video": {"index": 0}},
+        "data": {"task": task, "video": video},
     }
-    assert event.task == {"id": "task_1"}
-    assert event.video == {"index": 0}
+    assert event.task == task
+    assert event.video == video
 
 
 def test_event_round_trips_through_its_json() -> None:
-    event = Event(id="evt_1", type="task.completed", timestamp=T0, data={"task": {}})
+    task = task_data()
+    event = Event(id="evt_1", type="task.completed", timestamp=T0, data={"task": task})
 
     again = Event.from_dict(event.to_dict(), attempt=2)
 
     assert again == Event(
-        id="evt_1", type="task.completed", timestamp=T0, data={"task": {}}, attempt=2
+        id="evt_1", type="task.completed", timestamp=T0, data={"task": task}, attempt=2
     )
     assert again.video is None
     assert again.is_retry and not event.is_retry
@@ -182,7 +185,8 @@ def test_every_payload_key_a_plugin_reads_is_declared() -> None:
 
 def test_event_timestamps_are_normalised_to_utc() -> None:
     paris = timezone(timedelta(hours=1))
-    event = Event(id="evt_1", type="task.failed", timestamp=T0.astimezone(paris), data={})
+    data: EventData = {"task": task_data()}
+    event = Event(id="evt_1", type="task.failed", timestamp=T0.astimezone(paris), data=data)
 
     assert event.timestamp.utcoffset() == timedelta(0)
     assert event.timestamp == T0
@@ -194,7 +198,7 @@ def test_event_timestamps_are_normalised_to_utc() -> None:
 )
 def test_event_refuses_naive_times_and_attempt_zero(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        Event(id="evt_1", type="task.failed", data={}, **kwargs)
+        Event(id="evt_1", type="task.failed", data={"task": task_data()}, **kwargs)
 
 
 def test_do_not_retry_is_a_plain_exception_with_a_message() -> None:

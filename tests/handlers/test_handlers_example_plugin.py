@@ -19,6 +19,7 @@ import pytest
 
 from handlers import Event
 from handlers.registry import build_registry
+from tests.factories import task_data, video_data
 
 pytestmark = pytest.mark.e2e  # installs a package with pip: seconds, not milliseconds
 
@@ -103,15 +104,15 @@ def test_the_example_plugin_is_discovered_through_its_entry_point(
         type="task.completed",
         timestamp=datetime(2026, 1, 1, tzinfo=UTC),
         data={
-            "task": {
-                "id": "task_1",
-                "external_task_id": "order-7",
-                "model_name": "kling-v3-omni",
-                "request": {"prompt": "a lighthouse at dusk"},
-                "cost": "1.0",
-                "metadata": {"customer": "c-42"},
-                "videos": [{"path": "/srv/media/task_1/0.mp4"}],
-            }
+            "task": task_data(
+                id="task_1",
+                external_task_id="order-7",
+                model_name="kling-v3-omni",
+                request={"prompt": "a lighthouse at dusk"},
+                cost="1.0",
+                metadata={"customer": "c-42"},
+                videos=[video_data(path="/srv/media/task_1/0.mp4")],
+            )
         },
     )
     handler.func(event)

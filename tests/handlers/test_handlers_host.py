@@ -20,12 +20,13 @@ from handlers.errors import HandlerFailed, HandlerTimedOut
 from handlers.host import HandlerHost
 from handlers.registry import Handler, HandlerRegistry
 from handlers.runner import run_handler
+from tests.factories import task_data
 
 EVENT = Event(
     id="evt_1",
     type="task.failed",
     timestamp=datetime(2025, 1, 1, tzinfo=UTC),
-    data={"task": {"id": "task_1"}},
+    data={"task": task_data(id="task_1")},
     attempt=1,
 )
 

@@ -22,13 +22,14 @@ from handlers.errors import HandlerThreadsBusy, HandlerTimedOut
 from handlers.host import HandlerHost, ThreadShares
 from handlers.registry import Handler, HandlerRegistry
 from handlers.runner import run_handler
+from tests.factories import task_data
 
 EVENTS = [
     Event(
         id=f"evt_{number}",
         type="task.failed",
         timestamp=datetime(2025, 1, 1, tzinfo=UTC),
-        data={"task": {"id": f"task_{number}"}},
+        data={"task": task_data(id=f"task_{number}")},
         attempt=1,
     )
     for number in range(10)

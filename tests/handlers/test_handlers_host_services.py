@@ -18,12 +18,13 @@ from handlers.runner import run_handler
 from service.bootstrap import open_services
 from service.settings import load_settings
 from storage.memory import MemoryStorage
+from tests.factories import task_data
 
 EVENT = Event(
     id="evt_1",
     type="task.failed",
     timestamp=datetime(2025, 1, 1, tzinfo=UTC),
-    data={"task": {"id": "task_1"}},
+    data={"task": task_data(id="task_1")},
     attempt=1,
 )
 

@@ -26,6 +26,7 @@ from handlers.errors import HandlerFailed, HandlerGaveUp
 from handlers.registry import build_registry
 from handlers.runner import run_handler
 from service.fake_kling.media import PNG_TEXT_PREFIX, png_image
+from tests.factories import task_data, video_data
 from tests.handlers.jpeg import EOI, SOI, jpeg_size
 
 SAMPLE = Path(__file__).parents[2] / "service" / "fake_kling" / "assets" / "sample.mp4"
@@ -37,8 +38,8 @@ def downloaded(path: Path | str | None) -> Event:
         type="video.downloaded",
         timestamp=datetime(2025, 1, 1, tzinfo=UTC),
         data={
-            "task": {"id": "task_1"},
-            "video": {"index": 0, "path": None if path is None else str(path)},
+            "task": task_data(id="task_1"),
+            "video": video_data(index=0, path=None if path is None else str(path)),
         },
     )
 

@@ -15,12 +15,13 @@ from handlers import DoNotRetry, Event, on
 from handlers.errors import HandlerFailed, HandlerGaveUp, HandlerTimedOut
 from handlers.registry import Handler, HandlerRegistry
 from handlers.runner import run_handler
+from tests.factories import task_data
 
 EVENT = Event(
     id="evt_1",
     type="task.failed",
     timestamp=datetime(2025, 1, 1, tzinfo=UTC),
-    data={"task": {"id": "task_1"}},
+    data={"task": task_data(id="task_1")},
     attempt=2,
 )
 
@@ -99,7 +100,7 @@ async def test_each_run_gets_its_own_copy_of_the_data() -> None:
 
     await run_handler(handler_of(vandal), EVENT, default_timeout=5)
 
-    assert EVENT.data == {"task": {"id": "task_1"}}
+    assert EVENT.data["task"]["id"] == "task_1"
 
 
 @pytest.mark.parametrize("is_async", [True, False])

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from handlers import DoNotRetry, Event
+from handlers import DoNotRetry, Event, VideoData
 from handlers.builtin.sidecar import write_sidecar
 from handlers.registry import build_registry
 from handlers.runner import run_handler
+from tests.factories import task_data
 
 
 def downloaded(video_path: Path | str | None, **task: Any) -> Event:
@@ -30,17 +31,19 @@ def downloaded(video_path: Path | str | None, **task: Any) -> Event:
         type="video.downloaded",
         timestamp=datetime(2025, 1, 1, tzinfo=UTC),
         data={
-            "task": {
-                "id": "task_1",
-                "external_task_id": "order-42",
-                "status": "succeeded",
-                "model_name": "kling-video-o1",
-                "request": {"prompt": "a cat surfing", "mode": "pro"},
-                "metadata": {"customer": "ünïcode"},
-                "cost": "0.8",
-                **task,
-            },
-            "video": video,
+            "task": task_data(
+                **{
+                    "id": "task_1",
+                    "external_task_id": "order-42",
+                    "status": "succeeded",
+                    "model_name": "kling-video-o1",
+                    "request": {"prompt": "a cat surfing", "mode": "pro"},
+                    "metadata": {"customer": "ünïcode"},
+                    "cost": "0.8",
+                    **task,
+                }
+            ),
+            "video": cast(VideoData, video),
         },
     )
 

@@ -214,7 +214,7 @@ async def test_a_write_whose_connection_is_lost_before_commit_runs_again_and_lan
     version = task.version  # apply moves the record's own on
     holder = await _lock_the_task(target, task)
     try:
-        running = asyncio.create_task(_writes(store, task)[write]())
+        running = asyncio.ensure_future(_writes(store, task)[write]())
         seen: set[int] = set()
         for _ in range(len(RETRY_DELAYS)):  # each run but the last loses its connection
             pid = await target.backends.waiting_on_a_lock(other_than=seen)
@@ -241,7 +241,7 @@ async def test_a_write_that_loses_its_connection_at_every_run_is_unavailable_and
     version = task.version  # apply moves the record's own on
     holder = await _lock_the_task(target, task)
     try:
-        running = asyncio.create_task(_writes(store, task)[write]())
+        running = asyncio.ensure_future(_writes(store, task)[write]())
         seen: set[int] = set()
         for _ in range(len(RETRY_DELAYS) + 1):
             pid = await target.backends.waiting_on_a_lock(other_than=seen)
@@ -411,7 +411,7 @@ async def test_a_connection_lost_during_commit_is_retried_only_when_that_is_safe
 ) -> None:
     version = task.version
     await _slow_first_commit(target)
-    running = asyncio.create_task(_writes(store, task)[write]())
+    running = asyncio.ensure_future(_writes(store, task)[write]())
     committing = await target.backends.committing()
     assert await target.backends.terminate({committing}) == 1  # the COMMIT's outcome: unknown
 

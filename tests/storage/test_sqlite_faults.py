@@ -156,7 +156,8 @@ def _sqlite_error(tmp_path: Path, make: str) -> sqlite3.Error:
     with contextlib.ExitStack() as opened:
 
         def connect(target: str | Path, **options: Any) -> sqlite3.Connection:
-            return opened.enter_context(contextlib.closing(sqlite3.connect(target, **options)))
+            made: sqlite3.Connection = sqlite3.connect(target, **options)
+            return opened.enter_context(contextlib.closing(made))
 
         connect(path).execute("CREATE TABLE IF NOT EXISTS t (x INTEGER PRIMARY KEY)")
         try:

@@ -95,7 +95,7 @@ def recording(status: int = 204, **headers: str) -> Handler:
         while True:
             line, fields, body = await exchange.request()
             exchange.server.requests.append((exchange.number, line, fields, body))
-            await exchange.answer(status, **headers)
+            await exchange.answer(status, b"", **headers)
 
     return handler
 
