@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from service import events as ev
 from service.events import EventEmitter
-from service.jobs.kinds import DOWNLOAD, SYNC, new_job
+from service.jobs.kinds import DOWNLOAD, SUBMIT, SYNC, new_job
 from service.kling.state import ProviderStatus, ProviderTaskState
 from storage.records import (
     DownloadStatus,
@@ -190,7 +190,10 @@ def plan_provider_state(
         event, handler_jobs = emitter.emit(event_type, task=new_task, videos=all_videos, now=now)
         events.append(event)
         jobs.extend(handler_jobs)
-    change = TaskChange(task=new_task, videos=new_videos, events=events, jobs=jobs)
+    # Accepted by the provider: a submit job still waiting (the crash-safety one written when
+    # the task was sent, or one finishing a lost answer) has nothing left to do.
+    settles = (SUBMIT,) if RANK[task.status] < RANK[TaskStatus.SUBMITTED] else ()
+    change = TaskChange(task=new_task, videos=new_videos, events=events, jobs=jobs, settles=settles)
     return Plan(change, f"{task.status} -> {target}")
 
 

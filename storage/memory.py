@@ -34,6 +34,7 @@ from storage.records import (
     EndpointEventRecord,
     EventRecord,
     JobRecord,
+    JobStatus,
     NotificationRecord,
     TaskChange,
     TaskRecord,
@@ -194,6 +195,10 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
         for delivery in deliveries:
             self._deliveries[delivery.id] = delivery
         self._insert_jobs(jobs)
+        for job in self._jobs.values():
+            settled = job.kind in change.settles and job.status == JobStatus.QUEUED
+            if settled and job.task_id == task.id:
+                job.status, job.updated_at = JobStatus.SUCCEEDED, task.updated_at
         change.task.version = task.version
         return True
 

@@ -157,6 +157,14 @@ class PostgresStorage(PostgresAdmission, PostgresWebhooks, PostgresJobs):
             if events:
                 await conn.executemany(sql.INSERT_EVENT, events)
             await self._insert_jobs(conn, change.jobs)
+            if change.settles:
+                await conn.execute(
+                    "UPDATE jobs SET status = 'succeeded', updated_at = $1 "
+                    "WHERE task_id = $2 AND kind = ANY($3::text[]) AND status = 'queued'",
+                    utc(change.task.updated_at),
+                    change.task.id,
+                    list(change.settles),
+                )
             await self._fan_out(conn, change.events)
             return True
 

@@ -150,6 +150,10 @@ class TaskChange:
     # an event whose (task_id, key) is already there is skipped
     events: list[EventRecord] = field(default_factory=list)
     jobs: list[JobRecord] = field(default_factory=list)  # a dedupe_key already there is skipped
+    # Kinds of the task's jobs that this change leaves nothing to do for: those still queued
+    # (not running) are marked succeeded with it, e.g. the crash-safety ``submit`` job of a
+    # task whose create's outcome this change records.
+    settles: tuple[str, ...] = ()
 
 
 # -- outgoing webhooks -----------------------------------------------------------------------

@@ -86,6 +86,11 @@ _UPDATE_TASK = (
     + ", version = version + 1 WHERE id = :id AND version = :version"
 )
 _R = TypeVar("_R")
+# TaskChange.settles: the task's queued jobs of a kind, done with
+_SETTLE_JOBS = (
+    "UPDATE jobs SET status = 'succeeded', updated_at = ? "
+    "WHERE task_id = ? AND kind = ? AND status = 'queued'"
+)
 
 _INSERT_NOTIFICATION = (
     f"INSERT INTO notifications ({NOTIFICATION_COLUMNS}) VALUES ({positions(NOTIFICATION_COLUMNS)})"
@@ -317,6 +322,9 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
         videos = [video_params(video) for video in change.videos]
         events = [event_params(event) for event in change.events]
         jobs = [job_row(job) for job in change.jobs]
+        settled = [
+            (encode_time(change.task.updated_at), change.task.id, kind) for kind in change.settles
+        ]
 
         def write(raw: sqlite3.Connection) -> bool | None:
             if raw.execute(_UPDATE_TASK, params).rowcount != 1:
@@ -324,6 +332,7 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
             raw.executemany(_UPSERT_VIDEO, videos)
             raw.executemany(_INSERT_EVENT, events)
             raw.executemany(INSERT_JOB, jobs)
+            raw.executemany(_SETTLE_JOBS, settled)
             return self._fan_out(raw, change.events)
 
         return write

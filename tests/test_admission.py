@@ -21,6 +21,7 @@ from service.admission.limits import parse_slot_limits
 from service.admission.pace import AdmissionPace
 from service.bootstrap import open_services
 from service.errors import ConfigurationError, InvalidRequest
+from service.jobs.provider_sync import run_submit
 from service.kling.request import parse_submission
 from service.kling.state import ProviderStatus, ProviderTaskState
 from service.reconcile import is_overdue
@@ -174,15 +175,14 @@ async def test_an_earlier_admissions_job_sends_nothing(
     [crash_job] = await services.storage.list_jobs(task_id=task.id, kind="submit")
     clock.now += 5
     assert await admit(services) == 1  # a second admission: a new token, a new job
-    await run_due_jobs(services, ("submit",))
-    assert len(provider.creates) == 1
 
-    # the first admission's job comes due (OMNIHOOK_SUBMIT_RESUME_AFTER): its token is stale
-    start = services.clock()
-    services.clock = lambda: start + timedelta(seconds=services.settings.submit_resume_after + 1)
-    ran = await run_due_jobs(services, ("submit",))
-    assert [job.id for job in ran] == [crash_job.id]
-    assert len(provider.creates) == 1  # nothing sent again
+    # the first admission's job runs while the task is pending again: its token is stale
+    await run_submit(services, crash_job)
+    assert provider.creates == []
+    await run_due_jobs(services, ("submit",))  # the second admission's job sends it
+    assert len(provider.creates) == 1
+    sent = await services.storage.get_task(task.id)
+    assert sent is not None and sent.status == TaskStatus.SUBMITTED
 
 
 async def test_an_account_refusal_keeps_the_queue_waiting(

@@ -6,7 +6,14 @@ import asyncio
 import dataclasses
 
 from storage.base import Storage
-from storage.records import DownloadStatus, OutputKind, TaskChange, TaskRecord, TaskStatus
+from storage.records import (
+    DownloadStatus,
+    JobStatus,
+    OutputKind,
+    TaskChange,
+    TaskRecord,
+    TaskStatus,
+)
 from tests.factories import at, make_event, make_job, make_task, make_video
 
 
@@ -175,3 +182,23 @@ async def test_events_are_listed_in_the_order_they_were_written(storage: Storage
         "task.processing",
         "task.succeeded",
     ]
+
+
+async def test_a_change_settles_the_tasks_queued_jobs_of_a_kind(storage: Storage) -> None:
+    task = make_task(status=TaskStatus.PENDING)
+    waiting = make_job(task_id=task.id, kind="submit", dedupe_key="w")
+    other_kind = make_job(task_id=task.id, kind="sync", dedupe_key="s")
+    await storage.create_task(task, [waiting, other_kind])
+    elsewhere = make_task(status=TaskStatus.PENDING)
+    theirs = make_job(task_id=elsewhere.id, kind="submit", dedupe_key="t")
+    await storage.create_task(elsewhere, [theirs])
+    [running] = await storage.lease_jobs(now=at(0), lease_seconds=60, limit=1, kinds=["sync"])
+
+    changed = dataclasses.replace(task, status=TaskStatus.SUBMITTED, updated_at=at(5))
+    assert await storage.apply(TaskChange(task=changed, settles=("submit", "sync")))
+
+    status = {j.id: j.status for j in await storage.list_jobs(task_id=task.id)}
+    assert status[waiting.id] == JobStatus.SUCCEEDED  # queued: nothing left for it to do
+    assert status[running.id] == JobStatus.RUNNING  # running: its holder decides
+    [kept] = await storage.list_jobs(task_id=elsewhere.id)
+    assert kept.status == JobStatus.QUEUED  # another task's
