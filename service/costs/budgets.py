@@ -16,9 +16,9 @@ Each window has a stable key, for deduplicating ``budget.threshold`` events:
 ``daily:2026-12-03``, ``monthly:2026-12``, ``owner=alice:daily:2026-12-03`` (the value is
 percent-encoded, so ``:`` and ``=`` in it cannot make two keys alike).
 
-What a window has *spent* (:func:`committed`): every task created in it (by its
-``created_at``, so an estimate and its later billing fall in the same window) that is under the
-budget counts
+What a window has *spent* (added up by the storage, :mod:`storage.spending`, inside the
+submission's transaction): every task created in it (by its ``created_at``, so an estimate and
+its later billing fall in the same window) that is under the budget counts
 
 1. its billed cost, once the provider reported one in the table's currency
    (:attr:`PriceTable.final_cost_comparable <service.costs.price_table.PriceTable>`);
@@ -36,45 +36,33 @@ the caller records which (window key, level) pairs it announced.
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 from urllib.parse import quote
 
 from service.costs.amounts import decimal_text, parse_amount
 from service.errors import BudgetExceeded
-
-if TYPE_CHECKING:  # service.settings imports this module, and price_table imports settings
-    from service.costs.price_table import PriceTable
+from storage.spending import METADATA_KEY, scope_text
 
 __all__ = [
     "THRESHOLDS",
     "Budget",
     "BudgetCheck",
     "BudgetWindow",
-    "Commitment",
     "Period",
     "ThresholdCrossing",
-    "billed_amount",
     "budgets_from",
     "check_submission",
-    "committed",
     "parse_per_key_budgets",
-    "spent",
     "thresholds_crossed",
     "windows_at",
 ]
 
 THRESHOLDS: Final = (50, 80, 100)
-# The same as storage.spending's, which adds up windows in SQL: a metadata key goes into JSON
-# paths there, and a reported cost is taken only as a plain decimal ("7.2").
-METADATA_KEY: Final = re.compile(r"^[A-Za-z0-9_.-]+$")
-PLAIN_AMOUNT: Final = re.compile(r"^[0-9]+(\.[0-9]+)?$")
 
 
 class Period(StrEnum):
@@ -131,7 +119,7 @@ def windows_at(
         if budget.metadata_key is not None:
             if budget.metadata_key not in metadata:
                 continue
-            scope = _scope_text(metadata[budget.metadata_key])
+            scope = scope_text(metadata[budget.metadata_key])
         start, end, label = _period_bounds(budget.period, moment)
         prefix = f"{budget.metadata_key}={quote(scope, safe='')}:" if scope is not None else ""
         key = f"{prefix}{budget.period.adjective}:{label}"
@@ -152,50 +140,10 @@ def _period_bounds(period: Period, moment: datetime) -> tuple[datetime, datetime
     return start, end, start.strftime("%Y-%m")
 
 
-def _scope_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    # Keys in their stored order, as storage.spending compares them in SQL.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
 def _utc(at: datetime) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("a budget window needs an aware datetime (UTC), not a naive one")
     return at.astimezone(UTC)
-
-
-@dataclass(frozen=True)
-class Commitment:
-    """What one task in a window stands for: its estimate, and its billed cost once known."""
-
-    estimate: Decimal | None
-    billed: Decimal | None = None  # the provider's final cost, in the table's currency
-    failed_before_sending: bool = False  # refused or never accepted: nothing to pay
-
-
-def committed(commitment: Commitment) -> Decimal:
-    """The amount one task counts for in its windows (the rule of the module docstring)."""
-    if commitment.billed is not None:
-        return commitment.billed
-    if commitment.failed_before_sending or commitment.estimate is None:
-        # No estimate: a task stored before budgets or prices existed; it cannot be judged.
-        return Decimal(0)
-    return commitment.estimate
-
-
-def billed_amount(cost: str | None, table: PriceTable) -> Decimal | None:
-    """A task's reported final cost (its ``cost``, final_unit_deduction) as a
-    :attr:`Commitment.billed`, when it is in ``table``'s currency; else ``None``, and the
-    estimate stands (a gateway relays Kling's units, not what it charges)."""
-    if cost is None or not table.final_cost_comparable or not PLAIN_AMOUNT.match(cost):
-        return None  # none, or unreadable: the estimate stands rather than a guess
-    return Decimal(cost)
-
-
-def spent(commitments: Iterable[Commitment]) -> Decimal:
-    """The sum of what ``commitments`` count for."""
-    return sum((committed(c) for c in commitments), Decimal(0))
 
 
 @dataclass(frozen=True)

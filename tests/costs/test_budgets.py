@@ -8,24 +8,20 @@ from decimal import Decimal
 import pytest
 
 from service.costs.budgets import (
-    METADATA_KEY,
-    PLAIN_AMOUNT,
     Budget,
     BudgetWindow,
-    Commitment,
     Period,
-    billed_amount,
     budgets_from,
     check_submission,
-    committed,
     parse_per_key_budgets,
-    spent,
     thresholds_crossed,
     windows_at,
 )
 from service.costs.default_prices import DEFAULT_PRICE_TABLES
 from service.errors import BudgetExceeded
 from storage import spending
+from storage.records import TaskStatus
+from tests.factories import make_task
 
 DAILY = Budget(Decimal("10"), Period.DAY)
 MONTHLY = Budget(Decimal("100"), Period.MONTH)
@@ -116,25 +112,23 @@ def test_a_naive_time_is_refused() -> None:
 # --- what is spent -----------------------------------------------------------------------------
 
 
+# The rule is the storage's (storage.spending adds windows up in SQL by it); these are the
+# cases a budget must get right.
 @pytest.mark.parametrize(
-    ("commitment", "amount"),
+    ("fields", "amount"),
     [
-        (Commitment(estimate=Decimal("3")), "3"),  # queued, pending, submitted, processing
-        (Commitment(estimate=Decimal("3"), billed=Decimal("2.5")), "2.5"),  # billed wins
-        (Commitment(estimate=Decimal("3"), billed=Decimal("0")), "0"),  # billed nothing
-        (Commitment(estimate=Decimal("3"), failed_before_sending=True), "0"),
-        (Commitment(estimate=None), "0"),  # stored before prices existed
-        (Commitment(estimate=None, billed=Decimal("4")), "4"),
+        ({"status": TaskStatus.QUEUED}, "3"),  # queued, pending, submitted...: the estimate
+        ({"cost": "2.5"}, "2.5"),  # billed wins
+        ({"cost": "0"}, "0"),  # billed nothing
+        ({"status": TaskStatus.FAILED}, "0"),  # failed before it was sent: nothing to pay
+        ({"status": TaskStatus.FAILED, "provider_task_id": "k1"}, "3"),  # it may be billed
+        ({"estimate": None}, "0"),  # stored before prices existed
+        ({"estimate": None, "cost": "4"}, "4"),
     ],
 )
-def test_committed(commitment: Commitment, amount: str) -> None:
-    assert committed(commitment) == Decimal(amount)
-
-
-def test_spent_adds_up_exactly() -> None:
-    commitments = [Commitment(Decimal("0.1")), Commitment(Decimal("0.2"))]
-    assert spent(commitments) == Decimal("0.3")
-    assert spent([]) == 0
+def test_what_a_task_counts_for(fields: dict[str, object], amount: str) -> None:
+    task = make_task(**{"estimate": {"amount": "3", "currency": "units"}, **fields})
+    assert spending.committed_amount(task, billed_counts=True) == Decimal(amount)
 
 
 # --- refusals and thresholds ------------------------------------------------------------------
@@ -281,29 +275,28 @@ def test_budgets_from_the_settings() -> None:
 
 
 @pytest.mark.parametrize(
-    ("provider", "cost", "billed"),
+    ("provider", "cost", "counted"),
     [
-        ("kling", "7.2", Decimal("7.2")),  # final_unit_deduction is in the table's units
-        ("kling", "0", Decimal("0")),
-        ("kling", None, None),
-        ("kling", "free", None),  # unreadable: the estimate stands
-        ("kling", "-1", None),
-        ("kling", "1e3", None),  # only plain decimals, as the SQL sums take them
-        ("kling", " 7.2", None),
-        ("newapi", "7.2", None),  # Kling's units relayed; the table is in USD
-        ("apimodels", "7.2", None),
+        ("kling", "7.2", "7.2"),  # final_unit_deduction is in the table's units
+        ("kling", "0", "0"),
+        ("kling", None, "3"),  # not billed yet: the estimate
+        ("kling", "free", "3"),  # unreadable: the estimate stands
+        ("kling", "-1", "3"),
+        ("kling", "1e3", "3"),  # only plain decimals, as the SQL sums take them
+        ("kling", " 7.2", "3"),
+        ("newapi", "7.2", "3"),  # Kling's units relayed; the table is in USD
+        ("apimodels", "7.2", "3"),
     ],
 )
-def test_billed_amount(provider: str, cost: str | None, billed: Decimal | None) -> None:
-    assert billed_amount(cost, DEFAULT_PRICE_TABLES[provider]) == billed
+def test_a_reported_cost_counts_in_the_tables_currency_only(
+    provider: str, cost: str | None, counted: str
+) -> None:
+    task = make_task(cost=cost, estimate={"amount": "3", "currency": "?"})
+    comparable = DEFAULT_PRICE_TABLES[provider].final_cost_comparable
+    assert spending.committed_amount(task, billed_counts=comparable) == Decimal(counted)
 
 
 @pytest.mark.parametrize("value", ["alice", "", 7, 1.5, True, None, ["a"], {"b": 1, "a": 2}, "é"])
 def test_window_scopes_are_what_storage_compares(value: object) -> None:
     # storage.spending adds windows up in SQL by the same text: the two must never drift.
     assert window(OWNER_DAILY, owner=value).scope == spending.scope_text(value)
-
-
-def test_the_rules_of_keys_and_amounts_are_storage_s() -> None:
-    assert METADATA_KEY.pattern == spending.METADATA_KEY.pattern
-    assert PLAIN_AMOUNT.pattern == spending.PLAIN_AMOUNT.pattern
