@@ -167,7 +167,7 @@ async def _refused(
         await services.storage.delete_task(task.id)
         raise exc
     if exc.code in ACCOUNT_REFUSED:
-        services.admission.account_refused(str(exc))
+        services.admission.account_refused()
         log.error(
             "provider refused the account (%s): task %s queued again, admissions held",
             exc,

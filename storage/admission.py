@@ -30,15 +30,6 @@ class SlotLimits:
     total: int | None = None
     per_model: Mapping[str, int] = field(default_factory=dict)
 
-    @property
-    def bounded(self) -> bool:
-        return self.total is not None or bool(self.per_model)
-
-    def describe(self) -> str:
-        parts = [] if self.total is None else [str(self.total)]
-        parts += [f"{model}={slots}" for model, slots in sorted(self.per_model.items())]
-        return ",".join(parts) or "unlimited"
-
 
 @dataclass(frozen=True)
 class Occupancy:

@@ -148,12 +148,8 @@ class Storage(ABC):
         limits: SlotLimits,
         limit: int,
         plan: Callable[[TaskRecord], TaskChange],
-        alone: str | None = None,
     ) -> list[TaskRecord]:
-        """Take queued tasks out of the queue while ``limits`` leave room, at most ``limit``;
-        with ``alone``, that one task only, when it would be taken with every task before it
-        (``choose_admitted_alone``: a submission admits itself, and no newer task passes an
-        older one while room is short).
+        """Take queued tasks out of the queue while ``limits`` leave room, at most ``limit``.
 
         In one transaction that no other admission (of any process) runs beside: count the
         tasks in flight per model, choose the next queued ones (``choose_admitted``, in queue
@@ -173,9 +169,10 @@ class Storage(ABC):
         guard: Callable[[list[Decimal]], None] | None = None,
     ) -> TaskRecord:
         """Insert a new ``queued`` task and, in the same transaction, admit it alone (as
-        ``admit_queued`` with ``alone``) when ``limits`` leave room for it and every task
-        before it; ``limits`` None: it stays queued (admissions are held back). So no worker
-        ever admits a task its own submission is about to. Answers the task as stored;
+        ``admit_queued`` would, but that task only) when ``limits`` leave room for it and
+        every task before it (``choose_admitted_alone``: no newer task passes an older one
+        while room is short); ``limits`` None: it stays queued (admissions are held back). So
+        no worker ever admits a task its own submission is about to. Answers the task as stored;
         Conflict on a duplicate external id.
 
         First, in that transaction and serialised against every other submission, each of

@@ -210,11 +210,10 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
         limits: SlotLimits,
         limit: int,
         plan: Callable[[TaskRecord], TaskChange],
-        alone: str | None = None,
     ) -> list[TaskRecord]:
         async with self._lock:
             self._check_open()
-            return self._admit_locked(limits, limit, plan, alone=alone)
+            return self._admit_locked(limits, limit, plan, alone=None)
 
     def _admit_locked(
         self,

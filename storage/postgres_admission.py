@@ -79,13 +79,12 @@ class PostgresAdmission(PostgresConnection):
         limits: SlotLimits,
         limit: int,
         plan: Callable[[TaskRecord], TaskChange],
-        alone: str | None = None,
     ) -> list[TaskRecord]:
         if limit <= 0:
             return []
         # repeatable: a run after a commit lost on its way counts what that one admitted
         changes = await self._transact(
-            lambda conn: self._admit_here(conn, limits, limit, plan, alone), repeatable=True
+            lambda conn: self._admit_here(conn, limits, limit, plan, None), repeatable=True
         )
         return _admitted(changes)
 

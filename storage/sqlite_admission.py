@@ -113,12 +113,11 @@ class SQLiteAdmission:
         limits: SlotLimits,
         limit: int,
         plan: Callable[[TaskRecord], TaskChange],
-        alone: str | None = None,
     ) -> list[TaskRecord]:
         if limit <= 0:
             return []
         changes = await self._write(
-            RawUnit(lambda raw: self._admit_here(raw, limits, limit, plan, alone))
+            RawUnit(lambda raw: self._admit_here(raw, limits, limit, plan, None))
         )
         return self._admitted(changes)
 

@@ -221,9 +221,9 @@ async def test_a_queued_task_refused_for_good_fails_and_is_kept(
 
 def test_slot_limits_read_the_account_and_the_models() -> None:
     assert parse_slot_limits("") == SlotLimits()
-    assert not parse_slot_limits(" ").bounded
+    assert parse_slot_limits(" ") == SlotLimits()
     assert parse_slot_limits("5, kling-video-o1=2") == SlotLimits(5, {"kling-video-o1": 2})
-    assert parse_slot_limits("kling-v3-omni=3").describe() == "kling-v3-omni=3"
+    assert parse_slot_limits("kling-v3-omni=3") == SlotLimits(None, {"kling-v3-omni": 3})
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,6 @@ class AdmissionPace:
         self._held_until = 0.0
         self._busy_in_a_row = 0
         self._wake = asyncio.Event()
-        self.last_refusal: str | None = None  # why admissions are held, for people watching
         self.full_answers = 0  # creates refused for want of room, ever (a metric)
 
     def busy(self, retry_after: float | None = None) -> float:
@@ -45,9 +44,8 @@ class AdmissionPace:
         self._held_until = max(self._held_until, now + hold)
         return self._held_until - now
 
-    def account_refused(self, reason: str) -> None:
+    def account_refused(self) -> None:
         """The account itself was refused (credentials, arrears): hold for a minute."""
-        self.last_refusal = reason
         self._busy_in_a_row = max(self._busy_in_a_row, 1)
         self._held_until = max(self._held_until, self._clock() + ACCOUNT_HOLD)
 
@@ -55,7 +53,6 @@ class AdmissionPace:
         """A create was accepted: the provider has room again."""
         self._busy_in_a_row = 0
         self._held_until = 0.0
-        self.last_refusal = None
 
     def slot_freed(self) -> None:
         """One of our tasks reached a final state: its slot is free, try at once."""

@@ -83,27 +83,6 @@ async def test_a_full_model_is_passed_over_not_the_account(storage: Storage) -> 
     assert [t.id for t in admitted] == [v3.id]  # o1's model is full; v3 takes the last slot
 
 
-async def test_alone_admits_a_task_only_with_room_for_those_before_it(storage: Storage) -> None:
-    first, second = await queue(storage, 2)
-    limits = SlotLimits(total=1)
-
-    # the second would need the slot the first waits for: it stays, and so does the first
-    assert (
-        await storage.admit_queued(limits=limits, limit=10, plan=admitting, alone=second.id) == []
-    )
-    assert (await storage.occupancy()).queued == 2
-    admitted = await storage.admit_queued(limits=limits, limit=10, plan=admitting, alone=first.id)
-    assert [t.id for t in admitted] == [first.id]
-    # room for both: the second goes alone, the first (already gone here) is not taken by it
-    third = make_task(status=TaskStatus.QUEUED, created_at=at(0))
-    await storage.create_task(third)
-    admitted = await storage.admit_queued(
-        limits=SlotLimits(total=5), limit=10, plan=admitting, alone=second.id
-    )
-    assert [t.id for t in admitted] == [second.id]
-    assert await status_of(storage, third) == TaskStatus.QUEUED
-
-
 async def test_concurrent_admissions_never_exceed_the_slots(
     storage: Storage, open_again: OpenAgain
 ) -> None:
