@@ -47,16 +47,28 @@ async def costs(request: Request) -> Response:
             "truncated": truncated,
             "total": total_of(tasks),
             "groups": summarise(tasks, by),
-            "budgets": await _budgets(services, now, month_start),
+            "budgets": await _budgets(
+                services, now, month_start, None if truncated else (since, until, tasks)
+            ),
         }
     )
 
 
-async def _budgets(services: Services, now: datetime, month_start: datetime) -> list[Any]:
+async def _budgets(
+    services: Services,
+    now: datetime,
+    month_start: datetime,
+    read: tuple[datetime, datetime, list[TaskRecord]] | None,
+) -> list[Any]:
+    """Each budget's current window; from the tasks already ``read`` (their range and them)
+    when they hold this month's (the default range does), else read again."""
     budgets = services.settings.budgets
     if not budgets:
         return []
-    this_month, _ = await tasks_created(services.storage, month_start, _midnight_after(now))
+    if read is not None and read[0] <= month_start and read[1] >= _midnight_after(now):
+        this_month = read[2]
+    else:
+        this_month, _ = await tasks_created(services.storage, month_start, _midnight_after(now))
     return budget_status(
         budgets,
         this_month,

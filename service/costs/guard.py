@@ -14,7 +14,13 @@ import logging
 from dataclasses import replace
 from decimal import Decimal
 
-from service.costs.budgets import BudgetCheck, ThresholdCrossing, check_submission, windows_at
+from service.costs.budgets import (
+    BudgetCheck,
+    BudgetWindow,
+    ThresholdCrossing,
+    check_submission,
+    windows_at,
+)
 from service.costs.estimate import CostEstimate, estimate_cost
 from service.errors import PriceUnknown
 from service.events import BUDGET_THRESHOLD
@@ -38,9 +44,11 @@ def estimate_of(services: Services, task: TaskRecord) -> CostEstimate | PriceUnk
 class BudgetGuard:
     """The budget windows one new task counts in; called with what each has spent."""
 
-    def __init__(self, services: Services, task: TaskRecord, estimate: CostEstimate) -> None:
+    def __init__(
+        self, services: Services, windows: list[BudgetWindow], estimate: CostEstimate
+    ) -> None:
         self._estimate = estimate
-        self.windows = windows_at(services.settings.budgets, task.created_at, task.metadata)
+        self.windows = windows
         billed = services.prices.final_cost_comparable
         self.spending = [
             Spending(w.start, w.end, w.budget.metadata_key, w.scope, billed_counts=billed)
@@ -64,11 +72,12 @@ def budget_guard(
     """The guard of a task under at least one budget, None when none applies to it. A task a
     budget applies to but that cannot be priced is refused (its PriceUnknown): a budget
     unpriced tasks slip past would be no budget."""
-    if not windows_at(services.settings.budgets, task.created_at, task.metadata):
+    windows = windows_at(services.settings.budgets, task.created_at, task.metadata)
+    if not windows:
         return None
     if isinstance(estimate, PriceUnknown):
         raise estimate
-    return BudgetGuard(services, task, estimate)
+    return BudgetGuard(services, windows, estimate)
 
 
 async def announce_thresholds(
