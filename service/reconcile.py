@@ -11,14 +11,14 @@ query under its own key (``reconcile:{id}:deadline``); unless the provider then 
 state, the task fails with ``task.timed_out`` (see :func:`service.lifecycle.plan_timed_out`).
 
 When the provider rate-limits us (1302/1303), a ``sync`` job holds the process's
-:class:`ProviderBackoff` until the provider's ``Retry-After`` (at least a few seconds): meanwhile
-other ``sync`` jobs wait without calling the provider and passes schedule nothing.
+:class:`~service.kling.backoff.ProviderBackoff` (``Services.provider_backoff``) until the
+provider's ``Retry-After`` (at least a few seconds): meanwhile other ``sync`` jobs wait
+without calling the provider and passes schedule nothing.
 """
 
 from __future__ import annotations
 
 import logging
-import weakref
 from datetime import datetime, timedelta
 
 from service.jobs.kinds import SYNC, new_job
@@ -31,38 +31,6 @@ SPACING = timedelta(seconds=0.5)  # between the queries of one pass
 MIN_RATE_LIMIT_BACKOFF = 5.0  # seconds, when a 1302/1303 answer names no Retry-After
 
 
-class ProviderBackoff:
-    """Until when this process leaves the provider's query endpoint alone."""
-
-    def __init__(self) -> None:
-        self._until: datetime | None = None
-
-    def hold(self, until: datetime) -> None:
-        if self._until is None or until > self._until:
-            self._until = until
-
-    def remaining(self, now: datetime) -> float:
-        """Seconds left to wait (0 when the provider may be called)."""
-        if self._until is None:
-            return 0.0
-        return max((self._until - now).total_seconds(), 0.0)
-
-
-# One per provider client, that is per process and account: the rate limit is the account's.
-# Kept beside the client (weakly: it goes with it) rather than in ``Services``, which stays a
-# plain bag of resources.
-_BACKOFFS: weakref.WeakKeyDictionary[object, ProviderBackoff] = weakref.WeakKeyDictionary()
-
-
-def backoff_of(services: Services) -> ProviderBackoff:
-    """The back-off shared by every ``sync`` job and reconciliation pass of this process."""
-    backoff = _BACKOFFS.get(services.kling)
-    if backoff is None:
-        backoff = ProviderBackoff()
-        _BACKOFFS[services.kling] = backoff
-    return backoff
-
-
 def is_overdue(services: Services, task: TaskRecord, now: datetime) -> bool:
     """Whether the task has been unfinished for longer than ``OMNIHOOK_TASK_DEADLINE`` since it
     was sent (time spent waiting in the admission queue does not count)."""
@@ -73,7 +41,7 @@ def is_overdue(services: Services, task: TaskRecord, now: datetime) -> bool:
 async def enqueue_overdue_syncs(services: Services, *, limit: int | None = None) -> int:
     """One pass: the number of ``sync`` jobs enqueued (or already there for the same spell)."""
     now = services.clock()
-    waiting = backoff_of(services).remaining(now)
+    waiting = services.provider_backoff.remaining(now)
     if waiting:
         log.info(
             "provider rate-limited us: no queries scheduled for %.0f s",

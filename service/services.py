@@ -16,6 +16,7 @@ from service.clock import Clock, utcnow
 from service.costs.price_table import PriceTable
 from service.errors import StorageError
 from service.events import EventEmitter
+from service.kling.backoff import ProviderBackoff
 from service.kling.client import ProviderClient
 from service.lifecycle import FINAL, Plan
 from service.receiver.cache import TokenCache
@@ -51,6 +52,9 @@ class Services:
     callback_tokens: TokenCache = field(default_factory=TokenCache)
     # How fast this process admits queued tasks, from the provider's answers (service.admission)
     admission: AdmissionPace = field(default_factory=AdmissionPace)
+    # Until when this process leaves the provider's query endpoint alone (a 1302/1303 answer):
+    # shared by every sync job and reconciliation pass, as the rate limit is the account's.
+    provider_backoff: ProviderBackoff = field(default_factory=ProviderBackoff)
     # The health of this process's worker, registered by it; None: the process runs none.
     worker_health: WorkerHealth | None = None
     # At most OMNIHOOK_DOWNLOAD_CONCURRENCY videos are fetched at once by this process.

@@ -30,27 +30,12 @@ Params = dict[str, Any]  # named parameters
 Row = tuple[Any, ...]  # positional parameters, in the order of a table's column list
 
 
-# The instant encoded last, and its text. A callback's notification and job rows hold one
-# instant four times over (received, run at, created, updated). Replaced as one tuple, so a
-# thread never reads one instant with another's text; the instant is held, so its id is not
-# reused by another object while it is compared by identity.
-_last_encoded: tuple[datetime | None, str] = (None, "")
-
-
 def encode_time(value: datetime) -> str:
-    global _last_encoded
-    last = _last_encoded
-    if last[0] is value:
-        return last[1]
     if value.tzinfo is UTC:  # nearly always (the clock's): no conversion to make
-        text = value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
-    else:
-        if value.tzinfo is None:  # records promise aware datetimes; a naive one is UTC
-            value = value.replace(tzinfo=UTC)
-        naive_utc = value.astimezone(UTC).replace(tzinfo=None)
-        text = naive_utc.isoformat(timespec="microseconds") + "Z"
-    _last_encoded = (value, text)
-    return text
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" -> "Z"
+    if value.tzinfo is None:  # records promise aware datetimes; a naive one is UTC
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def encode_optional_time(value: datetime | None) -> str | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from service.jobs.provider_sync import sync_given_up
-from service.reconcile import SPACING, backoff_of, enqueue_overdue_syncs
+from service.reconcile import SPACING, enqueue_overdue_syncs
 from service.services import Services
 from storage.records import TaskRecord, TaskStatus
 from tests.factories import make_job, make_task
@@ -105,7 +105,7 @@ async def test_rate_limiting_holds_every_query_and_pass_until_retry_after(
     await receiver.run_jobs()
 
     assert len(receiver.provider.queries) == 1  # the others waited without calling
-    assert backoff_of(services).remaining(receiver.clock()) == 120  # the provider's Retry-After
+    assert services.provider_backoff.remaining(receiver.clock()) == 120  # Retry-After
     for task in tasks:
         [job] = await services.storage.list_jobs(task_id=task.id, kind="sync")
         assert job.status == "queued"

@@ -22,7 +22,7 @@ from service.kling.client import TaskExistsUnseen
 from service.kling.state import ProviderStatus, ProviderTaskState
 from service.lifecycle import FINAL, Plan, plan_provider_state, plan_timed_out
 from service.receiver.match import read_document, task_ids
-from service.reconcile import MIN_RATE_LIMIT_BACKOFF, backoff_of, is_overdue
+from service.reconcile import MIN_RATE_LIMIT_BACKOFF, is_overdue
 from service.services import Services
 from service.submission import CALLBACK_TOKEN, accept, hash_token, resume, send_first
 from storage.records import JobRecord, TaskChange, TaskRecord, VideoRecord
@@ -77,7 +77,7 @@ async def sync_given_up(services: Services, job: JobRecord, error: str) -> None:
 
 
 async def _query(services: Services, task: TaskRecord) -> ProviderTaskState | None:
-    backoff = backoff_of(services)
+    backoff = services.provider_backoff
     waiting = backoff.remaining(services.clock())
     if waiting:
         raise RetryLater("the provider is rate-limiting us", delay=waiting)
