@@ -16,10 +16,10 @@ from service.downloads import (
     PARTIAL_DIR,
     DownloadLimits,
     DownloadResult,
-    GuardedTransport,
     download_video,
 )
 from service.downloads.downloader import UrlRefresher
+from service.egress import GuardedTransport
 from service.fake_kling.media import free_box, load_sample, mp4_boxes
 from tests.downloads.hostile import HostileServer
 
