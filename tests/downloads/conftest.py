@@ -64,7 +64,7 @@ class Runner:
     """Runs download_video into one media directory, remembering the progress it reported.
 
     Without a ``transport`` it goes through the worker's own (:class:`GuardedTransport`, private
-    addresses allowed for the loopback server), where large bodies are read from the socket."""
+    addresses allowed for the loopback server)."""
 
     media_dir: Path
     progress: list[tuple[int, int | None]] = field(default_factory=list)
