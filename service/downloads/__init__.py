@@ -5,17 +5,13 @@
 - :mod:`~service.downloads.resume`: ``Range``/``If-Range``, strong ETags, lying ``206``s;
 - :mod:`~service.downloads.files`: the stable partial file, its sidecar, commit and cleaning;
 - :mod:`~service.downloads.writer`: hashing and writing off the event loop, in batches;
-- :mod:`~service.downloads.body`: large bodies read straight from the socket, in a thread;
-- :mod:`~service.downloads.sockets`: the guarded clients' plain sockets (exact heads);
-- :mod:`~service.downloads.tls`: TLS over those sockets, through anyio;
-- :mod:`~service.downloads.stream`: what those streams share (read size, errors);
 - :mod:`~service.downloads.media`: content types, magic bytes (MP4/MOV), the duration;
-- :mod:`~service.downloads.destination`: the address guard (checked on the connected address).
+
+The address guard and the guarded transport are :mod:`service.egress`'s.
 """
 
 from __future__ import annotations
 
-from service.downloads.destination import DestinationRefused, GuardedTransport, check_url
 from service.downloads.downloader import DownloadLimits, DownloadResult, download_video
 from service.downloads.files import (
     PARTIAL_DIR,
@@ -26,11 +22,8 @@ from service.downloads.media import media_type_for
 
 __all__ = [
     "PARTIAL_DIR",
-    "DestinationRefused",
     "DownloadLimits",
     "DownloadResult",
-    "GuardedTransport",
-    "check_url",
     "clean_partial_downloads",
     "discard_partial",
     "download_video",

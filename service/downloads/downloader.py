@@ -26,11 +26,11 @@ from typing import TypeVar
 
 import httpx
 
-from service.downloads.destination import check_url, display_url
 from service.downloads.fetch import Interrupted, ProgressCallback, Refused, Transfer
 from service.downloads.files import PartialBusy, PartialFile, storage_error, target_path
 from service.downloads.media import VIDEO, probe_duration
 from service.downloads.resume import Restart
+from service.egress import check_url, display_url
 from service.errors import DownloadError, DownloadRetryable
 
 log = logging.getLogger(__name__)

@@ -16,17 +16,14 @@ How it ends tells the caller what to do next:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from service.downloads.body import direct_body
-from service.downloads.destination import check_url, display_url
 from service.downloads.files import PartialFile, ResumeInfo
 from service.downloads.media import HEAD_BYTES, VIDEO, VideoFormat, refused_content_type, sniff
 from service.downloads.resume import (
@@ -37,6 +34,7 @@ from service.downloads.resume import (
     resume_info,
 )
 from service.downloads.writer import BatchWriter
+from service.egress import check_url, display_url
 from service.errors import DownloadError, DownloadRetryable
 from service.retry_after import parse_retry_after
 
@@ -177,32 +175,16 @@ class Transfer:
         *,
         whole: tuple[ResumeInfo | None, int | None] | None,
     ) -> None:
-        """Append the body. ``whole`` (a 200 answer's resume info and length) means the body is
-        the file from its start: it replaces what was kept once its first bytes say "video"."""
-        direct = direct_body(response)
-        if direct is None:
-            await self._append(response.aiter_bytes(), where, whole=whole, borrowed=False)
-            return
-        async with contextlib.aclosing(direct.blocks()) as blocks:
-            await self._append(blocks, where, whole=whole, borrowed=True)
-
-    async def _append(
-        self,
-        chunks: AsyncIterator[bytes | memoryview],
-        where: str,
-        *,
-        whole: tuple[ResumeInfo | None, int | None] | None,
-        borrowed: bool,
-    ) -> None:
-        """Hash and write ``chunks``; ``borrowed`` ones are reused by their reader (see
-        :meth:`BatchWriter.write_borrowed`)."""
+        """Hash and write the body. ``whole`` (a 200 answer's resume info and length) means the
+        body is the file from its start: it replaces what was kept once its first bytes say
+        "video"."""
         base = 0 if whole is not None else self.size
         received, pending = 0, b""
         writer: BatchWriter | None = (
             None if whole is not None else BatchWriter(self._partial, self.digest)
         )
         try:
-            async for chunk in chunks:
+            async for chunk in response.aiter_bytes():
                 received += len(chunk)
                 if base + received > self._max_bytes:
                     raise DownloadError(f"{where} is over the {self._max_bytes}-byte limit")
@@ -214,10 +196,7 @@ class Transfer:
                     self._begin_whole_file(pending, whole, where)
                     writer = BatchWriter(self._partial, self.digest)
                     chunk, pending = pending, b""
-                if borrowed:
-                    await writer.write_borrowed(chunk)
-                else:
-                    await writer.add(chunk)
+                await writer.add(chunk)
                 self.size += len(chunk)
                 if self._on_progress is not None:
                     await self._report()

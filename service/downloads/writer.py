@@ -1,14 +1,13 @@
 """Writing and hashing off the event loop, one batch behind the network.
 
-Received chunks are gathered into batches (:data:`BATCH_BYTES`), or come as large blocks of a
-buffer the reader reuses (:meth:`BatchWriter.write_borrowed`). A batch or block is hashed by one
-worker thread and written by another, while the event loop (or the reader's thread) receives the
-next one: ``hashlib`` and file writes release the GIL, so the network, the hash and the disk
-work at the same time, and the hash (the slowest of the three on a fast link) never waits for
-the disk. Every :data:`WRITEBACK_EVERY` bytes the writing thread also starts writing the file
-out to disk, without waiting (:meth:`PartialFile.start_writeback`), so the ``fsync`` before the
-rename has little left to do and a crash loses little of what a resume could use. Memory stays
-bounded: one batch being filled, one being hashed and written.
+Received chunks are gathered into batches (:data:`BATCH_BYTES`). A batch is hashed by one worker
+thread and written by another, while the event loop receives the next one: ``hashlib`` and file
+writes release the GIL, so the network, the hash and the disk work at the same time, and the
+hash (the slowest of the three on a fast link) never waits for the disk. Every
+:data:`WRITEBACK_EVERY` bytes the writing thread also starts writing the file out to disk,
+without waiting (:meth:`PartialFile.start_writeback`), so the ``fsync`` before the rename has
+little left to do and a crash loses little of what a resume could use. Memory stays bounded: one
+batch being filled, one being hashed and written.
 """
 
 from __future__ import annotations
@@ -39,14 +38,6 @@ class BatchWriter:
         self._batched += len(chunk)
         if self._batched >= BATCH_BYTES:
             await self._hand_over()
-
-    async def write_borrowed(self, block: memoryview | bytes) -> None:
-        """Hand ``block`` over at once. It is only borrowed: it must stay untouched until the
-        next call to this writer returns (which waits until ``block`` is written)."""
-        if self._batch:
-            await self._hand_over()  # what was gathered goes first
-        await self._settle()
-        self._start([block])
 
     async def flush(self) -> None:
         """Write what is left and wait until everything is written (even if cancelled)."""

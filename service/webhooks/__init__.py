@@ -11,5 +11,5 @@
 - :mod:`~service.webhooks.views`, :mod:`~service.webhooks.metrics`: what people see.
 
 Deliveries are created by ``Storage.apply`` in the transaction of their event (one per event
-and endpoint); the address guard of every attempt is :mod:`service.downloads.destination`.
+and endpoint); the address guard of every attempt is :mod:`service.egress`.
 """

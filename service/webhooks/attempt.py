@@ -3,32 +3,21 @@
 The deadline (``OMNIHOOK_WEBHOOK_TIMEOUT``) covers the whole attempt: connecting, an answer
 whose headers come slowly, and a body that trickles in. Only the first
 :data:`RESPONSE_BODY_LIMIT` bytes of the answer are read and kept; the rest is never read.
-Redirects are not followed (a ``3xx`` is a failure). The connection goes through the guarded
-client (:mod:`service.downloads.destination`): the address actually connected is checked.
-
-Through the guarded transport (what every process uses), an attempt is sent straight through
-httpcore on the transport's pool for messages (:attr:`GuardedTransport.messages`), behind the
-same address guard, not through httpx's client: the request is the attempt's own (no cookies
-kept from one endpoint to the next, nor shared with downloads; no client defaults), and the
-client's layers (request building, cookies, redirects, auth, response wrapping) and the
-downloads' streams are skipped: ~350 µs of CPU per attempt on loopback instead of ~600. It
-asks for an uncompressed answer (``accept-encoding: identity``); one that comes compressed all
-the same is kept as it came. Any other transport (tests' mock transports) is used through the
-client, with the same deadline, cap and judgement.
+Redirects are not followed (a ``3xx`` is a failure). The request goes through the client it is
+given; in every process that is the guarded one (:mod:`service.egress`), so the address
+actually connected is checked. It asks for an uncompressed answer
+(``accept-encoding: identity``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpcore
 import httpx
 
-from service.downloads.destination import DestinationRefused, GuardedTransport
+from service.egress.guard import DestinationRefused
 from service.retry_after import parse_retry_after
 
 RESPONSE_BODY_LIMIT = 4096  # bytes of an answer kept in the attempt log
@@ -59,9 +48,6 @@ async def post_signed(
 ) -> AttemptResult:
     """POST ``body`` with ``headers`` to ``url`` within ``seconds``; never raises for what
     the endpoint or the network does (the result says what happened)."""
-    transport = _guarded(http)
-    if transport is not None:
-        return await _post_direct(transport.messages, url, body, headers, seconds=seconds)
     started = time.perf_counter()
     status: int | None = None
     received, truncated, retry_after = b"", False, None
@@ -70,7 +56,12 @@ async def post_signed(
         "POST",
         url,
         content=body,
-        headers={"content-type": "application/json", "user-agent": USER_AGENT, **headers},
+        headers={
+            "content-type": "application/json",
+            "user-agent": USER_AGENT,
+            "accept-encoding": "identity",
+            **headers,
+        },
         timeout=httpx.Timeout(seconds),
     )
     try:
@@ -88,77 +79,6 @@ async def post_signed(
     except DestinationRefused as exc:
         error = str(exc)
     except httpx.HTTPError as exc:
-        error = _described(exc)
-    return _result(started, status, error, received, truncated, retry_after)
-
-
-def _guarded(http: httpx.AsyncClient) -> GuardedTransport | None:
-    """The client's guarded transport, if it takes all of its requests (no mounts, which a
-    client given its transport only has when asked for them)."""
-    transport = getattr(http, "_transport", None)  # tests/webhooks fail loudly if it changes
-    if isinstance(transport, GuardedTransport) and not getattr(http, "_mounts", None):
-        return transport
-    return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _destination(url: str) -> tuple[httpcore.URL, bytes]:
-    """The URL as httpcore takes it and the ``Host`` header, as httpx makes them (parsing and
-    normalising the URL once per endpoint URL, not at every attempt). Raises InvalidURL."""
-    parsed = httpx.URL(url)
-    target = httpcore.URL(
-        scheme=parsed.raw_scheme, host=parsed.raw_host, port=parsed.port, target=parsed.raw_path
-    )
-    return target, parsed.netloc
-
-
-async def _post_direct(
-    pool: httpcore.AsyncConnectionPool,
-    url: str,
-    body: bytes,
-    headers: dict[str, str],
-    *,
-    seconds: float,
-) -> AttemptResult:
-    started = time.perf_counter()
-    target, host = _destination(url)
-    fields = {"content-type": "application/json", "user-agent": USER_AGENT, **headers}
-    request = httpcore.Request(
-        b"POST",
-        target,
-        headers=[
-            (b"Host", host),
-            (b"Accept", b"*/*"),
-            (b"Accept-Encoding", b"identity"),
-            *((name.encode("ascii"), value.encode("ascii")) for name, value in fields.items()),
-            (b"Content-Length", str(len(body)).encode("ascii")),
-        ],
-        content=body,
-        extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"), seconds)},
-    )
-    status: int | None = None
-    received, truncated, retry_after = b"", False, None
-    error: str | None
-    try:
-        async with asyncio.timeout(seconds):
-            response = await pool.handle_async_request(request)
-            status = response.status
-            retry_after = parse_retry_after(_header(response.headers, b"retry-after"))
-            try:
-                received, truncated = await _capped(response.aiter_stream())
-            finally:
-                await response.aclose()
-        error = _judge(status)
-    except (TimeoutError, httpcore.TimeoutException):
-        error = _timed_out(seconds, status)
-    except DestinationRefused as exc:
-        error = str(exc)
-    except (
-        httpcore.NetworkError,
-        httpcore.ProtocolError,
-        httpcore.UnsupportedProtocol,
-        httpcore.ProxyError,
-    ) as exc:  # the names httpx gives them too
         error = _described(exc)
     return _result(started, status, error, received, truncated, retry_after)
 
@@ -186,13 +106,6 @@ def _result(
     )
 
 
-def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
-    for key, value in headers:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
 def _timed_out(seconds: float, status: int | None) -> str:
     return f"timed out after {seconds:g}s" + (
         f" reading the answer (HTTP {status})" if status is not None else ""
@@ -200,14 +113,10 @@ def _timed_out(seconds: float, status: int | None) -> str:
 
 
 async def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
-    return await _capped(response.aiter_bytes())
-
-
-async def _capped(chunks: AsyncIterator[bytes]) -> tuple[bytes, bool]:
     """The first :data:`RESPONSE_BODY_LIMIT` bytes, and whether there were more (the rest is
     not read)."""
     kept = bytearray()
-    async for chunk in chunks:
+    async for chunk in response.aiter_bytes():
         kept += chunk
         if len(kept) > RESPONSE_BODY_LIMIT:
             return bytes(kept[:RESPONSE_BODY_LIMIT]), True

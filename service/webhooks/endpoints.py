@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from service.downloads.destination import Resolver, display_url, system_resolver
+from service.egress.guard import Resolver, display_url, system_resolver
 from service.errors import Conflict, NotFound, StorageError
 from service.ids import new_id
 from service.services import Services

@@ -20,7 +20,7 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from service.downloads.destination import display_url
+from service.egress import display_url
 from service.jobs.outcome import Ended, GiveUp, RetryLater
 from service.jobs.slot import stepping_aside_after
 from service.retry import RetrySchedule

@@ -1,6 +1,6 @@
 """Where an endpoint may point: checked when it is registered or changed (422 with the reason).
 
-The same rules as every outgoing connection (:mod:`service.downloads.destination`): http(s)
+The same rules as every outgoing connection (:mod:`service.egress`): http(s)
 only, no credentials in the URL, and, unless ``OMNIHOOK_ALLOW_PRIVATE_NETWORKS``, no address
 that is loopback, private, link-local, carrier-grade NAT, multicast, reserved, a cloud metadata
 service or an IPv6 form of one of those, whether written in the URL or what its name resolves
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.downloads.destination import (
+from service.egress.guard import (
     DestinationRefused,
     Resolver,
     check_url,

@@ -81,7 +81,8 @@ def current_rss_kib() -> int:
 async def fetch(url: str, media: Path) -> dict[str, float | int | str]:
     import httpx
 
-    from service.downloads import DownloadLimits, GuardedTransport, download_video
+    from service.downloads import DownloadLimits, download_video
+    from service.egress import GuardedTransport
 
     limits = DownloadLimits(max_bytes=4 * 1024 * MiB, deadline=600, allow_private=True)
 

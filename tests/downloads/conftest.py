@@ -16,10 +16,10 @@ from service.downloads import (
     PARTIAL_DIR,
     DownloadLimits,
     DownloadResult,
-    GuardedTransport,
     download_video,
 )
 from service.downloads.downloader import UrlRefresher
+from service.egress import GuardedTransport
 from service.fake_kling.media import free_box, load_sample, mp4_boxes
 from tests.downloads.hostile import HostileServer
 
@@ -64,7 +64,7 @@ class Runner:
     """Runs download_video into one media directory, remembering the progress it reported.
 
     Without a ``transport`` it goes through the worker's own (:class:`GuardedTransport`, private
-    addresses allowed for the loopback server), where large bodies are read from the socket."""
+    addresses allowed for the loopback server)."""
 
     media_dir: Path
     progress: list[tuple[int, int | None]] = field(default_factory=list)

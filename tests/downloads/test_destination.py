@@ -15,8 +15,7 @@ import httpcore
 import httpx
 import pytest
 
-from service.downloads import DestinationRefused, GuardedTransport
-from service.downloads.destination import GuardedBackend
+from service.egress import DestinationRefused, GuardedBackend, GuardedTransport
 from tests.downloads.conftest import SAMPLE, Runner, sha256
 from tests.downloads.hostile import HostileServer
 
@@ -194,9 +193,16 @@ async def test_the_real_guard_lets_private_addresses_through_when_allowed(
     assert response.content == SAMPLE
 
 
-def test_the_guard_is_the_backend_of_the_transport_pool() -> None:
-    """GuardedTransport replaces httpx's private ``_pool``: fail loudly if httpx changes it."""
-    transport = GuardedTransport(allow_private=False)
-    pool = transport._pool
-    assert isinstance(pool, httpcore.AsyncConnectionPool)
-    assert isinstance(pool._network_backend, GuardedBackend)
+async def test_the_real_guard_checks_the_address_a_name_resolves_to(
+    server: HostileServer,
+) -> None:
+    """Through the public transport and httpcore's own network backend: a public-looking name
+    that resolves to loopback is refused before any connection."""
+    url = server.add("/v.mp4", SAMPLE).replace("127.0.0.1", "cdn.example.com")
+    resolver = Resolver(cdn_example_com=[["127.0.0.1"]])
+    transport = GuardedTransport(allow_private=False, resolver=resolver)
+    assert isinstance(transport.backend, GuardedBackend)
+    async with httpx.AsyncClient(transport=transport) as http:
+        with pytest.raises(DestinationRefused, match=r"it resolves to 127\.0\.0\.1"):
+            await http.get(url)
+    assert server.requests == [] and resolver.lookups == ["cdn.example.com"]

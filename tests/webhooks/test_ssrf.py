@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service.downloads.destination import GuardedTransport, check_url, refusal_reason
+from service.egress import GuardedTransport, check_url, refusal_reason
 from service.errors import InvalidRequest
 from service.loopback import serve_on_loopback
 from service.webhooks.attempt import post_signed

@@ -1,7 +1,6 @@
-"""Attempts through the guarded transport, sent straight through httpcore on its pool for
-messages (:mod:`service.webhooks.attempt`, :mod:`service.downloads.messages`), against real
-servers on loopback: what is sent, kept-alive connections, the deadline, the cap, redirects,
-Retry-After, failures of the connection, TLS."""
+"""Attempts through the guarded transport (:mod:`service.webhooks.attempt`,
+:mod:`service.egress`), against real servers on loopback: what is sent, kept-alive
+connections, the deadline, the cap, redirects, Retry-After, failures of the connection, TLS."""
 
 from __future__ import annotations
 
@@ -13,9 +12,8 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from service.downloads.destination import GuardedTransport
-from service.downloads.messages import MessageStream, _Protocol
-from service.webhooks.attempt import RESPONSE_BODY_LIMIT, USER_AGENT, _guarded, post_signed
+from service.egress import GuardedTransport
+from service.webhooks.attempt import RESPONSE_BODY_LIMIT, USER_AGENT, post_signed
 
 Handler = Callable[["Exchange"], Awaitable[None]]
 BODY = b'{"id":"evt_1","type":"task.succeeded"}'
@@ -104,7 +102,6 @@ def recording(status: int = 204, **headers: str) -> Handler:
 async def client(**options: object) -> AsyncIterator[httpx.AsyncClient]:
     transport = GuardedTransport(allow_private=True, **options)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, follow_redirects=False) as http:
-        assert _guarded(http) is transport  # the direct path is the one under test
         yield http
 
 
@@ -136,33 +133,6 @@ async def test_a_kept_alive_connection_the_server_closed_is_not_reused() -> None
         await asyncio.sleep(0.05)  # the close has arrived
         second = await post_signed(http, f"{server.url}/h", BODY, HEADERS, seconds=5)
     assert first.succeeded and second.succeeded and server.connections == 2
-
-
-async def test_the_request_is_written_in_one_piece() -> None:
-    class Transport(asyncio.Transport):
-        def __init__(self) -> None:
-            super().__init__()
-            self.writes: list[bytes] = []
-
-        def write(self, data: bytes | bytearray | memoryview) -> None:
-            self.writes.append(bytes(data))
-            protocol.data_received(b"HTTP/1.1 204 X\r\n\r\n")
-
-        def is_closing(self) -> bool:
-            return False
-
-    protocol = _Protocol()
-    transport = Transport()
-    stream = MessageStream(transport, protocol)
-    await stream.write(b"POST / HTTP/1.1\r\n\r\n")
-    await stream.write(b"{}")
-    await stream.write(b"")
-    assert transport.writes == []  # held until the answer is read
-    assert await stream.read(65536) == b"HTTP/1.1 204 X\r\n\r\n"
-    assert transport.writes == [b"POST / HTTP/1.1\r\n\r\n{}"]
-    big = b"x" * (200 * 1024)  # a large body is not held whole
-    await stream.write(big)
-    assert transport.writes[-1] == big
 
 
 async def test_a_large_request_body_arrives_whole() -> None:
@@ -267,40 +237,3 @@ async def test_https_endpoints(tls_contexts: tuple[ssl.SSLContext, ssl.SSLContex
     assert first.succeeded and second.succeeded and server.connections == 1  # kept alive
     assert [body for *_, body in server.requests] == [BODY, BODY]
     assert untrusted.error is not None and untrusted.error.startswith("ConnectError")
-
-
-async def test_only_a_guarded_transport_of_its_own_takes_the_direct_path() -> None:
-    """The client's transport is read from httpx's private ``_transport`` (and ``_mounts``):
-    fail loudly if httpx ever changes them."""
-    guarded = GuardedTransport(allow_private=True)
-    async with httpx.AsyncClient(transport=guarded) as http:
-        assert _guarded(http) is guarded
-    mock = httpx.MockTransport(lambda request: httpx.Response(204))
-    async with httpx.AsyncClient(transport=mock) as http:
-        assert _guarded(http) is None
-    other = GuardedTransport(allow_private=True)
-    async with httpx.AsyncClient(transport=guarded, mounts={"http://": other}) as http:
-        assert _guarded(http) is None
-
-
-def test_an_answer_not_read_yet_is_kept_within_bounds() -> None:
-    class Transport(asyncio.Transport):
-        def __init__(self) -> None:
-            super().__init__()
-            self.reading = True
-
-        def pause_reading(self) -> None:
-            self.reading = False
-
-        def resume_reading(self) -> None:
-            self.reading = True
-
-    protocol = _Protocol()
-    transport = Transport()
-    protocol.connection_made(transport)
-    for _ in range(5):
-        protocol.data_received(b"x" * 65536)
-    assert not transport.reading  # beyond 256 KiB: the socket is left alone
-    while protocol.received:
-        protocol.take(65536)
-    assert transport.reading and protocol.kept == 0
