@@ -11,7 +11,7 @@ import httpx
 from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry, build_registry
 from service.costs.price_table import price_table_for
-from service.egress import GuardedTransport
+from service.egress import GuardedTransport, refusing_jar
 from service.events import EventEmitter
 from service.kling.auth import auth_from_settings
 from service.kling.gateways import provider_client
@@ -50,6 +50,7 @@ async def open_services(
                 transport=transport
                 or GuardedTransport(allow_private=settings.allow_private_networks),
                 follow_redirects=False,
+                cookies=refusing_jar(),  # videos and webhook attempts each stand alone
             ) as downloads,
             HandlerHost(threads=settings.handler_threads) as handler_host,
         ):
