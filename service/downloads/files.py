@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -114,7 +115,7 @@ class PartialFile:
             self._handle.truncate(length)
         self._handle.seek(length)
 
-    def write_all(self, chunks: list[bytes | memoryview]) -> None:
+    def write_all(self, chunks: Sequence[bytes | memoryview]) -> None:
         """Append ``chunks`` with as few system calls as the kernel allows (no joining copy)."""
         pending = [memoryview(chunk) for chunk in chunks if chunk]
         fd = self._handle.fileno()

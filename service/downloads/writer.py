@@ -28,12 +28,12 @@ class BatchWriter:
     def __init__(self, partial: PartialFile, digest: Any) -> None:
         self._partial = partial
         self._digest = digest
-        self._batch: list[bytes | memoryview] = []
+        self._batch: list[bytes] = []
         self._batched = 0
         self._in_flight: list[asyncio.Future[None]] = []
         self._not_written_back = 0
 
-    async def add(self, chunk: bytes | memoryview) -> None:
+    async def add(self, chunk: bytes) -> None:
         self._batch.append(chunk)
         self._batched += len(chunk)
         if self._batched >= BATCH_BYTES:
@@ -48,9 +48,6 @@ class BatchWriter:
     async def _hand_over(self) -> None:
         await self._settle()
         batch, self._batch, self._batched = self._batch, [], 0
-        self._start(batch)
-
-    def _start(self, batch: list[bytes | memoryview]) -> None:
         loop = asyncio.get_running_loop()
         self._in_flight = [
             loop.run_in_executor(None, self._hash, batch),
@@ -76,11 +73,11 @@ class BatchWriter:
             if failure is not None:
                 raise failure
 
-    def _hash(self, batch: list[bytes | memoryview]) -> None:
+    def _hash(self, batch: list[bytes]) -> None:
         for chunk in batch:  # the chunks as received: no copy into one buffer
             self._digest.update(chunk)
 
-    def _write(self, batch: list[bytes | memoryview]) -> None:
+    def _write(self, batch: list[bytes]) -> None:
         self._partial.write_all(batch)
         self._not_written_back += sum(map(len, batch))
         if self._not_written_back >= WRITEBACK_EVERY:
