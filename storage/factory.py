@@ -31,7 +31,7 @@ def create_storage(url: str) -> Storage:
     if not sep:
         raise ConfigurationError(f"database URL {url!r} has no scheme; use {_ACCEPTED}")
     if scheme == "memory":
-        from storage.memory import MemoryStorage
+        from storage.memory.backend import MemoryStorage
 
         return MemoryStorage()
     if scheme == "sqlite":
@@ -42,7 +42,7 @@ def create_storage(url: str) -> Storage:
 
 
 def _sqlite(url: str) -> Storage:
-    from storage.sqlite import SQLiteStorage
+    from storage.sqlite.backend import SQLiteStorage
 
     if not url.lower().startswith(_SQLITE_PREFIX):
         raise ConfigurationError(
@@ -60,7 +60,7 @@ def _sqlite(url: str) -> Storage:
 def _postgresql(url: str) -> Storage:
     # imported here, not at the top: asyncpg is an optional dependency (the postgres extra)
     try:
-        from storage.postgres import PostgresStorage
+        from storage.postgres.backend import PostgresStorage
     except ImportError as exc:
         if (exc.name or "").partition(".")[0] != "asyncpg":
             raise

@@ -17,7 +17,7 @@ from service.bootstrap import open_services
 from service.events import EventEmitter
 from service.services import Services
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from service.receiver.verify import token_hash
 from service.services import Services
 from service.settings import load_settings
 from storage.base import Storage
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import JobRecord, TaskRecord, TaskStatus
 from tests.factories import ManualClock, make_task
 

@@ -29,7 +29,7 @@ from service.services import Services
 from service.settings import load_settings
 from service.submission import accept, submit
 from storage.admission import SlotLimits
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import TaskRecord, TaskStatus
 from tests.receiver_support import run_due_jobs
 

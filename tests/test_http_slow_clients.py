@@ -22,7 +22,7 @@ from service.http.limits import ServerLimits
 from service.receiver.limits import MAX_NOTIFICATION_BYTES
 from service.receiver.verify import token_hash
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from tests.factories import make_task
 from tests.http_support import RawClient, guarded_server, request_head
 from tests.receiver_support import kling_task

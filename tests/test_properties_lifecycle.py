@@ -27,7 +27,7 @@ from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
 from service.lifecycle import FINAL, RANK, plan_provider_state, plan_timed_out
 from service.services import Services
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import TaskRecord, TaskStatus
 from tests.factories import at, make_task
 from tests.receiver_support import registry

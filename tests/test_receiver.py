@@ -12,7 +12,7 @@ import pytest
 
 from service.receiver.match import PROBE_OUTCOME
 from service.receiver.verify import token_hash
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import DownloadStatus, TaskChange, TaskRecord, TaskStatus
 from tests.receiver_support import (
     EVIL_URL,

@@ -18,7 +18,7 @@ from service.cli import cli
 from service.loopback import serve_on_loopback
 from service.receiver.verify import token_hash
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import TaskStatus
 from tests.factories import make_task
 from tests.receiver_support import Receiver, kling_task, open_receiver, registry

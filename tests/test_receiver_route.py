@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import JobRecord, NotificationRecord
 from tests.receiver_support import kling_task, open_receiver
 

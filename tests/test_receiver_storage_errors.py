@@ -17,7 +17,7 @@ from service.app import create_app
 from service.errors import StorageError
 from service.http.limits import ServerLimits
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import JobRecord, NotificationRecord, TaskRecord
 from tests.http_support import guarded_server
 from tests.receiver_support import kling_task, open_receiver

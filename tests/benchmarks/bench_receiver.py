@@ -97,7 +97,7 @@ async def store_tasks(database: Path, count: int) -> list[tuple[str, bytes]]:
     """``count`` submitted tasks; answers (token, notification body) pairs that match them."""
     from service.receiver.verify import token_hash
     from storage.records import TaskStatus
-    from storage.sqlite import SQLiteStorage
+    from storage.sqlite.backend import SQLiteStorage
     from tests.factories import make_task
 
     storage = SQLiteStorage(str(database))

@@ -27,7 +27,7 @@ from service.retry import RetrySchedule
 from service.services import Services
 from service.settings import load_settings
 from service.worker import Worker
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import DownloadStatus, JobRecord, JobStatus, TaskRecord
 from tests.downloads.conftest import SAMPLE, sha256, video_bytes
 from tests.factories import make_task

@@ -22,7 +22,7 @@ from service.lifecycle import plan_provider_state
 from service.loopback import serve_on_loopback
 from service.services import Services
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from tests.downloads.conftest import SAMPLE, sha256
 from tests.downloads.test_job import CDN, World, video_answer
 from tests.factories import make_task

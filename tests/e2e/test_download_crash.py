@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from storage.records import DownloadStatus
-from storage.sqlite import SQLiteStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.downloads.conftest import sha256, video_bytes
 from tests.downloads.hostile import Honest, HostileServer
 from tests.downloads.seed import seed_download

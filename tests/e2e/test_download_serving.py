@@ -14,7 +14,7 @@ import pytest
 from service.app import create_app
 from service.loopback import serve_on_loopback
 from service.settings import load_settings
-from storage.sqlite import SQLiteStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.downloads.conftest import quicktime_bytes, sha256, video_bytes
 from tests.downloads.hostile import Cut, HostileServer
 from tests.downloads.seed import seed_download

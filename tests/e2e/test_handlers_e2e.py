@@ -21,7 +21,7 @@ import pytest
 from handlers.registry import build_registry
 from service.events import EventEmitter
 from storage.records import JobStatus, TaskChange, TaskStatus
-from storage.sqlite import SQLiteStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.e2e.handler_harness import HandlerService, serving_plugin
 from tests.factories import make_task
 from tests.handlers.jpeg import jpeg_size

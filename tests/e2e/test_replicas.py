@@ -22,7 +22,7 @@ import pytest
 
 from service.fake_kling import FakeKlingConfig, create_fake_kling_app
 from service.loopback import serve_on_loopback
-from storage.postgres_schema import parse_url
+from storage.postgres.schema import parse_url
 from tests.e2e.conftest import free_port
 from tests.e2e.replica_cluster import Cluster, Process, cluster_env
 from tests.storage.postgres_db import fresh_schema, needs_postgres, plain_url

@@ -21,7 +21,7 @@ from starlette.routing import Route
 from service.loopback import serve_on_loopback
 from service.webhooks.signing import new_secret
 from storage.records import DeliveryStatus, TaskChange, WebhookEndpointRecord
-from storage.sqlite import SQLiteStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.factories import make_event, make_task
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import pytest
 from handlers.loading import module_name_for
 from service.ids import new_id
 from storage.records import JobStatus, TaskChange
-from storage.sqlite import SQLiteStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.factories import make_event, make_job, make_task
 
 pytestmark = pytest.mark.e2e

@@ -19,7 +19,7 @@ from service.app import create_app
 from service.cli import cli
 from service.loopback import serve_on_loopback
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import DownloadStatus, JobRecord, JobStatus, TaskChange, TaskRecord
 from tests.factories import at, make_job, make_task, make_video
 

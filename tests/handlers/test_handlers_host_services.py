@@ -17,7 +17,7 @@ from handlers.registry import HandlerRegistry
 from handlers.runner import run_handler
 from service.bootstrap import open_services
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from tests.factories import task_data
 
 EVENT = Event(

@@ -21,7 +21,7 @@ from service.jobs.runners import RUNNERS
 from service.services import Services
 from service.settings import load_settings
 from service.worker import Worker
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import JobRecord, JobStatus, TaskChange, TaskStatus
 from tests.factories import make_job, make_task
 

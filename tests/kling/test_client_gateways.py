@@ -24,7 +24,7 @@ from service.kling.client import HttpProviderClient, KlingClient, is_busy
 from service.kling.gateways import ApiModelsClient, NewApiClient, provider_client
 from service.kling.state import ProviderStatus
 from service.settings import load_settings
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from tests.kling.scripted import API_KEY, NO_JITTER, Script, Sleeps, json_answer, lost
 
 EZMODEL = "https://api.ezmodel.cloud/kling"

@@ -16,8 +16,8 @@ import pytest
 
 from storage import create_storage
 from storage.base import Storage
-from storage.memory import MemoryStorage
-from storage.sqlite import SQLiteStorage
+from storage.memory.backend import MemoryStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.storage.postgres_db import drop_schema, needs_postgres, new_schema_name, url_with_schema
 
 BACKENDS = [

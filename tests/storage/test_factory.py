@@ -10,10 +10,10 @@ import pytest
 
 from service.errors import ConfigurationError
 from storage import create_storage
-from storage.memory import MemoryStorage
-from storage.postgres import PostgresStorage
-from storage.postgres_schema import parse_url
-from storage.sqlite import SQLiteStorage
+from storage.memory.backend import MemoryStorage
+from storage.postgres.backend import PostgresStorage
+from storage.postgres.schema import parse_url
+from storage.sqlite.backend import SQLiteStorage
 
 
 def test_memory() -> None:

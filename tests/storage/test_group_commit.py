@@ -2,7 +2,7 @@
 
 The first tests run on every backend through the :class:`Storage` interface (on SQLite the
 writes below land in shared batches); the last ones drive SQLite's
-:class:`storage.sqlite_batch.GroupCommit` directly, on a connection that can be made to fail.
+:class:`storage.sqlite.batch.GroupCommit` directly, on a connection that can be made to fail.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import aiosqlite
 import pytest
 
 from service.errors import Conflict, StorageError
-from storage import sqlite_schema
 from storage.base import Storage
 from storage.records import TaskChange, TaskStatus
-from storage.sqlite_batch import GroupCommit, RawUnit, Statements, on_thread
+from storage.sqlite import schema as sqlite_schema
+from storage.sqlite.batch import GroupCommit, RawUnit, Statements, on_thread
 from tests.factories import make_event, make_job, make_task, make_video
 from tests.storage.conftest import OpenAgain
 
@@ -102,7 +102,7 @@ async def test_concurrent_applies_of_one_version_among_other_writes_one_wins(
 class _Connection:
     """A real connection that logs the transaction's end, and can be told to fail COMMIT; on
     the event loop's side (``execute``...) and on its thread's (``_execute``: see
-    :func:`storage.sqlite_batch.on_thread`), where it counts the trips."""
+    :func:`storage.sqlite.batch.on_thread`), where it counts the trips."""
 
     def __init__(self, conn: aiosqlite.Connection, log: list[str]) -> None:
         self._real = conn
@@ -120,7 +120,7 @@ class _Connection:
 
     async def _execute(self, function: Any) -> Any:
         self.trips += 1
-        # aiosqlite's private entry point, as storage.sqlite_batch uses it (issue 14 ends both)
+        # aiosqlite's private entry point, as storage.sqlite.batch uses it (issue 14 ends both)
         return await cast(Any, self._real)._execute(function)
 
     def commit_here(self) -> None:

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 
 from storage import create_storage
 from storage.base import Storage
-from storage.memory import MemoryStorage
-from storage.postgres_schema import parse_url
+from storage.memory.backend import MemoryStorage
+from storage.postgres.schema import parse_url
 from storage.records import JobStatus
-from storage.sqlite import SQLiteStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.factories import at, make_job
 from tests.storage.postgres_db import (
     POSTGRES_URL,

@@ -12,10 +12,10 @@ import pytest
 from service.errors import StorageError
 from storage import create_storage
 from storage.base import Storage
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.migrate import load_migrations
-from storage.postgres_schema import parse_url
-from storage.sqlite import SQLiteStorage
+from storage.postgres.schema import parse_url
+from storage.sqlite.backend import SQLiteStorage
 from tests.factories import at, make_job, make_task
 from tests.storage.postgres_db import fresh_schema, needs_postgres, plain_url
 

@@ -6,7 +6,7 @@ import pytest
 
 from service.errors import StorageError
 from storage.migrate import Migration, load_migrations, pending_migrations, run_migrations
-from storage.sqlite_schema import split_statements
+from storage.sqlite.schema import split_statements
 
 
 def test_shipped_sqlite_migrations_are_numbered_from_one() -> None:

@@ -23,8 +23,8 @@ import pytest
 from service.errors import StorageError, StorageUnavailable
 from storage import create_storage
 from storage.base import Storage
-from storage.postgres_pool import RETRY_DELAYS
-from storage.postgres_schema import parse_url
+from storage.postgres.pool import RETRY_DELAYS
+from storage.postgres.schema import parse_url
 from storage.records import TaskChange, TaskRecord
 from tests.factories import at, make_event, make_job, make_notification, make_task
 from tests.storage.postgres_db import fresh_schema, needs_postgres, plain_url, with_application_name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.sqlite_begin import begin_immediate
+from storage.sqlite.begin import begin_immediate
 
 
 class FailingBegin:

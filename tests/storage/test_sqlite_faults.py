@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from service.errors import Conflict, StorageError, StorageUnavailable
-from storage import sqlite_errors
-from storage.sqlite import SQLiteStorage
-from storage.sqlite_file import WRITE_CHECK_SECONDS
+from storage.sqlite import errors as sqlite_errors
+from storage.sqlite.backend import SQLiteStorage
+from storage.sqlite.file import WRITE_CHECK_SECONDS
 from tests.factories import make_job, make_task
 
 LOCK_LIMIT = 1.0  # the busy timeout configured for these tests, in seconds

@@ -8,8 +8,8 @@ import pytest
 
 from service.errors import StorageError
 from storage.records import TaskChange, TaskStatus
-from storage.sqlite import SQLiteStorage
-from storage.sqlite_inline import InlineReader
+from storage.sqlite.backend import SQLiteStorage
+from storage.sqlite.inline import InlineReader
 from tests.factories import make_event, make_job, make_notification, make_task, make_video
 from tests.storage.test_webhooks import make_endpoint
 

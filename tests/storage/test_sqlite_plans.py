@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.sqlite import SQLiteStorage
-from storage.sqlite_jobs import NEXT_DUE, first_due
+from storage.sqlite.backend import SQLiteStorage
+from storage.sqlite.jobs import NEXT_DUE, first_due
 
 
 @pytest.fixture

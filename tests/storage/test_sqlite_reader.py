@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from storage.records import TaskChange, TaskStatus
-from storage.sqlite import SQLiteStorage
+from storage.sqlite.backend import SQLiteStorage
 from tests.factories import make_task
 
 

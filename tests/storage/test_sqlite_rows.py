@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from service.errors import StorageError
-from storage.sqlite_rows import decode_time, encode_json, encode_time
+from storage.sqlite.rows import decode_time, encode_json, encode_time
 
 
 @pytest.mark.parametrize(

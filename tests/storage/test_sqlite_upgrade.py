@@ -9,8 +9,8 @@ import aiosqlite
 
 from storage.migrate import load_migrations, run_migrations
 from storage.records import TaskStatus
-from storage.sqlite import SQLiteStorage
-from storage.sqlite_schema import _Session  # the runner's own session, to stop at 0004
+from storage.sqlite.backend import SQLiteStorage
+from storage.sqlite.schema import _Session  # the runner's own session, to stop at 0004
 
 BEFORE_THE_QUEUE = 4
 

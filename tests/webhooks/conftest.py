@@ -19,7 +19,7 @@ from service.settings import load_settings
 from service.webhooks.endpoints import create_endpoint
 from service.webhooks.requests import NewEndpoint
 from service.worker import Worker
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 from storage.records import (
     DeliveryRecord,
     DeliveryStatus,

@@ -11,7 +11,7 @@ from handlers.registry import HandlerRegistry
 from service.bootstrap import open_services
 from service.settings import load_settings
 from service.webhooks.attempt import post_signed
-from storage.memory import MemoryStorage
+from storage.memory.backend import MemoryStorage
 
 
 async def test_a_cookie_set_by_an_endpoint_is_not_sent_back(tmp_path: Path) -> None:

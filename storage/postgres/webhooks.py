@@ -1,9 +1,9 @@
 """Outgoing webhooks in the PostgreSQL backend: endpoints, deliveries and their attempts.
 
-Part of :class:`storage.postgres.PostgresStorage`, on its pool and transactions. The fan-out of
-new events (:meth:`PostgresWebhooks._fan_out`) runs inside ``apply``'s transaction: the
-endpoints that want an event are found in SQL (jsonb ``?`` over their filter), and each gets a
-delivery row and a ``delivery`` job (which wakes the listening workers) in that transaction.
+Part of :class:`storage.postgres.backend.PostgresStorage`, on its pool and transactions. The fan-out
+of new events (:meth:`PostgresWebhooks._fan_out`) runs inside ``apply``'s transaction: the endpoints
+that want an event are found in SQL (jsonb ``?`` over their filter), and each gets a delivery row
+and a ``delivery`` job (which wakes the listening workers) in that transaction.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from service.ids import new_id
-from storage import postgres_webhooks_rows as sql
 from storage.base import JobEnd
-from storage.postgres_jobs import write_job_end
-from storage.postgres_pool import PostgresConnection
-from storage.postgres_rows import utc
-from storage.postgres_webhooks_rows import (
+from storage.postgres import webhooks_rows as sql
+from storage.postgres.jobs import write_job_end
+from storage.postgres.pool import PostgresConnection
+from storage.postgres.rows import utc
+from storage.postgres.webhooks_rows import (
     attempt_args,
     attempt_from_row,
     delivery_args,

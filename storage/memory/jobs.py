@@ -1,7 +1,7 @@
 """Durable jobs in the in-memory backend: leases, fencing, retries and wake-ups.
 
-A mixin of :class:`storage.memory.MemoryStorage`, whose lock, tasks and jobs it shares; every
-method keeps the promises of the SQL backends (atomic under the one lock, copies in and out).
+A mixin of :class:`storage.memory.backend.MemoryStorage`, whose lock, tasks and jobs it shares;
+every method keeps the promises of the SQL backends (atomic under the one lock, copies in and out).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from service.errors import StorageError
 from storage.base import JobEnd
-from storage.memory_copies import out, stored
+from storage.memory.copies import out, stored
 from storage.records import JobRecord, JobStatus, TaskRecord
 
 _FINISHED_JOBS = (JobStatus.SUCCEEDED, JobStatus.FAILED)

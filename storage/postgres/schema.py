@@ -86,7 +86,7 @@ def quote_identifier(name: str) -> str:
 
 
 async def init_connection(conn: Any) -> None:
-    """Per-connection setup: jsonb arrives as text already encoded (postgres_rows) and
+    """Per-connection setup: jsonb arrives as text already encoded (storage.postgres.rows) and
     leaves as Python values."""
     await conn.set_type_codec(
         "jsonb", schema="pg_catalog", encoder=_same, decoder=json.loads, format="text"

@@ -1,6 +1,6 @@
 """Outgoing webhooks in the SQLite backend: endpoints, deliveries and their attempts.
 
-A mixin of :class:`storage.sqlite.SQLiteStorage`, on its connection and transactions. The
+A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, on its connection and transactions. The
 fan-out of new events (:meth:`SQLiteWebhooks._fan_out`) runs inside ``apply``'s transaction:
 the endpoints that want an event are found in SQL (``json_each`` over their filter), and each
 gets a delivery row and a ``delivery`` job in that same transaction.
@@ -28,9 +28,9 @@ from storage.records import (
     WebhookEndpointRecord,
     new_delivery,
 )
-from storage.sqlite_batch import Statements, Unit
-from storage.sqlite_jobs import INSERT_JOB, job_end_step
-from storage.sqlite_rows import (
+from storage.sqlite.batch import Statements, Unit
+from storage.sqlite.jobs import INSERT_JOB, job_end_step
+from storage.sqlite.rows import (
     EVENT_COLUMNS,
     Params,
     encode_time,
@@ -39,8 +39,8 @@ from storage.sqlite_rows import (
     page_filters,
     placeholders,
 )
-from storage.sqlite_wakeup import SQLiteWakeup
-from storage.sqlite_webhooks_rows import (
+from storage.sqlite.wakeup import SQLiteWakeup
+from storage.sqlite.webhooks_rows import (
     ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS,
     ENDPOINT_COLUMNS,
@@ -268,7 +268,7 @@ class SQLiteWebhooks:
         return delivery_from_row(rows[0]) if rows else None
 
     async def get_delivery_parts(self, delivery_id: str) -> DeliveryParts | None:
-        # one query, one snapshot; on the loop's thread when it can (see sqlite_inline)
+        # one query, one snapshot; on the loop's thread when it can (see storage.sqlite.inline)
         row = next(iter(await self._point_read(_DELIVERY_PARTS, (delivery_id,))), None)
         if row is None:
             return None

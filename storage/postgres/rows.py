@@ -3,7 +3,7 @@
 Columns are native types: ``timestamptz`` (asyncpg hands back aware UTC datetimes), ``jsonb``
 and ``bytea``. JSON is encoded here, before a query is sent, so that a value that cannot be
 stored fails with :class:`StorageError` exactly as in the other backends; the connection's jsonb
-codec (see :mod:`storage.postgres_schema`) passes that text through and decodes results.
+codec (see :mod:`storage.postgres.schema`) passes that text through and decodes results.
 Parameters are positional (``$1, $2...``), in the order of the ``*_COLUMNS`` tuples.
 """
 

@@ -1,8 +1,8 @@
-"""Outgoing-webhook records ↔ PostgreSQL rows (the conventions of :mod:`storage.postgres_rows`)."""
+"""Outgoing-webhook records ↔ PostgreSQL rows (the conventions of :mod:`storage.postgres.rows`)."""
 
 from __future__ import annotations
 
-from storage.postgres_rows import Args, Row, encode_json, names, optional_utc, placeholders, utc
+from storage.postgres.rows import Args, Row, encode_json, names, optional_utc, placeholders, utc
 from storage.records import (
     DeliveryAttemptRecord,
     DeliveryRecord,

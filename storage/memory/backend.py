@@ -25,9 +25,9 @@ from storage.admission import (
     queue_key,
 )
 from storage.base import JobEnd, Storage
-from storage.memory_copies import out, stored
-from storage.memory_jobs import MemoryJobs
-from storage.memory_webhooks import MemoryWebhooks
+from storage.memory.copies import out, stored
+from storage.memory.jobs import MemoryJobs
+from storage.memory.webhooks import MemoryWebhooks
 from storage.records import (
     DeliveryAttemptRecord,
     DeliveryRecord,

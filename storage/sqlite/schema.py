@@ -12,7 +12,7 @@ import aiosqlite
 
 from service.errors import StorageError
 from storage.migrate import Migration, load_migrations, run_migrations
-from storage.sqlite_rows import encode_time
+from storage.sqlite.rows import encode_time
 
 
 async def connect(path: str, *, busy_timeout: float) -> aiosqlite.Connection:
@@ -26,7 +26,7 @@ async def connect(path: str, *, busy_timeout: float) -> aiosqlite.Connection:
     # isolation_level=None: the sqlite3 module opens no transactions behind our back; every
     # write transaction is an explicit BEGIN IMMEDIATE (see SQLiteStorage._write)
     # check_same_thread off: the group commit runs a batch's plain statements on the event
-    # loop's thread, between a BEGIN and a COMMIT run on aiosqlite's (storage.sqlite_batch);
+    # loop's thread, between a BEGIN and a COMMIT run on aiosqlite's (storage.sqlite.batch);
     # one thread at a time, each step awaited before the next
     conn = await aiosqlite.connect(
         path, isolation_level=None, timeout=busy_timeout, check_same_thread=False

@@ -22,16 +22,16 @@ Units that arrive while a batch runs join the next one.
   handed the GIL back and forth at every row (under load that cost several times the
   statements themselves; ``tests/benchmarks/bench_receiver.py``).
 - Every batch begins on the event loop's thread too, without waiting there: when another
-  process holds the write lock, the writer sleeps and tries again (:mod:`storage.sqlite_begin`).
+  process holds the write lock, the writer sleeps and tries again (:mod:`storage.sqlite.begin`).
   Each unit waits at most the busy timeout in all, counted from when it was handed over
   (through the batch before it, and its own batch run a second time): a batch waits for the
   lock until its oldest unit's deadline; then the units whose time is up fail with
   :class:`StorageUnavailable` ("database is locked") and the others try again in the next one.
 - Before each batch a *guard* of the storage may refuse it (StorageUnavailable: the database
-  file was deleted or replaced, see :mod:`storage.sqlite_file`).
+  file was deleted or replaced, see :mod:`storage.sqlite.file`).
 - A caller returns only after the COMMIT of its batch: if the COMMIT (or the BEGIN) fails, every
   unit of the batch gets a :class:`StorageError` (:class:`StorageUnavailable` when the database
-  is out of reach: :mod:`storage.sqlite_errors`), nothing of it was written.
+  is out of reach: :mod:`storage.sqlite.errors`), nothing of it was written.
 - Units run one after another on the one connection, each seeing the writes of the units before
   it: a compare-and-set or a fenced update in a unit holds exactly as in a transaction of its own.
 - ``BEGIN IMMEDIATE`` takes the database's write lock up front, so other processes wait for
@@ -56,8 +56,8 @@ from typing import Any, Generic, TypeVar, cast
 import aiosqlite
 
 from service.errors import StorageError, StorageUnavailable
-from storage import sqlite_errors
-from storage.sqlite_begin import WriteLockTimeout, begin_immediate
+from storage.sqlite import errors as sqlite_errors
+from storage.sqlite.begin import WriteLockTimeout, begin_immediate
 
 MAX_BATCH = 64  # bounds how long one batch holds the connection (and the database) for readers
 

@@ -1,7 +1,7 @@
 """Durable jobs in the SQLite backend: leases, fencing, retries and wake-ups.
 
-A mixin of :class:`storage.sqlite.SQLiteStorage`, whose connection, group commit and wake-up it
-shares. Leasing runs in the batch's ``BEGIN IMMEDIATE`` transaction, so a job selected as due is
+A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, whose connection, group commit and wake-up
+it shares. Leasing runs in the batch's ``BEGIN IMMEDIATE`` transaction, so a job selected as due is
 still due when it is marked leased, whatever another process does meanwhile.
 """
 
@@ -17,8 +17,8 @@ import aiosqlite
 
 from storage.base import JobEnd
 from storage.records import JobRecord, JobStatus
-from storage.sqlite_batch import RawUnit, Statements, Unit
-from storage.sqlite_rows import (
+from storage.sqlite.batch import RawUnit, Statements, Unit
+from storage.sqlite.rows import (
     JOB_COLUMNS,
     Params,
     encode_optional_time,
@@ -27,7 +27,7 @@ from storage.sqlite_rows import (
     job_row,
     positions,
 )
-from storage.sqlite_wakeup import SQLiteWakeup
+from storage.sqlite.wakeup import SQLiteWakeup
 
 _R = TypeVar("_R")
 

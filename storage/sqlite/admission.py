@@ -1,7 +1,7 @@
 """The admission queue in the SQLite backend (see :mod:`storage.admission`).
 
-A mixin of :class:`storage.sqlite.SQLiteStorage`. An admission is one unit of the group commit,
-so it runs inside ``BEGIN IMMEDIATE``: the database's write lock, held by one process at a
+A mixin of :class:`storage.sqlite.backend.SQLiteStorage`. An admission is one unit of the group
+commit, so it runs inside ``BEGIN IMMEDIATE``: the database's write lock, held by one process at a
 time, is what keeps two processes from both filling the last slot.
 """
 
@@ -24,8 +24,8 @@ from storage.admission import (
 )
 from storage.records import TaskChange, TaskRecord, TaskStatus
 from storage.spending import Spending
-from storage.sqlite_batch import RawUnit, Unit
-from storage.sqlite_rows import (
+from storage.sqlite.batch import RawUnit, Unit
+from storage.sqlite.rows import (
     MICROS,
     TASK_COLUMNS,
     encode_time,
@@ -33,7 +33,7 @@ from storage.sqlite_rows import (
     task_from_row,
     task_params,
 )
-from storage.sqlite_wakeup import SQLiteWakeup
+from storage.sqlite.wakeup import SQLiteWakeup
 
 _R = TypeVar("_R")
 

@@ -1,7 +1,7 @@
 """Outgoing webhooks in the in-memory backend: endpoints, deliveries and their attempts.
 
-A mixin of :class:`storage.memory.MemoryStorage`, whose lock, jobs and wake-up it shares: every
-method keeps the promises of the SQL backends (atomic under the one lock, copies in and out,
+A mixin of :class:`storage.memory.backend.MemoryStorage`, whose lock, jobs and wake-up it shares:
+every method keeps the promises of the SQL backends (atomic under the one lock, copies in and out,
 cascades on delete). ``_fan_out`` is called by ``MemoryStorage.apply`` for the events it inserts.
 """
 

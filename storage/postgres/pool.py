@@ -4,7 +4,7 @@ and the wake-up of workers; the base the job queue and the rest of the interface
 A connection pool serves every operation. An operation is a *body* (a coroutine function of a
 connection) run by one of :meth:`PostgresConnection._read`, ``_execute`` (one autocommit
 statement), ``_transact`` (one transaction) or ``_insert_new``. Driver errors become the
-project's at this boundary (:mod:`storage.postgres_errors`): a lost connection
+project's at this boundary (:mod:`storage.postgres.errors`): a lost connection
 :class:`StorageUnavailable`, anything else :class:`StorageError` (a duplicate
 ``external_task_id``: :class:`Conflict`).
 
@@ -27,7 +27,7 @@ depends on when the connection was lost:
   write: they raise StorageUnavailable, and the caller (the worker's job, the API client) tries
   again with the state it then reads.
 
-The URL, schema and migrations: :mod:`storage.postgres_schema`.
+The URL, schema and migrations: :mod:`storage.postgres.schema`.
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ from typing import Any, TypeVar
 import asyncpg
 
 from service.errors import OmnihookError, StorageError, StorageUnavailable
-from storage import postgres_sql as sql
 from storage.base import Storage
-from storage.postgres_errors import connection_gone, is_connection_lost, translate
-from storage.postgres_listen import NOTIFY_SQL, JobsListener
-from storage.postgres_rows import job_args
-from storage.postgres_schema import init_connection, migrate, parse_url
+from storage.postgres import sql as sql
+from storage.postgres.errors import connection_gone, is_connection_lost, translate
+from storage.postgres.listen import NOTIFY_SQL, JobsListener
+from storage.postgres.rows import job_args
+from storage.postgres.schema import init_connection, migrate, parse_url
 from storage.records import JobRecord
 
 log = logging.getLogger(__name__)

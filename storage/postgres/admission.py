@@ -1,8 +1,9 @@
 """The admission queue in the PostgreSQL backend (see :mod:`storage.admission`).
 
-A mixin of :class:`storage.postgres.PostgresStorage`. Every admission takes one transaction-level
-advisory lock first (per schema): replicas admit one after the other, each counting what the
-previous one admitted, so no two fill the last slot; nothing else waits for that lock.
+A mixin of :class:`storage.postgres.backend.PostgresStorage`. Every admission takes one
+transaction-level advisory lock first (per schema): replicas admit one after the other, each
+counting what the previous one admitted, so no two fill the last slot; nothing else waits for that
+lock.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from decimal import Decimal
 from typing import Any
 
 from service.errors import Conflict, StorageError
-from storage import postgres_sql as sql
 from storage.admission import (
     CANDIDATES,
     Occupancy,
     SlotLimits,
     choose,
 )
-from storage.postgres_pool import PostgresConnection
-from storage.postgres_rows import task_args, task_from_row, utc
+from storage.postgres import sql as sql
+from storage.postgres.pool import PostgresConnection
+from storage.postgres.rows import task_args, task_from_row, utc
 from storage.records import TaskChange, TaskRecord, TaskStatus
 from storage.spending import Spending
 

@@ -1,4 +1,4 @@
-"""Outgoing-webhook records ↔ SQLite rows (the conventions of :mod:`storage.sqlite_rows`)."""
+"""Outgoing-webhook records ↔ SQLite rows (the conventions of :mod:`storage.sqlite.rows`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from storage.records import (
     EndpointEventRecord,
     WebhookEndpointRecord,
 )
-from storage.sqlite_rows import (
+from storage.sqlite.rows import (
     Params,
     decode_json,
     decode_optional_time,

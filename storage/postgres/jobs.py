@@ -11,10 +11,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage import postgres_sql as sql
 from storage.base import JobEnd
-from storage.postgres_pool import PostgresConnection
-from storage.postgres_rows import job_args, job_from_row, utc
+from storage.postgres import sql as sql
+from storage.postgres.pool import PostgresConnection
+from storage.postgres.rows import job_args, job_from_row, utc
 from storage.records import JobRecord, JobStatus
 
 

@@ -8,7 +8,7 @@ timeout...), and none may reach the callers. Two kinds matter to them:
 - the connection is gone or cannot be made (terminated backend, server shutting down or not
   accepting connections yet, too many connections, refused or reset socket, timeout, the
   driver's own state lost with it): :class:`StorageUnavailable`, transient; the pool
-  (:mod:`storage.postgres_pool`) first runs the work again on a fresh connection;
+  (:mod:`storage.postgres.pool`) first runs the work again on a fresh connection;
 - anything else (a constraint, bad SQL, a configuration the server refuses): :class:`StorageError`,
   except a duplicate ``external_task_id``, which is the :class:`Conflict` the API answers 409 for.
 """

@@ -1,14 +1,14 @@
 """The PostgreSQL backend (several ``web`` and ``worker`` replicas on one database), on asyncpg.
 
 Three layers, one concept each: the pool, transactions and wake-ups
-(:mod:`storage.postgres_pool`), the job queue (:mod:`storage.postgres_jobs`), and here tasks,
+(:mod:`storage.postgres.pool`), the job queue (:mod:`storage.postgres.jobs`), and here tasks,
 videos, events and the callback inbox. The guarantees the replicas rely on come from
 PostgreSQL itself: ``apply`` is a compare-and-set on ``tasks.version`` (a concurrent writer of
 the same version waits for the row lock, then finds the version changed and writes nothing);
 jobs are leased with ``FOR UPDATE SKIP LOCKED`` and fenced by ``lease_token``; new jobs wake
-listening workers through ``LISTEN/NOTIFY`` (:mod:`storage.postgres_listen`). Schema and URL:
-:mod:`storage.postgres_schema`; rows: :mod:`storage.postgres_rows`; statements:
-:mod:`storage.postgres_sql`.
+listening workers through ``LISTEN/NOTIFY`` (:mod:`storage.postgres.listen`). Schema and URL:
+:mod:`storage.postgres.schema`; rows: :mod:`storage.postgres.rows`; statements:
+:mod:`storage.postgres.sql`.
 
 asyncpg is optional (``pip install 'omnihook[postgres]'``): only
 :func:`storage.factory.create_storage` imports this module, when a PostgreSQL URL is chosen.
@@ -21,11 +21,11 @@ from datetime import datetime
 from typing import Any
 
 from service.errors import Conflict
-from storage import postgres_sql as sql
 from storage.base import JobEnd
-from storage.postgres_admission import PostgresAdmission
-from storage.postgres_jobs import PostgresJobs, write_job_end
-from storage.postgres_rows import (
+from storage.postgres import sql as sql
+from storage.postgres.admission import PostgresAdmission
+from storage.postgres.jobs import PostgresJobs, write_job_end
+from storage.postgres.rows import (
     event_args,
     event_from_row,
     notification_args,
@@ -36,7 +36,7 @@ from storage.postgres_rows import (
     video_args,
     video_from_row,
 )
-from storage.postgres_webhooks import PostgresWebhooks
+from storage.postgres.webhooks import PostgresWebhooks
 from storage.records import (
     EventRecord,
     JobRecord,
@@ -131,7 +131,7 @@ class PostgresStorage(PostgresAdmission, PostgresWebhooks, PostgresJobs):
         write = self._change_writer(change)
         try:
             # not repeatable: after a commit lost on its way, a second run would find its own
-            # version and answer False (see storage.postgres_pool)
+            # version and answer False (see storage.postgres.pool)
             applied = await self._transact(write)
         except Conflict as exc:
             ext = change.task.external_task_id

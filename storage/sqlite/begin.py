@@ -1,6 +1,6 @@
 """Taking SQLite's write lock (``BEGIN IMMEDIATE``) without ever blocking the event loop.
 
-Every write transaction of the group commit (:mod:`storage.sqlite_batch`) begins with the
+Every write transaction of the group commit (:mod:`storage.sqlite.batch`) begins with the
 database's write lock. It is nearly always free: this process's writes all go through its one
 writer. So BEGIN runs on the event loop's thread, with the busy timeout set to zero for that one
 statement: it takes the lock or answers SQLITE_BUSY at once. When another process holds it (a

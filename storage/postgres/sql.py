@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storage.postgres_rows import (
+from storage.postgres.rows import (
     EVENT_COLUMNS,
     JOB_COLUMNS,
     NOTIFICATION_COLUMNS,

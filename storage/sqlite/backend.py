@@ -3,13 +3,13 @@
 One connection per instance, guarded by an ``asyncio.Lock``: statements of concurrent coroutines
 would otherwise land inside each other's transactions. Every write is a unit (a coroutine function
 of the connection) handed to :meth:`SQLiteStorage._write`, the group commit of
-:mod:`storage.sqlite_batch`: concurrent writes share one ``BEGIN IMMEDIATE`` transaction and one
+:mod:`storage.sqlite.batch`: concurrent writes share one ``BEGIN IMMEDIATE`` transaction and one
 ``fsync``, each in a savepoint of its own. ``BEGIN IMMEDIATE`` takes the database's write lock up
 front: another process (a second worker, ``serve``) waits for it (busy timeout) instead of
 failing halfway, and a job selected as due is still due when it is marked leased. Row mapping
-lives in :mod:`storage.sqlite_rows`, opening and migrations in :mod:`storage.sqlite_schema`.
-Errors are translated by :mod:`storage.sqlite_errors`; a file deleted or replaced under the
-storage is found by :mod:`storage.sqlite_file`.
+lives in :mod:`storage.sqlite.rows`, opening and migrations in :mod:`storage.sqlite.schema`.
+Errors are translated by :mod:`storage.sqlite.errors`; a file deleted or replaced under the
+storage is found by :mod:`storage.sqlite.file`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from service.errors import Conflict, StorageError
-from storage import sqlite_errors, sqlite_schema
 from storage.base import JobEnd, Storage
 from storage.records import (
     EventRecord,
@@ -36,12 +35,14 @@ from storage.records import (
     TaskStatus,
     VideoRecord,
 )
-from storage.sqlite_admission import SQLiteAdmission
-from storage.sqlite_batch import GroupCommit, RawUnit, Statements, Unit
-from storage.sqlite_file import DatabaseFile
-from storage.sqlite_inline import InlineReader
-from storage.sqlite_jobs import INSERT_JOB, SQLiteJobs, first_row, job_end_step
-from storage.sqlite_rows import (
+from storage.sqlite import errors as sqlite_errors
+from storage.sqlite import schema as sqlite_schema
+from storage.sqlite.admission import SQLiteAdmission
+from storage.sqlite.batch import GroupCommit, RawUnit, Statements, Unit
+from storage.sqlite.file import DatabaseFile
+from storage.sqlite.inline import InlineReader
+from storage.sqlite.jobs import INSERT_JOB, SQLiteJobs, first_row, job_end_step
+from storage.sqlite.rows import (
     EVENT_COLUMNS,
     NOTIFICATION_COLUMNS,
     TASK_COLUMNS,
@@ -60,8 +61,8 @@ from storage.sqlite_rows import (
     video_from_row,
     video_params,
 )
-from storage.sqlite_wakeup import SQLiteWakeup
-from storage.sqlite_webhooks import SQLiteWebhooks
+from storage.sqlite.wakeup import SQLiteWakeup
+from storage.sqlite.webhooks import SQLiteWebhooks
 
 _INSERT_EVENT = (
     f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)}) "
@@ -213,7 +214,7 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
     async def _point_read(self, sql: str, parameters: Any) -> Iterable[sqlite3.Row]:
         """A small indexed read (a task, its videos, a notification: what every inbox job and
         every new callback token reads): on the event loop's thread when it can
-        (:mod:`storage.sqlite_inline`), else through the reader's thread."""
+        (:mod:`storage.sqlite.inline`), else through the reader's thread."""
         rows = self._inline.fetch(sql, parameters)
         if rows is None:
             async with self._read() as conn:
@@ -223,7 +224,7 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
     async def _write(self, unit: Unit[_R]) -> _R:
         """Run ``unit`` as one all-or-nothing write; answers its result once it is committed.
         Not alone: with the writes queued meanwhile, in one transaction (group commit). The
-        unit may run twice (see :mod:`storage.sqlite_batch`): it only uses the connection, and
+        unit may run twice (see :mod:`storage.sqlite.batch`): it only uses the connection, and
         never this storage's methods (their lock is held while it runs)."""
         return await self._batches.run(unit)
 
@@ -302,7 +303,7 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
         write = self._change_writer(change)
         try:
             # A plain unit: with the other plain writes of its batch it runs on the event
-            # loop's thread, one trip to SQLite's thread for the COMMIT (storage.sqlite_batch)
+            # loop's thread, one trip to SQLite's thread for the COMMIT (storage.sqlite.batch)
             delivering = await self._write(RawUnit(write))
         except Conflict as exc:
             ext = change.task.external_task_id
