@@ -11,19 +11,19 @@ import httpx
 
 from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry
-from service.admission.pace import AdmissionPace
+from service.apply.events import EventEmitter
+from service.apply.lifecycle import FINAL, Plan
 from service.clock import Clock, utcnow
 from service.costs.price_table import PriceTable
 from service.errors import StorageError
-from service.events import EventEmitter
 from service.kling.backoff import ProviderBackoff
 from service.kling.client import ProviderClient
-from service.lifecycle import FINAL, Plan
 from service.receiver.cache import TokenCache
 from service.receiver.load import ReceiverLoad
 from service.settings import Settings
+from service.submit.admission.pace import AdmissionPace
 from service.webhooks.gate import EndpointGate
-from service.worker_health import WorkerHealth
+from service.worker.health import WorkerHealth
 from storage.base import Storage
 from storage.records import TaskRecord, VideoRecord
 
@@ -50,7 +50,8 @@ class Services:
     receiver_load: ReceiverLoad = field(default_factory=ReceiverLoad)
     # The tasks whose callback tokens the receiver has already looked up (service.receiver.cache)
     callback_tokens: TokenCache = field(default_factory=TokenCache)
-    # How fast this process admits queued tasks, from the provider's answers (service.admission)
+    # How fast this process admits queued tasks, from the provider's answers
+    # (service.submit.admission)
     admission: AdmissionPace = field(default_factory=AdmissionPace)
     # Until when this process leaves the provider's query endpoint alone (a 1302/1303 answer):
     # shared by every sync job and reconciliation pass, as the rate limit is the account's.

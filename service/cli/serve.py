@@ -50,7 +50,7 @@ def worker() -> None:
     settings = load_settings()
 
     from service.logs import configure_logging
-    from service.worker import run_worker
+    from service.worker.loop import run_worker
 
     configure_logging()
     from .common import run_until_stopped

@@ -233,7 +233,7 @@ class HttpProviderClient(ABC):
                 failure: Exception = exc
             except ProviderRetryable as exc:
                 if is_busy(exc) and not (lookup_first or resent):
-                    # Surely not created: the caller queues the task (service.admission)
+                    # Surely not created: the caller queues the task (service.submit.admission)
                     # rather than hold a request or a worker slot waiting for room here.
                     raise
                 failure = exc

@@ -198,7 +198,8 @@ async def test_retryable_then_success(
 async def test_a_create_refused_for_want_of_room_is_raised_at_once(
     kling: Callable[..., KlingClient], sleeps: Sleeps, code: int, http_status: int
 ) -> None:
-    # Its task waits in omnihook's queue (service.admission), not in a request or a worker slot.
+    # Its task waits in omnihook's queue (service.submit.admission), not in a request or a
+    # worker slot.
     script = Script(error(code, http_status), ok())
     with pytest.raises(ProviderRetryable) as caught:
         await kling(script).create_task(BODY)

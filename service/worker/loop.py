@@ -13,7 +13,7 @@ takes several jobs. Long jobs would hold the queued ones back from other workers
 queued then, and a queued job that still has not started after :data:`PREFETCH_HOLD` is handed
 back to the database for any worker to take.
 
-Slots are budgeted per kind of job (:mod:`service.slot_budget`): deliveries and handler runs
+Slots are budgeted per kind of job (:mod:`service.worker.slot_budget`): deliveries and handler runs
 can never take the slots kept for applying callbacks and for downloads, and a job whose kind is
 at its cap is not leased (other kinds are). A job that only waits for a slow peer may step
 aside (:mod:`service.jobs.slot`) and free its slot while it goes on.
@@ -36,20 +36,26 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import timedelta
 
-from service.admission.dispatch import POLL as ADMIT_POLL
-from service.admission.dispatch import admit_forever
 from service.bootstrap import open_services
 from service.downloads import clean_partial_downloads
 from service.errors import StorageError
 from service.jobs.outcome import Ended, GiveUp, RetryLater
-from service.jobs.runners import RUNNERS, JobRunner
 from service.jobs.slot import offer_step_aside
-from service.reconcile import enqueue_overdue_syncs
+from service.reconcile.overdue import enqueue_overdue_syncs
 from service.services import Services
 from service.settings import Settings
-from service.slot_budget import SlotBudget, budget_for, giving_way_budget, group_of, groups_of
+from service.submit.admission.dispatch import POLL as ADMIT_POLL
+from service.submit.admission.dispatch import admit_forever
 from service.supervise import supervise
-from service.worker_health import LoopHealth, WorkerHealth
+from service.worker.health import LoopHealth, WorkerHealth
+from service.worker.runners import RUNNERS, JobRunner
+from service.worker.slot_budget import (
+    SlotBudget,
+    budget_for,
+    giving_way_budget,
+    group_of,
+    groups_of,
+)
 from storage.records import JobRecord
 
 log = logging.getLogger(__name__)
