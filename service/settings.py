@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     @classmethod
     def _price_table_is_a_file(cls, value: Path | None) -> Path | None:
         # Only that it is there: its content is checked where it is loaded
-        # (service.costs.price_table.load_price_tables), with every bad field named.
+        # (service.costs.price_file.load_price_tables), with every bad field named.
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a file")
         return value

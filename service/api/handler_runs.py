@@ -14,7 +14,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from handlers.job import find_handler_runs, get_handler_run, retry_handler_run
+from handlers.runs import find_handler_runs, get_handler_run, retry_handler_run
 from service.api.errors import error_response
 from service.api.query import enum_param, limit_param
 from service.api.tasks import services_of

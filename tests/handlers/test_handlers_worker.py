@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from handlers import DoNotRetry, Event, on
-from handlers.job import handler_schedule, retry_handler_run
+from handlers.job import handler_schedule
 from handlers.registry import HandlerRegistry
+from handlers.runs import retry_handler_run
 from service.bootstrap import open_services
 from service.services import Services
 from service.settings import load_settings
