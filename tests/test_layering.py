@@ -145,3 +145,15 @@ def test_no_import_cycles() -> None:
         if module not in index:
             visit(module)
     assert cycles == []
+
+
+def test_the_service_needs_no_plugin() -> None:
+    """The built-in plugins are plugins: only the registry, which loads them, knows them."""
+    users = [
+        f"{module} -> {imported}"
+        for module, imports in IMPORTS.items()
+        if not _within(module, "handlers.builtin") and module != "handlers.registry"
+        for imported in imports
+        if _within(imported, "handlers.builtin")
+    ]
+    assert users == []
