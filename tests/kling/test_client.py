@@ -20,7 +20,8 @@ from service.errors import (
     ProviderUnreachable,
 )
 from service.kling.auth import ApiKeyAuth, JwtAuth, auth_from_settings
-from service.kling.client import KlingClient, is_busy
+from service.kling.client import is_busy
+from service.kling.gateways.kling import KlingClient
 from service.kling.state import ProviderStatus
 from service.retry import RetrySchedule
 from service.retry_after import parse_retry_after
