@@ -157,3 +157,27 @@ def test_the_service_needs_no_plugin() -> None:
         if _within(imported, "handlers.builtin")
     ]
     assert users == []
+
+
+def _process_state(tree: ast.AST) -> Iterator[str]:
+    """``global`` statements and memoising decorators: state a process keeps beside Services."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            yield f"global {', '.join(node.names)} (line {node.lineno})"
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                name = (
+                    target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+                )
+                if name in {"cache", "lru_cache"}:
+                    yield f"@{name} on {node.name} (line {node.lineno})"
+
+
+def test_per_process_state_lives_in_services() -> None:
+    found = [
+        f"{module}: {what}"
+        for module, path in MODULES.items()
+        for what in _process_state(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert found == []
