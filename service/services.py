@@ -25,7 +25,7 @@ from service.retry import RetrySchedule
 from service.settings import Settings
 from service.submit.admission.pace import AdmissionPace
 from service.webhooks.gate import EndpointGate
-from service.worker.health import WorkerHealth
+from service.worker_health import WorkerHealth
 from storage.base import Storage
 from storage.records import TaskRecord, VideoRecord
 

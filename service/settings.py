@@ -15,8 +15,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from service.costs.budgets import Budget, budgets_from, parse_per_key_budgets
 from service.errors import ConfigurationError
+from service.provider_slots import parse_slot_limits
 from service.retry import RetrySchedule
-from service.submit.admission.limits import parse_slot_limits
 from storage.admission import SlotLimits
 
 ProviderKind = Literal["kling", "newapi", "apimodels"]
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # back (service.webhooks.sender), at most this many at once per worker.
     webhook_slow_attempts: int = Field(default=32, ge=0)
     # The admission queue (issue 13, service.submit.admission): tasks in flight at the provider at
-    # once, "N" for the account and "MODEL=N" per model (service.submit.admission.limits); empty: no
+    # once, "N" for the account and "MODEL=N" per model (service.provider_slots); empty: no
     # limit of ours (a task is queued only when the provider answers 1303/1302).
     provider_concurrency: str = ""
     # Costs (issue 13, see service.costs): a JSON file replacing providers' default price

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from service.errors import StorageError
-from service.worker.health import LoopHealth
+from service.worker_health import LoopHealth
 
 log = logging.getLogger(__name__)
 

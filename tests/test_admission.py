@@ -20,11 +20,11 @@ from service.bootstrap import open_services
 from service.errors import ConfigurationError, InvalidRequest
 from service.kling.request import parse_submission
 from service.kling.state import ProviderStatus, ProviderTaskState
+from service.provider_slots import parse_slot_limits
 from service.reconcile.overdue import is_overdue
 from service.services import Services
 from service.settings import load_settings
 from service.submit.admission.dispatch import admit
-from service.submit.admission.limits import parse_slot_limits
 from service.submit.admission.pace import AdmissionPace
 from service.submit.job import run_submit
 from service.submit.submission import accept, submit

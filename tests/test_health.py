@@ -17,8 +17,8 @@ from service.app import create_app
 from service.errors import StorageError
 from service.services import Services
 from service.settings import load_settings
-from service.worker.health import WorkerHealth
 from service.worker.loop import Worker
+from service.worker_health import WorkerHealth
 
 
 @dataclass

@@ -9,7 +9,7 @@ import pytest
 
 from service.errors import StorageError
 from service.supervise import Backoff, supervise
-from service.worker.health import LoopHealth, WorkerHealth
+from service.worker_health import LoopHealth, WorkerHealth
 
 
 class FakeClock:

@@ -64,5 +64,7 @@ async def metrics(request: Request) -> Response:
         limits = services.settings.provider_slots
         body += admission_exposition(occupancy, limits, services.admission)
         with contextlib.suppress(StorageError):
-            body += await cost_exposition(services, services.clock())
+            body += await cost_exposition(
+                services.storage, services.prices, services.settings.budgets, services.clock()
+            )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

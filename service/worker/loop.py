@@ -45,7 +45,6 @@ from service.settings import Settings
 from service.submit.admission.dispatch import POLL as ADMIT_POLL
 from service.submit.admission.dispatch import admit_forever
 from service.supervise import supervise
-from service.worker.health import LoopHealth, WorkerHealth
 from service.worker.outcome import run_and_record
 from service.worker.runners import RUNNERS, JobRunner
 from service.worker.slot_budget import (
@@ -55,6 +54,7 @@ from service.worker.slot_budget import (
     group_of,
     groups_of,
 )
+from service.worker_health import LoopHealth, WorkerHealth
 from storage.records import JobRecord
 
 log = logging.getLogger(__name__)
