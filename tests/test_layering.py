@@ -181,3 +181,49 @@ def test_per_process_state_lives_in_services() -> None:
         for what in _process_state(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert found == []
+
+
+# What the stages stand on, and what stands on them (the stages, Services that holds their
+# state, and the processes): nothing of the first imports anything of the second.
+BENEATH = (
+    "service.jobs",
+    "service.egress",
+    "service.kling",
+    "service.costs",
+    "service.settings",
+    "service.provider_slots",
+    "service.http",
+    "service.metrics",
+    "service.supervise",
+    "service.views",
+    "service.worker_health",
+    "storage",
+)
+ABOVE = (
+    "service.services",
+    "service.submit",
+    "service.receiver",
+    "service.apply",
+    "service.downloads",
+    "handlers.job",
+    "handlers.runs",
+    "service.webhooks",
+    "service.reconcile",
+    "service.worker",
+    "service.api",
+    "service.app",
+    "service.bootstrap",
+    "service.cli",
+)
+
+
+def test_nothing_beneath_the_stages_imports_them() -> None:
+    assert all(any(_within(name, package) for name in MODULES) for package in BENEATH + ABOVE)
+    upward = [
+        f"{module} -> {imported}"
+        for module, imports in IMPORTS.items()
+        if any(_within(module, low) for low in BENEATH)
+        for imported in imports
+        if any(_within(imported, high) for high in ABOVE)
+    ]
+    assert upward == []
