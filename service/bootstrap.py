@@ -64,7 +64,7 @@ async def open_services(
                 downloads=downloads,
                 kling=kling,
                 registry=registry,
-                emitter=EventEmitter(registry, settings.media_dir),
+                emitter=EventEmitter(settings.media_dir),
                 handler_host=handler_host,
                 prices=prices,
             )

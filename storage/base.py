@@ -24,6 +24,7 @@ from storage.records import (
     DeliveryRecord,
     DeliveryStatus,
     EndpointEventRecord,
+    EventDispatch,
     EventRecord,
     JobRecord,
     JobStatus,
@@ -302,11 +303,21 @@ class Storage(ABC):
         one is only late by ``timeout``. Never raises for a lost connection: it waits instead.
         """
 
+    # -- passing events on (service.dispatch) ----------------------------------------------
+
+    @abstractmethod
+    async def record_dispatch(self, dispatch: EventDispatch, job_end: JobEnd | None = None) -> None:
+        """Write what one event causes, in one transaction: its handler jobs (a dedupe_key
+        already taken is skipped) and each delivery with its job, skipped together when the
+        (event, endpoint) pair already has a delivery or the endpoint is gone; and
+        ``job_end``, the end of the dispatch job (fenced by its lease; the rest is written even
+        when the lease was lost). So a dispatch run again writes nothing twice. Wakes the
+        workers (of any process) when it added jobs."""
+
     # -- outgoing webhooks -------------------------------------------------------------------
     #
-    # ``apply`` fans each event it inserts out to the enabled endpoints whose filter takes it:
-    # one DeliveryRecord and one ``delivery`` job (dedupe key ``delivery:{event}:{endpoint}``)
-    # per pair, in the transaction that inserts the event, so no event is ever left undelivered.
+    # Deliveries are made by ``record_dispatch``: one DeliveryRecord and one ``delivery`` job
+    # (dedupe key ``delivery:{event}:{endpoint}``) per pair, never two for the same pair.
 
     @abstractmethod
     async def create_endpoint(self, endpoint: WebhookEndpointRecord) -> None: ...

@@ -275,3 +275,14 @@ def new_delivery(
         dedupe_key=f"delivery:{event.id}:{endpoint_id}",
     )
     return delivery, job
+
+
+@dataclass
+class EventDispatch:
+    """What passing one event on writes (``Storage.record_dispatch``): the handler runs of the
+    worker's plugins and a delivery, with its job, per endpoint that wants it."""
+
+    event: EventRecord
+    handler_jobs: list[JobRecord] = field(default_factory=list)  # a taken dedupe_key is skipped
+    # a pair (event, endpoint) already delivered, or an endpoint gone, is skipped with its job
+    deliveries: list[tuple[DeliveryRecord, JobRecord]] = field(default_factory=list)

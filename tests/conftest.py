@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from handlers import on
 from handlers.registry import HandlerRegistry
 from service.apply.events import EventEmitter
 from service.bootstrap import open_services
@@ -35,16 +34,9 @@ async def services(tmp_path: Path) -> AsyncIterator[Services]:
         yield opened
 
 
-@on("*")
-def everything(event: object) -> None:
-    """A handler of every event, so plans show the handler runs they cause."""
-
-
 @pytest.fixture
 def emitter(tmp_path: Path) -> EventEmitter:
-    registry = HandlerRegistry()
-    registry.register(everything, source="test")
-    return EventEmitter(registry, tmp_path)
+    return EventEmitter(tmp_path)
 
 
 @pytest.fixture

@@ -70,9 +70,13 @@ def test_news_moves_forward_and_announces_each_state_once(
     assert plan.change is not None
     assert plan.change.task.status == after
     assert [e.type for e in plan.change.events] == events
-    # one handler run per event for the "*" handler
-    handler_jobs = [j for j in plan.change.jobs if j.kind == "handler"]
-    assert [j.payload["event_type"] for j in handler_jobs] == events
+    # one dispatch per event (the worker makes its handler runs and deliveries), keyed by it
+    dispatches = [j for j in plan.change.jobs if j.kind == "dispatch"]
+    assert [j.payload["event_type"] for j in dispatches] == events
+    assert [j.payload["event_id"] for j in dispatches] == [e.id for e in plan.change.events]
+    assert [j.dedupe_key for j in dispatches] == [
+        f"dispatch:{task.id}:{e.key}" for e in plan.change.events
+    ]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +127,7 @@ def test_unconfirmed_success_without_videos_asks_the_provider(emitter: EventEmit
     )
     assert plan.change is not None
     assert plan.change.task.status == TaskStatus.PROCESSING
-    assert [j.kind for j in plan.change.jobs if j.kind != "handler"] == ["sync"]
+    assert [j.kind for j in plan.change.jobs if j.kind != "dispatch"] == ["sync"]
 
 
 def test_confirmed_success_without_videos_completes(emitter: EventEmitter) -> None:

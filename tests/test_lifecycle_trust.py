@@ -87,8 +87,8 @@ def test_timing_out_fails_the_task_and_says_why(
     )
     assert [e.type for e in plan.change.events] == events
     assert plan.change.events[-1].data["task"]["status"] == "failed"
-    handler_jobs = [j.payload["event_type"] for j in plan.change.jobs if j.kind == "handler"]
-    assert handler_jobs == events
+    dispatched = [j.payload["event_type"] for j in plan.change.jobs if j.kind == "dispatch"]
+    assert dispatched == events
 
 
 @pytest.mark.parametrize("status", [TaskStatus.SUCCEEDED, TaskStatus.FAILED])

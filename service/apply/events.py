@@ -1,7 +1,9 @@
-"""Events of the contract, and the handler runs each one causes.
+"""Events of the contract, and the one job that passes each on.
 
 An event is written in the same transaction as the state change that causes it, together with
-one durable ``handler`` job per subscribed handler, so a crash can lose neither.
+one durable ``dispatch`` job (a transactional outbox), so a crash can lose neither. The worker's
+dispatcher (:mod:`service.dispatch.job`) turns it into handler runs, from the worker's own
+plugins, and webhook deliveries: the process that emits an event needs neither.
 """
 
 from __future__ import annotations
@@ -10,9 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from handlers.registry import HandlerRegistry
 from service.ids import new_id
-from service.jobs.kinds import HANDLER, new_job
+from service.jobs.kinds import DISPATCH, new_job
 from service.views import task_json, video_json
 from storage.records import EventRecord, JobRecord, TaskRecord, VideoRecord
 
@@ -29,10 +30,9 @@ BUDGET_THRESHOLD = "budget.threshold"  # spending reached 50, 80 or 100 % of a b
 
 
 class EventEmitter:
-    """Builds event records and their handler jobs; writes nothing itself."""
+    """Builds event records and their dispatch jobs; writes nothing itself."""
 
-    def __init__(self, registry: HandlerRegistry, media_dir: Path) -> None:
-        self._registry = registry
+    def __init__(self, media_dir: Path) -> None:
         self._media_dir = media_dir
 
     def emit(
@@ -45,7 +45,7 @@ class EventEmitter:
         video: VideoRecord | None = None,
         generation: str | None = None,
         budget: dict[str, Any] | None = None,
-    ) -> tuple[EventRecord, list[JobRecord]]:
+    ) -> tuple[EventRecord, JobRecord]:
         """``task`` and ``videos`` are the state *after* the change the event announces.
 
         ``generation`` names a video's story told again (a re-download by hand): its events get
@@ -65,14 +65,16 @@ class EventEmitter:
         event = EventRecord(
             id=new_id("evt"), task_id=task.id, type=event_type, key=key, timestamp=now, data=data
         )
-        jobs = [
-            new_job(
-                HANDLER,
-                {"event_id": event.id, "event_type": event_type, "handler": handler.name},
-                now=now,
-                task_id=task.id,
-                dedupe_key=f"handler:{task.id}:{key}:{handler.name}",
-            )
-            for handler in self._registry.handlers_for(event_type)
-        ]
-        return event, jobs
+        return event, dispatch_job(event)
+
+
+def dispatch_job(event: EventRecord) -> JobRecord:
+    """The job that passes ``event`` on. Its dedupe key is the event's own (task, key): an event
+    skipped because its key was already there gets no second dispatch."""
+    return new_job(
+        DISPATCH,
+        {"event_id": event.id, "event_type": event.type},
+        now=event.timestamp,
+        task_id=event.task_id,
+        dedupe_key=f"dispatch:{event.task_id}:{event.key}",
+    )

@@ -187,9 +187,9 @@ def plan_provider_state(
     if target == TaskStatus.SUCCEEDED and not new_videos:
         types.append(ev.TASK_COMPLETED)  # confirmed by a query: nothing to download
     for event_type in types:
-        event, handler_jobs = emitter.emit(event_type, task=new_task, videos=all_videos, now=now)
+        event, dispatch = emitter.emit(event_type, task=new_task, videos=all_videos, now=now)
         events.append(event)
-        jobs.extend(handler_jobs)
+        jobs.append(dispatch)
     # Accepted by the provider: a submit job still waiting (the crash-safety one written when
     # the task was sent, or one finishing a lost answer) has nothing left to do.
     settles = (SUBMIT,) if RANK[task.status] < RANK[TaskStatus.SUBMITTED] else ()
@@ -224,9 +224,9 @@ def plan_timed_out(
     events: list[EventRecord] = []
     jobs: list[JobRecord] = []
     for event_type in types:
-        event, handler_jobs = emitter.emit(event_type, task=new_task, videos=videos, now=now)
+        event, dispatch = emitter.emit(event_type, task=new_task, videos=videos, now=now)
         events.append(event)
-        jobs.extend(handler_jobs)
+        jobs.append(dispatch)
     change = TaskChange(task=new_task, events=events, jobs=jobs)
     return Plan(change, f"{task.status} -> failed: timed out")
 
@@ -318,7 +318,7 @@ def plan_video_stored(
         stored.watermark_sha256 = watermark.sha256
     all_videos = _with_video(videos, stored)
     new_task = replace(task, updated_at=now)
-    event, jobs = emitter.emit(
+    event, dispatch = emitter.emit(
         ev.VIDEO_DOWNLOADED,
         task=new_task,
         videos=all_videos,
@@ -326,11 +326,13 @@ def plan_video_stored(
         video=stored,
         generation=generation,
     )
-    events = [event]
+    events, jobs = [event], [dispatch]
     if all(v.download_status == DownloadStatus.DOWNLOADED for v in all_videos):
-        done, done_jobs = emitter.emit(ev.TASK_COMPLETED, task=new_task, videos=all_videos, now=now)
+        done, done_dispatch = emitter.emit(
+            ev.TASK_COMPLETED, task=new_task, videos=all_videos, now=now
+        )
         events.append(done)
-        jobs = jobs + done_jobs
+        jobs.append(done_dispatch)
     change = TaskChange(task=new_task, videos=[stored], events=events, jobs=jobs)
     return Plan(change, f"video {video.index} stored")
 
@@ -354,7 +356,7 @@ def plan_video_status(
     new_task = replace(task, updated_at=now)
     change = TaskChange(task=new_task, videos=[updated])
     if status == DownloadStatus.FAILED:
-        event, jobs = emitter.emit(
+        event, dispatch = emitter.emit(
             ev.VIDEO_DOWNLOAD_FAILED,
             task=new_task,
             videos=_with_video(videos, updated),
@@ -363,7 +365,7 @@ def plan_video_status(
             generation=generation,
         )
         change.events.append(event)
-        change.jobs.extend(jobs)
+        change.jobs.append(dispatch)
     return Plan(change, f"video {video.index} {status}")
 
 

@@ -12,10 +12,11 @@ INBOX = "inbox"  # read one stored notification and apply it
 SUBMIT = "submit"  # finish a submission whose create answer was lost
 SYNC = "sync"  # ask the provider where a task stands and apply the answer
 DOWNLOAD = "download"  # fetch one video into the media directory
-HANDLER = "handler"  # run one handler plugin on one event
-DELIVERY = DELIVERY_JOB_KIND  # attempt one outgoing webhook delivery (made by Storage.apply)
+DISPATCH = "dispatch"  # pass one new event on: its handler runs and webhook deliveries
+HANDLER = "handler"  # run one handler plugin on one event (made by a dispatch)
+DELIVERY = DELIVERY_JOB_KIND  # attempt one outgoing webhook delivery (made by a dispatch)
 
-ALL_KINDS = (INBOX, SUBMIT, SYNC, DOWNLOAD, HANDLER, DELIVERY)
+ALL_KINDS = (INBOX, SUBMIT, SYNC, DOWNLOAD, DISPATCH, HANDLER, DELIVERY)
 
 
 def new_job(

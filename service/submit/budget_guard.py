@@ -101,11 +101,11 @@ async def announce_thresholds(
         now = services.clock()
         events, jobs = [], []
         for crossing in crossings:
-            event, handler_jobs = services.emitter.emit(
+            event, dispatch = services.emitter.emit(
                 BUDGET_THRESHOLD, task=task, videos=videos, now=now, budget=crossing.as_dict()
             )
             events.append(event)
-            jobs += handler_jobs
+            jobs.append(dispatch)
         change = TaskChange(task=replace(task), events=events, jobs=jobs)
         return Plan(change, f"{len(events)} budget thresholds reached")
 

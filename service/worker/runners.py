@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from handlers.job import handler_schedule, run_handler_job
 from service.apply.job import run_inbox
+from service.dispatch.job import dispatch_schedule, run_dispatch
 from service.downloads.job import download_given_up, run_download
 from service.jobs import kinds
 from service.jobs.outcome import Ended
@@ -40,6 +41,7 @@ RUNNERS: dict[str, JobRunner] = {
     kinds.DOWNLOAD: JobRunner(
         run_download, lambda services, job: services.settings.download_retry, download_given_up
     ),
+    kinds.DISPATCH: JobRunner(run_dispatch, dispatch_schedule),
     kinds.HANDLER: JobRunner(run_handler_job, handler_schedule),
     kinds.DELIVERY: JobRunner(run_delivery, delivery_schedule),
 }

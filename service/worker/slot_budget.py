@@ -1,11 +1,11 @@
 """How a worker's slots are shared between the kinds of jobs, so that no kind starves another.
 
 The kinds fall into groups: the task state machine (``inbox``, ``submit``, ``sync``: applying
-callbacks, finishing submissions, queries), ``download``, ``handler`` and ``delivery`` (any
-other kind is a group of its own). A group may hold at most its *cap* of the worker's
-``OMNIHOOK_WORKER_CONCURRENCY`` slots, and slots *reserved* for a group are never taken by the
-others, even when it has nothing to do (a slot cannot be taken back from a running job). With
-the defaults (8 slots):
+callbacks, finishing submissions, queries; ``dispatch``: passing its events on), ``download``,
+``handler`` and ``delivery`` (any other kind is a group of its own). A group may hold at most
+its *cap* of the worker's ``OMNIHOOK_WORKER_CONCURRENCY`` slots, and slots *reserved* for a
+group are never taken by the others, even when it has nothing to do (a slot cannot be taken
+back from a running job). With the defaults (8 slots):
 
 =============  ===  =====================================  ====================================
 group          cap  reserved                               setting
@@ -40,6 +40,7 @@ _GROUP_OF = {
     kinds.INBOX: TASKS,
     kinds.SUBMIT: TASKS,
     kinds.SYNC: TASKS,
+    kinds.DISPATCH: TASKS,
     kinds.DOWNLOAD: DOWNLOADS,
     kinds.HANDLER: HANDLERS,
     kinds.DELIVERY: DELIVERIES,

@@ -184,16 +184,13 @@ class MemoryStorage(MemoryJobs, MemoryWebhooks, Storage):
         videos = [stored(v) for v in change.videos]
         self._check_task_refs((v.task_id for v in videos), extra_task_ids={task.id})
         events = self._events_to_insert(change.events, extra_task_ids={task.id})
-        deliveries, delivery_jobs = self._fan_out(events)
-        jobs = self._jobs_to_insert([*change.jobs, *delivery_jobs], extra_task_ids={task.id})
+        jobs = self._jobs_to_insert(change.jobs, extra_task_ids={task.id})
         # everything is valid: write it all
         self._tasks[task.id] = task
         for video in videos:
             self._videos[(video.task_id, video.index)] = video
         for event in events:
             self._events[event.id] = event
-        for delivery in deliveries:
-            self._deliveries[delivery.id] = delivery
         self._insert_jobs(jobs)
         for job in self._jobs.values():
             settled = job.kind in change.settles and job.status == JobStatus.QUEUED

@@ -2,7 +2,7 @@
 
 A mixin of :class:`storage.memory.backend.MemoryStorage`, whose lock, jobs and wake-up it shares:
 every method keeps the promises of the SQL backends (atomic under the one lock, copies in and out,
-cascades on delete). ``_fan_out`` is called by ``MemoryStorage.apply`` for the events it inserts.
+cascades on delete), and writes what the dispatch of an event makes (``record_dispatch``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import TypeVar
 
 from service.errors import StorageError
-from service.ids import new_id
 from storage.base import JobEnd
 from storage.records import (
     AttemptOutcome,
@@ -23,11 +22,11 @@ from storage.records import (
     DeliveryRecord,
     DeliveryStatus,
     EndpointEventRecord,
+    EventDispatch,
     EventRecord,
     JobRecord,
     JobStatus,
     WebhookEndpointRecord,
-    new_delivery,
 )
 
 _R = TypeVar("_R")
@@ -51,6 +50,7 @@ class MemoryWebhooks:
     # the state of MemoryStorage this mixin reads and writes
     _lock: asyncio.Lock
     _jobs: dict[str, JobRecord]
+    _events: dict[str, EventRecord]
     _jobs_added: asyncio.Event
     _endpoints: dict[str, WebhookEndpointRecord]
     _endpoint_events: dict[str, EndpointEventRecord]
@@ -63,21 +63,37 @@ class MemoryWebhooks:
     def _end_held_job(self, end: JobEnd) -> bool:
         raise NotImplementedError
 
-    def _fan_out(
-        self, events: Sequence[EventRecord]
-    ) -> tuple[list[DeliveryRecord], list[JobRecord]]:
-        """A delivery and its job for each new event and each enabled endpoint that wants it."""
-        deliveries: list[DeliveryRecord] = []
-        jobs: list[JobRecord] = []
-        for event in events:
-            for endpoint in self._endpoints.values():
-                if endpoint.enabled and endpoint.wants(event.type):
-                    delivery, job = new_delivery(
-                        event, endpoint.id, delivery_id=new_id("dlv"), job_id=new_id("job")
-                    )
-                    deliveries.append(delivery)
-                    jobs.append(job)
-        return deliveries, jobs
+    def _jobs_to_insert(
+        self, jobs: Sequence[JobRecord], extra_task_ids: Collection[str] = ()
+    ) -> list[JobRecord]:
+        raise NotImplementedError
+
+    def _insert_jobs(self, jobs: Iterable[JobRecord]) -> None:
+        raise NotImplementedError
+
+    async def record_dispatch(self, dispatch: EventDispatch, job_end: JobEnd | None = None) -> None:
+        async with self._lock:
+            self._check_open()
+            if dispatch.event.id in self._events:  # else gone with its task: nothing to pass on
+                self._write_dispatch(dispatch)
+            if job_end is not None:
+                self._end_held_job(job_end)
+
+    def _write_dispatch(self, dispatch: EventDispatch) -> None:
+        """Validated first, then all written, as the SQL backends' one transaction."""
+        delivered = {(d.event_id, d.endpoint_id) for d in self._deliveries.values()}
+        deliveries, delivery_jobs = [], []
+        for delivery, job in dispatch.deliveries:
+            pair = (delivery.event_id, delivery.endpoint_id)
+            if pair in delivered or delivery.endpoint_id not in self._endpoints:
+                continue
+            delivered.add(pair)
+            deliveries.append(_stored(delivery))
+            delivery_jobs.append(job)
+        jobs = self._jobs_to_insert([*dispatch.handler_jobs, *delivery_jobs])
+        for delivery in deliveries:
+            self._deliveries[delivery.id] = delivery
+        self._insert_jobs(jobs)
 
     def _forget_deliveries(self, doomed: Callable[[DeliveryRecord], bool]) -> None:
         gone = {d.id for d in self._deliveries.values() if doomed(d)}

@@ -165,7 +165,6 @@ class PostgresStorage(PostgresAdmission, PostgresWebhooks, PostgresJobs):
                     change.task.id,
                     list(change.settles),
                 )
-            await self._fan_out(conn, change.events)
             return True
 
         return write

@@ -1,9 +1,8 @@
 """Outgoing webhooks in the PostgreSQL backend: endpoints, deliveries and their attempts.
 
-Part of :class:`storage.postgres.backend.PostgresStorage`, on its pool and transactions. The fan-out
-of new events (:meth:`PostgresWebhooks._fan_out`) runs inside ``apply``'s transaction: the endpoints
-that want an event are found in SQL (jsonb ``?`` over their filter), and each gets a delivery row
-and a ``delivery`` job (which wakes the listening workers) in that transaction.
+Part of :class:`storage.postgres.backend.PostgresStorage`, on its pool and transactions.
+Deliveries are made by the dispatch of their event (``record_dispatch``), each with a
+``delivery`` job whose insert wakes the listening workers.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from service.ids import new_id
 from storage.base import JobEnd
 from storage.postgres import webhooks_sql as sql
 from storage.postgres.jobs import write_job_end
@@ -34,24 +32,39 @@ from storage.records import (
     DeliveryRecord,
     DeliveryStatus,
     EndpointEventRecord,
-    EventRecord,
+    EventDispatch,
     WebhookEndpointRecord,
-    new_delivery,
 )
 
 
 class PostgresWebhooks(PostgresConnection):
-    async def _fan_out(self, conn: Any, events: Sequence[EventRecord]) -> None:
-        """Inside apply's transaction: deliveries and jobs for the events it inserted."""
-        for event in events:
-            rows = await conn.fetch(sql.WANTING, event.id, event.type)
-            made = [
-                new_delivery(event, row["id"], delivery_id=new_id("dlv"), job_id=new_id("job"))
-                for row in rows
-            ]
-            if made:
-                await conn.executemany(sql.INSERT_DELIVERY, [delivery_args(d) for d, _ in made])
-                await self._insert_jobs(conn, [job for _, job in made])
+    async def record_dispatch(self, dispatch: EventDispatch, job_end: JobEnd | None = None) -> None:
+        deliveries = [(delivery_args(d), d.endpoint_id, job) for d, job in dispatch.deliveries]
+
+        async def write(conn: Any) -> None:
+            if await conn.fetchval("SELECT 1 FROM events WHERE id = $1", dispatch.event.id):
+                # the endpoints still there, kept so until the commit (a delete waits for it)
+                kept = {
+                    row["id"]
+                    for row in await conn.fetch(
+                        "SELECT id FROM webhook_endpoints WHERE id = ANY($1::text[]) FOR KEY SHARE",
+                        [endpoint_id for _, endpoint_id, _ in deliveries],
+                    )
+                }
+                jobs = list(dispatch.handler_jobs)
+                for args, endpoint_id, job in deliveries:
+                    # a pair already there (a dispatch run again) inserts nothing: nor its job
+                    if endpoint_id in kept and await conn.execute(sql.INSERT_DELIVERY, *args) == (
+                        "INSERT 0 1"
+                    ):
+                        jobs.append(job)
+                await self._insert_jobs(conn, jobs)  # wakes the listening workers
+            # else the event is gone with its task: nothing to pass on, the job ends all the same
+            if job_end is not None and await write_job_end(conn, job_end) and job_end.due_at_once:
+                await self._notify(conn)
+
+        # repeatable: run again after a lost answer, it finds everything there and adds nothing
+        await self._transact(write, repeatable=True)
 
     # -- endpoints ---------------------------------------------------------------------------
 

@@ -45,9 +45,3 @@ UPDATE_DELIVERY = (
     "UPDATE webhook_deliveries SET status = $2, attempts = $3, round_attempts = $4, "
     "last_status_code = $5, last_error = $6, next_attempt_at = $7, updated_at = $8 WHERE id = $1"
 )
-# the enabled endpoints whose filter takes the event ($2 its type), if the event was inserted
-WANTING = (
-    "SELECT w.id FROM webhook_endpoints AS w "
-    "WHERE w.enabled AND EXISTS (SELECT 1 FROM events WHERE id = $1) "
-    "AND (w.events ? '*' OR w.events ? $2) ORDER BY w.seq"
-)

@@ -104,7 +104,7 @@ class SQLiteAdmission:
     async def _write(self, unit: Unit[_R]) -> _R:
         raise NotImplementedError
 
-    def _change_writer(self, change: TaskChange) -> Callable[[sqlite3.Connection], bool | None]:
+    def _change_writer(self, change: TaskChange) -> Callable[[sqlite3.Connection], bool]:
         raise NotImplementedError
 
     async def admit_queued(
@@ -164,7 +164,7 @@ class SQLiteAdmission:
             if change.task.status == TaskStatus.QUEUED:
                 raise StorageError(f"an admission left task {task.id!r} queued")
             # the write lock is held since the read: the version is still current
-            if self._change_writer(change)(raw) is not None:
+            if self._change_writer(change)(raw):
                 changes.append(change)
         return changes
 

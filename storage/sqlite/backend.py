@@ -304,21 +304,20 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
         try:
             # A plain unit: with the other plain writes of its batch it runs on the event
             # loop's thread, one trip to SQLite's thread for the COMMIT (storage.sqlite.batch)
-            delivering = await self._write(RawUnit(write))
+            applied = await self._write(RawUnit(write))
         except Conflict as exc:
             ext = change.task.external_task_id
             raise Conflict(f"external_task_id {ext!r} already exists") from exc
-        if delivering is None:
+        if not applied:
             return False
         change.task.version += 1
-        if change.jobs or delivering:
+        if change.jobs:
             self._wakeup.jobs_added()
         return True
 
-    def _change_writer(self, change: TaskChange) -> Callable[[sqlite3.Connection], bool | None]:
+    def _change_writer(self, change: TaskChange) -> Callable[[sqlite3.Connection], bool]:
         """The statements of one task change, for a transaction that is open: the function
-        answers None when someone else changed the task (nothing written), else whether the
-        events' fan-out added delivery jobs."""
+        answers False when someone else changed the task (nothing written)."""
         params = task_params(change.task)
         videos = [video_params(video) for video in change.videos]
         events = [event_params(event) for event in change.events]
@@ -327,14 +326,14 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
             (encode_time(change.task.updated_at), change.task.id, kind) for kind in change.settles
         ]
 
-        def write(raw: sqlite3.Connection) -> bool | None:
+        def write(raw: sqlite3.Connection) -> bool:
             if raw.execute(_UPDATE_TASK, params).rowcount != 1:
-                return None
+                return False
             raw.executemany(_UPSERT_VIDEO, videos)
             raw.executemany(_INSERT_EVENT, events)
             raw.executemany(INSERT_JOB, jobs)
             raw.executemany(_SETTLE_JOBS, settled)
-            return self._fan_out(raw, change.events)
+            return True
 
         return write
 

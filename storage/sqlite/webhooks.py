@@ -1,9 +1,7 @@
 """Outgoing webhooks in the SQLite backend: endpoints, deliveries and their attempts.
 
-A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, on its connection and transactions. The
-fan-out of new events (:meth:`SQLiteWebhooks._fan_out`) runs inside ``apply``'s transaction:
-the endpoints that want an event are found in SQL (``json_each`` over their filter), and each
-gets a delivery row and a ``delivery`` job in that same transaction.
+A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, on its connection and transactions.
+Deliveries are made by the dispatch of their event (:mod:`storage.sqlite.dispatch`).
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from typing import Any, TypeVar, cast
 
 import aiosqlite
 
-from service.ids import new_id
 from storage.base import DeliveryParts, JobEnd
 from storage.records import (
     AttemptOutcome,
@@ -24,12 +21,12 @@ from storage.records import (
     DeliveryRecord,
     DeliveryStatus,
     EndpointEventRecord,
-    EventRecord,
+    EventDispatch,
     WebhookEndpointRecord,
-    new_delivery,
 )
-from storage.sqlite.batch import Statements, Unit
-from storage.sqlite.jobs import INSERT_JOB, job_end_step
+from storage.sqlite.batch import RawUnit, Statements, Unit
+from storage.sqlite.dispatch import dispatch_writer
+from storage.sqlite.jobs import job_end_step
 from storage.sqlite.rows import (
     ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS,
@@ -47,24 +44,11 @@ from storage.sqlite.rows import (
     endpoint_from_row,
     endpoint_params,
     event_from_row,
-    job_row,
     page_filters,
     placeholders,
 )
 from storage.sqlite.wakeup import SQLiteWakeup
 
-# the enabled endpoints whose filter takes the event, if the event was inserted (an event whose
-# key was already there is skipped by apply, and so is its fan-out)
-_WANTING = (
-    "SELECT w.id FROM webhook_endpoints AS w "
-    "WHERE w.enabled = 1 AND EXISTS (SELECT 1 FROM events WHERE id = :event_id) "
-    "AND EXISTS (SELECT 1 FROM json_each(w.events) WHERE value IN ('*', :type)) "
-    "ORDER BY w.seq"
-)
-_INSERT_DELIVERY = (
-    f"INSERT INTO webhook_deliveries ({DELIVERY_COLUMNS}) "
-    f"VALUES ({placeholders(DELIVERY_COLUMNS)}) ON CONFLICT (event_id, endpoint_id) DO NOTHING"
-)
 _INSERT_ENDPOINT_EVENT = (
     f"INSERT INTO webhook_endpoint_events ({ENDPOINT_EVENT_COLUMNS}) "
     f"VALUES ({placeholders(ENDPOINT_EVENT_COLUMNS)})"
@@ -167,23 +151,10 @@ class SQLiteWebhooks:
     async def _write(self, unit: Unit[_R]) -> _R:
         raise NotImplementedError
 
-    @staticmethod
-    def _fan_out(raw: sqlite3.Connection, events: Sequence[EventRecord]) -> bool:
-        """Inside apply's transaction (a plain unit: on the connection it is given, whichever
-        thread that is): deliveries and jobs for the events it inserted. Answers whether any
-        job was added."""
-        added = False
-        for event in events:
-            rows = raw.execute(_WANTING, {"event_id": event.id, "type": event.type}).fetchall()
-            made = [
-                new_delivery(event, row[0], delivery_id=new_id("dlv"), job_id=new_id("job"))
-                for row in rows
-            ]
-            if made:
-                raw.executemany(_INSERT_DELIVERY, [delivery_params(d) for d, _ in made])
-                raw.executemany(INSERT_JOB, [job_row(j) for _, j in made])
-                added = True
-        return added
+    async def record_dispatch(self, dispatch: EventDispatch, job_end: JobEnd | None = None) -> None:
+        added = await self._write(RawUnit(dispatch_writer(dispatch, job_end)))
+        if added or (job_end is not None and job_end.due_at_once):
+            self._wakeup.jobs_added()
 
     # -- endpoints ---------------------------------------------------------------------------
 

@@ -9,8 +9,9 @@ notes when each ``webhook-id`` arrived. In the same run:
    uses, with as many concurrent requests as omnihook may send to one endpoint) posts the same
    signed bodies to the receiver, as fast as the receiver takes them;
 2. throughput: events are stored in a fresh SQLite database with one endpoint subscribed (each
-   ``apply`` fans out one delivery), then one omnihook worker (as ``omnihook worker`` runs it)
-   drains the backlog: leasing, reading, signing, POSTing, recording every attempt;
+   with its dispatch job), then one omnihook worker (as ``omnihook worker`` runs it) drains the
+   backlog: dispatching each event to one delivery, leasing, reading, signing, POSTing,
+   recording every attempt;
 3. latency: with the worker running, events are stored at half the measured rate for a few
    seconds; each one's time from its commit to its receipt is measured (p50, p99).
 
@@ -135,6 +136,7 @@ async def omnihook_run(
     import httpx
 
     from handlers.registry import HandlerRegistry
+    from service.apply.events import dispatch_job
     from service.bootstrap import open_services
     from service.heap import freeze_startup_heap
     from service.settings import load_settings
@@ -170,7 +172,8 @@ async def omnihook_run(
                 task.id, type="task.succeeded", key=f"k{n}", timestamp=datetime.now(UTC)
             )
             event.data = event_data(n)
-            assert await storage.apply(TaskChange(task, events=[event]))
+            # with its dispatch, as the lifecycle writes it: the worker makes the delivery
+            assert await storage.apply(TaskChange(task, events=[event], jobs=[dispatch_job(event)]))
             return event.id
 
         for n in range(count):

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from service.apply.events import dispatch_job
 from service.loopback import serve_on_loopback
 from service.webhooks.signing import new_secret
 from storage.records import DeliveryStatus, TaskChange, WebhookEndpointRecord
@@ -77,7 +78,8 @@ async def test_a_delivery_cut_by_a_killed_worker_is_made_again(tmp_path: Path) -
         events = [
             make_event(task.id, type="task.succeeded", key=f"e{n}", timestamp=now) for n in range(3)
         ]
-        assert await storage.apply(TaskChange(task, events=events))
+        dispatches = [dispatch_job(event) for event in events]
+        assert await storage.apply(TaskChange(task, events=events, jobs=dispatches))
         env = {
             **os.environ,
             "OMNIHOOK_DATABASE_URL": f"sqlite:///{db}",

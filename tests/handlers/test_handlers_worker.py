@@ -18,6 +18,7 @@ from handlers.job import handler_schedule
 from handlers.registry import HandlerRegistry
 from handlers.runs import retry_handler_run
 from service.bootstrap import open_services
+from service.dispatch.job import dispatch_event
 from service.services import Services
 from service.settings import load_settings
 from service.worker.loop import Worker
@@ -111,8 +112,11 @@ async def emit_task_failed(services: Services) -> dict[str, JobRecord]:
     """A failed task and its task.failed event, written as the lifecycle writes them."""
     task = make_task(status=TaskStatus.FAILED)
     await services.storage.create_task(task)
-    event, jobs = services.emitter.emit("task.failed", task=task, videos=[], now=services.clock())
-    assert await services.storage.apply(TaskChange(task=task, events=[event], jobs=jobs))
+    event, dispatch = services.emitter.emit(
+        "task.failed", task=task, videos=[], now=services.clock()
+    )
+    assert await services.storage.apply(TaskChange(task=task, events=[event], jobs=[dispatch]))
+    jobs = (await dispatch_event(services, event)).handler_jobs  # as the worker dispatches it
     return {job.payload["handler"].rsplit(".", 1)[-1]: job for job in jobs}
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from handlers.registry import HandlerRegistry
+from service.apply.events import dispatch_job
 from service.bootstrap import open_services
 from service.services import Services
 from service.settings import load_settings
@@ -87,7 +88,10 @@ class Hooks:
             data={"task": {"id": self.task.id}},
             **fields,
         )
-        assert await storage.apply(TaskChange(self.task, events=[event]))
+        # as the lifecycle writes it: with its dispatch, which the worker runs
+        assert await storage.apply(
+            TaskChange(self.task, events=[event], jobs=[dispatch_job(event)])
+        )
         return event
 
     async def deliveries(self, endpoint: WebhookEndpointRecord) -> list[DeliveryRecord]:

@@ -21,7 +21,9 @@ from starlette.routing import Route
 
 from handlers.registry import HandlerRegistry
 from service.app import create_app
+from service.apply.events import dispatch_job
 from service.cli import cli
+from service.clock import utcnow
 from service.loopback import serve_on_loopback
 from service.settings import load_settings
 from storage.memory.backend import MemoryStorage
@@ -59,8 +61,10 @@ class Api:
     async def emit(self, event_type: str = "task.succeeded") -> str:
         task = make_task()
         await self.storage.create_task(task)
-        event = make_event(task.id, type=event_type, key=event_type)
-        assert await self.storage.apply(TaskChange(task, events=[event]))
+        event = make_event(task.id, type=event_type, key=event_type, timestamp=utcnow())
+        assert await self.storage.apply(
+            TaskChange(task, events=[event], jobs=[dispatch_job(event)])
+        )
         return event.id
 
     async def deliveries(self, endpoint_id: str, count: int, status: str) -> list[Any]:

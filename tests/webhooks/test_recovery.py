@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from handlers.registry import HandlerRegistry
+from service.apply.events import dispatch_job
 from service.bootstrap import open_services
 from service.clock import utcnow
 from service.loopback import serve_on_loopback
@@ -95,7 +96,8 @@ async def test_a_stalling_endpoint_gets_its_backlog_within_seconds_once_it_answe
             make_event(task.id, type="task.processing", key=f"progress:{n}", timestamp=utcnow())
             for n in range(BACKLOG)
         ]
-        assert await services.storage.apply(TaskChange(task, events=events))
+        dispatches = [dispatch_job(event) for event in events]
+        assert await services.storage.apply(TaskChange(task, events=events, jobs=dispatches))
 
         await asyncio.sleep(FAILING_FOR)
         # throttled: its concurrency at first, then one attempt at a time (each waits its

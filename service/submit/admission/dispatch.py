@@ -138,8 +138,9 @@ def plan_queued(
         queued = replace(
             task, status=TaskStatus.QUEUED, status_message=reason, updated_at=now, admitted_at=None
         )
-        event, jobs = services.emitter.emit(TASK_QUEUED, task=queued, videos=videos, now=now)
-        return Plan(TaskChange(task=queued, events=[event], jobs=jobs), f"queued: {reason}")
+        event, dispatch = services.emitter.emit(TASK_QUEUED, task=queued, videos=videos, now=now)
+        change = TaskChange(task=queued, events=[event], jobs=[dispatch])
+        return Plan(change, f"queued: {reason}")
 
     return planner
 
