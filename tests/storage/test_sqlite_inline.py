@@ -11,7 +11,7 @@ from storage.records import TaskChange, TaskStatus
 from storage.sqlite.backend import SQLiteStorage
 from storage.sqlite.inline import InlineReader
 from tests.factories import make_event, make_job, make_notification, make_task, make_video
-from tests.storage.test_webhooks import make_endpoint
+from tests.storage.test_webhooks import dispatch, make_endpoint
 
 
 async def _storage_with_a_delivery(path: Path) -> tuple[SQLiteStorage, str]:
@@ -20,7 +20,9 @@ async def _storage_with_a_delivery(path: Path) -> tuple[SQLiteStorage, str]:
     await storage.create_endpoint(make_endpoint())
     task = make_task(status=TaskStatus.SUCCEEDED)
     await storage.create_task(task)
-    assert await storage.apply(TaskChange(task, events=[make_event(task.id, key="k")]))
+    event = make_event(task.id, key="k")
+    assert await storage.apply(TaskChange(task, events=[event]))
+    await dispatch(storage, event)
     [delivery] = await storage.list_deliveries(task_id=task.id)
     return storage, delivery.id
 

@@ -7,10 +7,11 @@ import time
 
 import pytest
 
+from service.dispatch.job import plan_dispatch
 from storage import create_storage
 from storage.base import Storage
 from storage.records import TaskChange
-from tests.factories import at, make_job, make_notification, make_task
+from tests.factories import at, make_event, make_job, make_notification, make_task
 from tests.storage.conftest import Backend, OpenAgain
 from tests.storage.postgres_db import fresh_schema, needs_postgres, plain_url
 
@@ -54,7 +55,7 @@ async def test_work_added_while_nobody_waited_is_not_missed(
     assert await _timed_wait(storage, 10) < 2.0
 
 
-@pytest.mark.parametrize("how", ["apply", "retry now", "requeue"])
+@pytest.mark.parametrize("how", ["apply", "retry now", "requeue", "dispatch"])
 async def test_every_way_of_queueing_due_work_wakes(
     storage: Storage, open_again: OpenAgain, how: str
 ) -> None:
@@ -66,6 +67,9 @@ async def test_every_way_of_queueing_due_work_wakes(
     [job] = await other.lease_jobs(now=at(1), lease_seconds=30, limit=1)
     if how == "requeue":
         assert await other.complete_job(job.id, job.lease_token, now=at(2))
+    event = make_event(task.id)
+    if how == "dispatch":
+        assert await other.apply(TaskChange(task, events=[event]))
     await storage.wait_for_jobs(0.3)  # consume the wake-ups of the setup
     await storage.wait_for_jobs(0.05)
 
@@ -73,6 +77,8 @@ async def test_every_way_of_queueing_due_work_wakes(
     await asyncio.sleep(0.1)
     if how == "apply":
         assert await other.apply(TaskChange(task, jobs=[make_job(task_id=task.id)]))
+    elif how == "dispatch":  # the handler runs and deliveries of an event
+        await other.record_dispatch(plan_dispatch(event, ["plugin:handler"], []))
     elif how == "retry now":
         assert await other.retry_job(job.id, job.lease_token, now=at(2), run_at=at(2), error="e")
     else:
