@@ -25,6 +25,7 @@ from storage.records import (
     DeliveryRecord,
     DeliveryStatus,
     EventRecord,
+    JobStatus,
     TaskChange,
     TaskRecord,
     WebhookEndpointRecord,
@@ -89,9 +90,14 @@ class Hooks:
             **fields,
         )
         # as the lifecycle writes it: with its dispatch, which the worker runs
-        assert await storage.apply(
-            TaskChange(self.task, events=[event], jobs=[dispatch_job(event)])
-        )
+        dispatch = dispatch_job(event)
+        assert await storage.apply(TaskChange(self.task, events=[event], jobs=[dispatch]))
+
+        async def dispatched() -> bool:  # its deliveries exist from then on
+            job = await storage.get_job(dispatch.id)
+            return job is not None and job.status == JobStatus.SUCCEEDED
+
+        await self.wait(dispatched)
         return event
 
     async def deliveries(self, endpoint: WebhookEndpointRecord) -> list[DeliveryRecord]:
