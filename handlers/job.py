@@ -31,8 +31,8 @@ async def run_handler_job(services: Services, job: JobRecord) -> None:
     try:
         handler = services.registry.get(name)
     except KeyError:
-        # Loaded where the event was emitted but not here: a configuration difference between
-        # processes. Keep the run until a worker that has the handler takes it.
+        # Loaded by the worker that dispatched the event but not here: a configuration
+        # difference between workers. Keep the run until a worker that has the handler takes it.
         raise RetryLater(f"handler {name} is not loaded in this worker") from None
     event = Event(
         id=event_record.id,

@@ -1,6 +1,7 @@
 """Outgoing webhooks: Standard Webhooks v1 deliveries of our events to users' endpoints.
 
 - :mod:`~service.webhooks.requests`: what may be asked of endpoints (422 with every problem);
+- :mod:`~service.webhooks.routing`: which endpoints get an event (their filters, matched once);
 - :mod:`~service.webhooks.urls`: where an endpoint may point (the SSRF rules at registration);
 - :mod:`~service.webhooks.endpoints`: creating, changing, rotating, removing; retry by hand;
 - :mod:`~service.webhooks.signing`: secrets, the body, the ``webhook-*`` headers;
@@ -10,6 +11,7 @@
 - :mod:`~service.webhooks.sender`: one run of a ``delivery`` job;
 - :mod:`~service.webhooks.views`, :mod:`~service.webhooks.metrics`: what people see.
 
-Deliveries are created by ``Storage.apply`` in the transaction of their event (one per event
-and endpoint); the address guard of every attempt is :mod:`service.egress`.
+Deliveries are created by the dispatch of their event (:mod:`service.dispatch.job`, one per
+event and endpoint, chosen by :mod:`~service.webhooks.routing`); the address guard of every
+attempt is :mod:`service.egress`.
 """

@@ -1,7 +1,8 @@
 """``delivery`` jobs: the attempts of one outgoing webhook delivery (one event, one endpoint).
 
-The job is created with its delivery, in the transaction of the event (``Storage.apply``), so
-no event is ever left unsent, even by a crash. Each run makes at most one attempt
+The job is created with its delivery by the dispatch of the event (:mod:`service.dispatch.job`),
+itself written in the transaction of the event, so no event is ever left unsent, even by a
+crash. Each run makes at most one attempt
 (:func:`service.webhooks.sender.make_attempt`), recorded in one transaction with the job's end:
 done, due again when the next attempt is, or failed. The delivery keeps its own schedule
 (``OMNIHOOK_WEBHOOK_RETRY_SCHEDULE`` from its first attempt, or from a retry by hand), so the
