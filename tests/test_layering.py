@@ -204,6 +204,7 @@ ABOVE = (
     "service.submit",
     "service.receiver",
     "service.apply",
+    "service.dispatch",
     "service.downloads",
     "handlers.job",
     "handlers.runs",
