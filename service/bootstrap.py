@@ -36,7 +36,8 @@ async def open_services(
 ) -> AsyncIterator[Services]:
     """Everything a web process or a worker needs. ``storage``, ``registry`` and ``transport``
     replace the configured ones (tests)."""
-    registry = registry or build_registry(settings.handler_specs)
+    if registry is None:  # an empty registry is falsy (it has a length) and means no plugins
+        registry = build_registry(settings.handler_specs)
     prices = price_table_for(settings.provider, settings.price_table)  # a bad file stops here
     store = storage or create_storage(settings.database_url)
     settings.media_dir.mkdir(parents=True, exist_ok=True)
