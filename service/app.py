@@ -38,7 +38,7 @@ from service.heap import freeze_startup_heap
 from service.logs import install_redaction
 from service.metrics import Metrics, MetricsMiddleware
 from service.settings import Settings
-from service.worker import Worker
+from service.worker.loop import Worker
 from storage.base import Storage
 
 # Most of the traffic: CallbacksFirst matches it before the rest of the app's stack.

@@ -10,9 +10,9 @@ import httpx
 
 from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry, build_registry
-from service.costs.price_table import price_table_for
+from service.apply.events import EventEmitter
+from service.costs.price_file import price_table_for
 from service.egress import GuardedTransport, refusing_jar
-from service.events import EventEmitter
 from service.kling.auth import auth_from_settings
 from service.kling.gateways import provider_client
 from service.services import Services

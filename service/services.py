@@ -11,17 +11,19 @@ import httpx
 
 from handlers.host import HandlerHost
 from handlers.registry import HandlerRegistry
-from service.admission.pace import AdmissionPace
+from service.apply.events import EventEmitter
+from service.apply.lifecycle import FINAL, Plan
 from service.clock import Clock, utcnow
 from service.costs.price_table import PriceTable
 from service.errors import StorageError
-from service.events import EventEmitter
 from service.kling.backoff import ProviderBackoff
 from service.kling.client import ProviderClient
-from service.lifecycle import FINAL, Plan
 from service.receiver.cache import TokenCache
 from service.receiver.load import ReceiverLoad
+from service.receiver.verify import SignatureVerifier, verifier_for
+from service.retry import RetrySchedule
 from service.settings import Settings
+from service.submit.admission.pace import AdmissionPace
 from service.webhooks.gate import EndpointGate
 from service.worker_health import WorkerHealth
 from storage.base import Storage
@@ -50,7 +52,8 @@ class Services:
     receiver_load: ReceiverLoad = field(default_factory=ReceiverLoad)
     # The tasks whose callback tokens the receiver has already looked up (service.receiver.cache)
     callback_tokens: TokenCache = field(default_factory=TokenCache)
-    # How fast this process admits queued tasks, from the provider's answers (service.admission)
+    # How fast this process admits queued tasks, from the provider's answers
+    # (service.submit.admission)
     admission: AdmissionPace = field(default_factory=AdmissionPace)
     # Until when this process leaves the provider's query endpoint alone (a 1302/1303 answer):
     # shared by every sync job and reconciliation pass, as the rate limit is the account's.
@@ -61,10 +64,19 @@ class Services:
     download_slots: asyncio.Semaphore = field(init=False)
     # Each webhook endpoint's attempts in flight and circuit, in this process.
     endpoint_gate: EndpointGate = field(init=False)
+    # The provider's signing secrets, read once (a bad one stops the process here); None:
+    # OMNIHOOK_KLING_WEBHOOK_SECRET is unset and callbacks are taken unsigned.
+    callback_verifier: SignatureVerifier | None = field(init=False)
+    # OMNIHOOK_WEBHOOK_RETRY_SCHEDULE, parsed once rather than at every attempt.
+    webhook_retry: RetrySchedule = field(init=False)
 
     def __post_init__(self) -> None:
-        self.download_slots = asyncio.Semaphore(self.settings.download_concurrency)
-        self.endpoint_gate = EndpointGate(timeout=self.settings.webhook_timeout)
+        settings = self.settings
+        self.download_slots = asyncio.Semaphore(settings.download_concurrency)
+        self.endpoint_gate = EndpointGate(timeout=settings.webhook_timeout)
+        secret = settings.kling_webhook_secret
+        self.callback_verifier = None if secret is None else verifier_for(secret.get_secret_value())
+        self.webhook_retry = settings.webhook_retry
 
     async def change_task(self, task_id: str, planner: Planner, *, attempts: int = 20) -> str:
         """Read a task, plan a change, write it with compare-and-set; on a concurrent change,

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from service.admission.limits import parse_slot_limits
 from service.costs.budgets import Budget, budgets_from, parse_per_key_budgets
 from service.errors import ConfigurationError
+from service.provider_slots import parse_slot_limits
 from service.retry import RetrySchedule
 from storage.admission import SlotLimits
 
@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     webhook_endpoint_concurrency: int = Field(default=4, ge=1)
     webhook_disable_after: float = Field(default=5 * 86400.0, gt=0)
     webhook_secret_overlap: float = Field(default=86400.0, ge=0)
-    # Slots per kind of job (issue 12, see service.slot_budget): the most slots deliveries,
+    # Slots per kind of job (issue 12, see service.worker.slot_budget): the most slots deliveries,
     # handler runs and downloads may hold, and the slots kept for the task state machine (inbox,
     # submit, sync) and for downloads whatever the others do. None: derived from
     # worker_concurrency (half of it; download_concurrency; a quarter of it; one).
@@ -84,8 +84,8 @@ class Settings(BaseSettings):
     # Delivery attempts still waiting for a slow endpoint's answer that give their worker slot
     # back (service.webhooks.sender), at most this many at once per worker.
     webhook_slow_attempts: int = Field(default=32, ge=0)
-    # The admission queue (issue 13, service.admission): tasks in flight at the provider at
-    # once, "N" for the account and "MODEL=N" per model (service.admission.limits); empty: no
+    # The admission queue (issue 13, service.submit.admission): tasks in flight at the provider at
+    # once, "N" for the account and "MODEL=N" per model (service.provider_slots); empty: no
     # limit of ours (a task is queued only when the provider answers 1303/1302).
     provider_concurrency: str = ""
     # Costs (issue 13, see service.costs): a JSON file replacing providers' default price
@@ -149,7 +149,7 @@ class Settings(BaseSettings):
     @classmethod
     def _price_table_is_a_file(cls, value: Path | None) -> Path | None:
         # Only that it is there: its content is checked where it is loaded
-        # (service.costs.price_table.load_price_tables), with every bad field named.
+        # (service.costs.price_file.load_price_tables), with every bad field named.
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a file")
         return value

@@ -12,7 +12,7 @@ from typing import Any
 
 
 class TaskStatus(StrEnum):
-    QUEUED = "queued"  # waits for a free provider slot (service.admission); nothing sent yet
+    QUEUED = "queued"  # waits for a free provider slot (service.submit.admission); nothing sent yet
     PENDING = "pending"  # being sent (or its create's answer was lost): not yet accepted
     SUBMITTED = "submitted"
     PROCESSING = "processing"

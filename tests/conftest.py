@@ -13,8 +13,8 @@ import pytest
 
 from handlers import on
 from handlers.registry import HandlerRegistry
+from service.apply.events import EventEmitter
 from service.bootstrap import open_services
-from service.events import EventEmitter
 from service.services import Services
 from service.settings import load_settings
 from storage.memory.backend import MemoryStorage

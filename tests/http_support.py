@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from starlette.types import ASGIApp
 
+from service.api.body_limits import api_body_limit
 from service.http.limits import ServerLimits
 from service.http.server import server_config
 from service.loopback import base_url_of, bind_socket
@@ -32,7 +33,13 @@ async def guarded_server(app: ASGIApp, limits: ServerLimits) -> AsyncIterator[st
     """``app`` served behind the guards with ``limits``; yields its base URL."""
     sock = bind_socket("127.0.0.1", 0)
     config = server_config(
-        app, host="127.0.0.1", port=0, limits=limits, log_config=None, lifespan="on"
+        app,
+        host="127.0.0.1",
+        port=0,
+        body_limit=api_body_limit,
+        limits=limits,
+        log_config=None,
+        lifespan="on",
     )
     server = _TestServer(config)
     runner = asyncio.create_task(server.serve(sockets=[sock]))

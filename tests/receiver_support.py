@@ -24,10 +24,10 @@ from handlers import on
 from handlers.registry import HandlerRegistry
 from service.app import create_app
 from service.jobs.outcome import GiveUp, RetryLater
-from service.jobs.runners import RUNNERS
 from service.receiver.verify import token_hash
 from service.services import Services
 from service.settings import load_settings
+from service.worker.runners import RUNNERS
 from storage.base import Storage
 from storage.memory.backend import MemoryStorage
 from storage.records import JobRecord, TaskRecord, TaskStatus

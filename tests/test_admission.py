@@ -16,18 +16,18 @@ import httpx
 import pytest
 
 from handlers.registry import HandlerRegistry
-from service.admission.dispatch import admit
-from service.admission.limits import parse_slot_limits
-from service.admission.pace import AdmissionPace
 from service.bootstrap import open_services
 from service.errors import ConfigurationError, InvalidRequest
-from service.jobs.provider_sync import run_submit
 from service.kling.request import parse_submission
 from service.kling.state import ProviderStatus, ProviderTaskState
-from service.reconcile import is_overdue
+from service.provider_slots import parse_slot_limits
+from service.reconcile.overdue import is_overdue
 from service.services import Services
 from service.settings import load_settings
-from service.submission import accept, submit
+from service.submit.admission.dispatch import admit
+from service.submit.admission.pace import AdmissionPace
+from service.submit.job import run_submit
+from service.submit.submission import accept, submit
 from storage.admission import SlotLimits
 from storage.memory.backend import MemoryStorage
 from storage.records import TaskRecord, TaskStatus

@@ -23,7 +23,7 @@ from service.kling.state import ProviderStatus, ProviderTaskState
 from service.loopback import serve_on_loopback
 from service.services import Services
 from service.settings import load_settings
-from service.submission import accept, submit
+from service.submit.submission import accept, submit
 from storage.memory.backend import MemoryStorage
 from storage.records import TaskRecord
 from tests.e2e.conftest import free_port

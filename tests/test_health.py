@@ -17,7 +17,7 @@ from service.app import create_app
 from service.errors import StorageError
 from service.services import Services
 from service.settings import load_settings
-from service.worker import Worker
+from service.worker.loop import Worker
 from service.worker_health import WorkerHealth
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from starlette.types import Message, Receive, Scope, Send
 
+from service.api.body_limits import api_body_limit
 from service.http.limits import ServerLimits
 from service.http.request_guard import RequestGuard
 
@@ -72,7 +73,7 @@ async def test_once_the_body_is_whole_a_long_wait_for_a_disconnect_is_not_cut() 
         await ok(send)
 
     client = Client([b"{}"])
-    guard = RequestGuard(app, limits=LIMITS)
+    guard = RequestGuard(app, limits=LIMITS, body_limit=api_body_limit)
     scope = http_scope("POST", "/x", (b"content-length", b"2"))
     await asyncio.wait_for(guard(scope, client.receive, client.send), BOUND)
     assert listened.is_set() and client.status == 200
@@ -83,7 +84,9 @@ async def test_a_get_without_a_body_is_not_timed_at_all() -> None:
         await ok(send)
 
     client = Client([])
-    await RequestGuard(app, limits=LIMITS)(http_scope("GET", "/"), client.receive, client.send)
+    await RequestGuard(app, limits=LIMITS, body_limit=api_body_limit)(
+        http_scope("GET", "/"), client.receive, client.send
+    )
     assert client.status == 200 and not client.closes and client.reads == 0
 
 
@@ -93,7 +96,9 @@ async def test_an_early_answer_reads_the_rest_of_a_small_body_and_keeps_the_conn
 
     client = Client([b"a" * 100, b"b" * 100])
     scope = http_scope("POST", "/v1/tasks", (b"content-length", b"200"))
-    await RequestGuard(app, limits=LIMITS)(scope, client.receive, client.send)
+    await RequestGuard(app, limits=LIMITS, body_limit=api_body_limit)(
+        scope, client.receive, client.send
+    )
     assert client.status == 401
     assert client.messages == []  # all of it read first
     assert not client.closes  # the body was read whole: the connection is still usable
@@ -105,7 +110,9 @@ async def test_an_early_answer_to_a_large_body_lingers_a_bounded_amount_then_clo
 
     client = Client([b"x" * 600] * 10)  # 6000 bytes, over the 1000 bytes lingered on
     scope = http_scope("POST", "/nowhere", (b"content-length", b"6000"))
-    await RequestGuard(app, limits=LIMITS)(scope, client.receive, client.send)
+    await RequestGuard(app, limits=LIMITS, body_limit=api_body_limit)(
+        scope, client.receive, client.send
+    )
     assert client.status == 404 and client.closes
     assert 0 < 10 - len(client.messages) <= 3  # read 1000 bytes and a little, not all
 
@@ -118,7 +125,9 @@ async def test_a_client_waiting_for_100_continue_is_not_read_from() -> None:
     scope = http_scope(
         "POST", "/callbacks/kling/t", (b"content-length", b"100"), (b"expect", b"100-continue")
     )
-    await RequestGuard(app, limits=LIMITS)(scope, client.receive, client.send)
+    await RequestGuard(app, limits=LIMITS, body_limit=api_body_limit)(
+        scope, client.receive, client.send
+    )
     assert client.status == 413 and client.closes and client.reads == 0
 
 
@@ -132,7 +141,10 @@ async def test_a_body_that_pauses_too_long_is_408_whatever_the_app_answers() -> 
     client.messages = client.messages[:1]  # the second part never comes
     scope = http_scope("POST", "/callbacks/kling/t", (b"content-length", b"2"))
     await asyncio.wait_for(
-        RequestGuard(app, limits=LIMITS)(scope, client.receive, client.send), BOUND
+        RequestGuard(app, limits=LIMITS, body_limit=api_body_limit)(
+            scope, client.receive, client.send
+        ),
+        BOUND,
     )
     assert client.status == 408 and client.closes
     assert [m["type"] for m in client.sent] == ["http.response.start", "http.response.body"]
@@ -146,5 +158,7 @@ async def test_other_scopes_pass_through_untouched() -> None:
 
     client = Client([])
     lifespan: Scope = {"type": "lifespan"}
-    await RequestGuard(app, limits=LIMITS)(lifespan, client.receive, client.send)
+    await RequestGuard(app, limits=LIMITS, body_limit=api_body_limit)(
+        lifespan, client.receive, client.send
+    )
     assert seen == [lifespan]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.events import EventEmitter
-from service.kling.state import IMAGE, ProviderStatus, ProviderTaskState, ProviderVideo
-from service.lifecycle import (
+from service.apply.events import EventEmitter
+from service.apply.lifecycle import (
     StoredFile,
     plan_clean_file_stored,
     plan_provider_state,
@@ -14,6 +13,7 @@ from service.lifecycle import (
     plan_video_stored,
     plan_video_url,
 )
+from service.kling.state import IMAGE, ProviderStatus, ProviderTaskState, ProviderVideo
 from storage.records import DownloadStatus, OutputKind, TaskStatus
 from tests.factories import at, make_task, make_video
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from service.events import EventEmitter
+from service.apply.events import EventEmitter
+from service.apply.lifecycle import describe_duration, plan_provider_state, plan_timed_out
 from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
-from service.lifecycle import describe_duration, plan_provider_state, plan_timed_out
 from storage.records import TaskStatus
 from tests.factories import at, make_task
 

@@ -22,9 +22,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.apply.lifecycle import FINAL, RANK, plan_provider_state, plan_timed_out
 from service.bootstrap import open_services
 from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
-from service.lifecycle import FINAL, RANK, plan_provider_state, plan_timed_out
 from service.services import Services
 from service.settings import load_settings
 from storage.memory.backend import MemoryStorage

@@ -71,6 +71,13 @@ def test_a_malformed_secret_is_a_configuration_error_naming_no_secret() -> None:
     assert SECRET not in str(raised.value)
 
 
+async def test_a_malformed_secret_stops_the_process_before_it_answers(tmp_path: Path) -> None:
+    # read once at start, not at the first callback: the process never runs half-configured
+    with pytest.raises(ConfigurationError, match="secret 2 of 2"):
+        async with open_receiver(tmp_path, secret=f"{SECRET}, whsec_"):
+            pytest.fail("the app started with a malformed secret")
+
+
 @pytest.fixture
 async def receiver(tmp_path: Path) -> AsyncIterator[Receiver]:
     # Rotation: the new secret and the old one, both accepted during the change-over.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from service.jobs.provider_sync import sync_given_up
-from service.reconcile import SPACING, enqueue_overdue_syncs
+from service.reconcile.job import sync_given_up
+from service.reconcile.overdue import SPACING, enqueue_overdue_syncs
 from service.services import Services
 from storage.records import TaskRecord, TaskStatus
 from tests.factories import make_job, make_task

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from service.apply.events import EventEmitter
+from service.apply.lifecycle import plan_video_stored
+from service.downloads.redownload import FRESH_URL, GENERATION, Refused, plan_redownload
 from service.errors import Conflict, NotFound
-from service.events import EventEmitter
-from service.lifecycle import plan_video_stored
-from service.redownload import FRESH_URL, GENERATION, Refused, plan_redownload
 from storage.records import DownloadStatus, TaskStatus
 from tests.factories import at, make_task, make_video
 

@@ -9,7 +9,7 @@ import pytest
 from service.errors import ConfigurationError
 from service.jobs.kinds import ALL_KINDS
 from service.settings import load_settings
-from service.slot_budget import (
+from service.worker.slot_budget import (
     DELIVERIES,
     DOWNLOADS,
     HANDLERS,

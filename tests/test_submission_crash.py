@@ -19,7 +19,7 @@ from service.bootstrap import open_services
 from service.kling.request import parse_submission
 from service.services import Services
 from service.settings import load_settings
-from service.submission import submit
+from service.submit.submission import submit
 from storage.memory.backend import MemoryStorage
 from storage.records import JobStatus, TaskStatus
 from tests.receiver_support import run_due_jobs

@@ -20,7 +20,7 @@ from service.jobs.kinds import SUBMIT, new_job
 from service.kling.client import TaskExistsUnseen
 from service.services import Services
 from service.settings import load_settings
-from service.submission import CALLBACK_TOKEN, callback_url, hash_token, resume
+from service.submit.submission import CALLBACK_TOKEN, callback_url, hash_token, resume
 from storage.memory.backend import MemoryStorage
 from storage.records import JobStatus, TaskRecord, TaskStatus
 from tests.factories import make_task

@@ -12,11 +12,11 @@ import pytest
 
 from service.jobs.kinds import new_job
 from service.jobs.outcome import GiveUp, RetryLater
-from service.jobs.runners import JobRunner
 from service.jobs.slot import step_aside
 from service.retry import RetrySchedule
 from service.services import Services
-from service.worker import BUSY_REST, Worker
+from service.worker.loop import BUSY_REST, Worker
+from service.worker.runners import JobRunner
 from storage.records import JobRecord, JobStatus
 from tests.factories import ManualClock
 
@@ -171,7 +171,7 @@ async def test_short_jobs_are_queued_ahead_and_handed_back_when_the_worker_stops
 async def test_a_queued_job_that_waits_too_long_for_a_slot_is_handed_back(
     services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("service.worker.PREFETCH_HOLD", 0.05)
+    monkeypatch.setattr("service.worker.loop.PREFETCH_HOLD", 0.05)
     release, started = asyncio.Event(), list[str]()
     worker = await _worker_with_short_jobs_seen(
         services, {"t": _blocking(release, started)}, concurrency=2

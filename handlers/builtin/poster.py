@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Final
 
 from handlers.api import DoNotRetry, Event, on
+from service.media_layout import poster_path
 
 try:
     import fcntl
@@ -68,11 +69,6 @@ def write_poster(event: Event) -> None:
         poster,
         extra={"action": "poster_written", "event_id": event.id},
     )
-
-
-def poster_path(video_path: Path) -> Path:
-    """Where the poster of ``video_path`` is kept: beside it, ``<name>.jpg``."""
-    return video_path.with_name(video_path.name + ".jpg")
 
 
 def ffmpeg_executable() -> str:

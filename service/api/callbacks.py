@@ -46,7 +46,7 @@ from service.kling.state import ProviderTaskState
 from service.receiver.cache import TaskIds
 from service.receiver.limits import MAX_NOTIFICATION_BYTES, BodyTooLarge, read_capped
 from service.receiver.match import PROBE_OUTCOME, is_console_probe, mismatch, read_document
-from service.receiver.verify import UNSIGNED_VERIFICATION, same_hash, token_hash, verifier_for
+from service.receiver.verify import UNSIGNED_VERIFICATION, same_hash, token_hash
 from service.services import Services
 from storage.records import NotificationRecord
 
@@ -169,10 +169,10 @@ def _received(notification_id: str) -> Response:
 
 def _verify(services: Services, body: bytes, headers: Mapping[str, str]) -> str | None:
     """How the notification is authenticated: a verification text, or None (refuse it)."""
-    secret = services.settings.kling_webhook_secret
-    if secret is None:
+    verifier = services.callback_verifier
+    if verifier is None:
         return UNSIGNED_VERIFICATION
-    return verifier_for(secret.get_secret_value()).verify(body, headers)
+    return verifier.verify(body, headers)
 
 
 async def _task_of(services: Services, token: str) -> TaskIds | None:

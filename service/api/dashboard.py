@@ -15,10 +15,10 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
-from handlers.builtin.poster import poster_path
 from service.api.tasks import services_of
 from service.clock import isoformat
 from service.errors import NotFound
+from service.media_layout import poster_path
 from service.services import Services
 from storage.records import DownloadStatus, OutputKind, TaskStatus, VideoRecord
 

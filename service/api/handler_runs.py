@@ -14,10 +14,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from handlers.runs import find_handler_runs, get_handler_run, retry_handler_run
 from service.api.errors import error_response
 from service.api.query import enum_param, limit_param
 from service.api.tasks import services_of
-from service.jobs.handler_runs import find_handler_runs, get_handler_run, retry_handler_run
 from service.views import handler_run_json
 from storage.records import JobRecord, JobStatus
 

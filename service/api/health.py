@@ -9,11 +9,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from service.admission.metrics import admission_exposition
 from service.api.tasks import services_of
 from service.costs.metrics import cost_exposition
 from service.errors import StorageError
 from service.metrics import worker_exposition
+from service.submit.admission.metrics import admission_exposition
 from service.webhooks.metrics import REGISTRY as WEBHOOK_METRICS
 
 
@@ -64,5 +64,7 @@ async def metrics(request: Request) -> Response:
         limits = services.settings.provider_slots
         body += admission_exposition(occupancy, limits, services.admission)
         with contextlib.suppress(StorageError):
-            body += await cost_exposition(services, services.clock())
+            body += await cost_exposition(
+                services.storage, services.prices, services.settings.budgets, services.clock()
+            )
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -13,11 +13,11 @@ from starlette.responses import JSONResponse, Response
 
 from service.api.errors import error_response
 from service.api.query import enum_param, limit_param
+from service.downloads.redownload import redownload_video as queue_redownload
 from service.errors import NotFound
 from service.kling.request import parse_submission
-from service.redownload import redownload_video as queue_redownload
 from service.services import Services
-from service.submission import submit
+from service.submit.submission import submit
 from service.views import event_json, handler_run_json, task_json, video_json
 from storage.records import TaskRecord, TaskStatus
 

@@ -37,10 +37,17 @@ def serve(host: str, port: int, no_worker: bool, forwarded_allow_ips: str | None
     # it and its problem, not a traceback out of the app's lifespan.
     registry = load_plugins(settings)
     app = create_app(settings, with_worker=not no_worker, registry=registry, freeze_heap=True)
+    from service.api.body_limits import api_body_limit
     from service.http.server import server_config
 
     # Behind the guards of service.http: read timeouts, a connection cap, a readable 413.
-    config = server_config(app, host=host, port=port, forwarded_allow_ips=forwarded_allow_ips)
+    config = server_config(
+        app,
+        host=host,
+        port=port,
+        body_limit=api_body_limit,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
     uvicorn.Server(config).run()
 
 
@@ -50,7 +57,7 @@ def worker() -> None:
     settings = load_settings()
 
     from service.logs import configure_logging
-    from service.worker import run_worker
+    from service.worker.loop import run_worker
 
     configure_logging()
     from .common import run_until_stopped

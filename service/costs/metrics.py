@@ -5,7 +5,7 @@ metadata value would grow without bound."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,7 +14,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from service.costs.budgets import Budget, Period, windows_at
-from service.services import Services
+from service.costs.price_table import PriceTable
+from storage.base import Storage
 from storage.spending import Spending
 
 PERIODS = (Period.DAY, Period.MONTH)
@@ -58,9 +59,12 @@ class CostCollector(Collector):
         yield from (estimated, spent, limit)
 
 
-async def cost_exposition(services: Services, now: datetime) -> bytes:
-    """Raises StorageError when the database cannot be read."""
-    billed = services.prices.final_cost_comparable
+async def cost_exposition(
+    storage: Storage, prices: PriceTable, budgets: Sequence[Budget], now: datetime
+) -> bytes:
+    """The cost gauges at ``now`` (``budgets``: the configured ones, for their limits).
+    Raises StorageError when the database cannot be read."""
+    billed = prices.final_cost_comparable
     windows = {
         period.value: window
         for period in PERIODS
@@ -68,15 +72,13 @@ async def cost_exposition(services: Services, now: datetime) -> bytes:
     }
     queries = [Spending(w.start, w.end) for w in windows.values()]
     queries += [Spending(w.start, w.end, billed_counts=billed) for w in windows.values()]
-    sums = await services.storage.spending(queries)
+    sums = await storage.spending(queries)
     periods = list(windows)
     estimated = dict(zip(periods, sums[: len(periods)], strict=True))
     spent = dict(zip(periods, sums[len(periods) :], strict=True))
     limits = {
-        budget.period.value: budget.limit
-        for budget in services.settings.budgets
-        if budget.metadata_key is None
+        budget.period.value: budget.limit for budget in budgets if budget.metadata_key is None
     }
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(CostCollector(services.prices.currency, estimated, spent, limits))
+    registry.register(CostCollector(prices.currency, estimated, spent, limits))
     return generate_latest(registry)

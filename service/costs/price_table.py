@@ -2,7 +2,8 @@
 
 A provider (an ``OMNIHOOK_PROVIDER`` value) has one table, in one currency or unit: official
 Kling bills in "units" (what its ``final_unit_deduction`` reports), the gateways in USD. The
-defaults, drawn from the seed pages, are in :mod:`.default_prices`.
+defaults, drawn from the seed pages, are in :mod:`.default_prices`; the file is read by
+:mod:`.price_file`.
 
 What a request pays per second depends on its model, its ``mode`` and its *variant*:
 
@@ -56,25 +57,20 @@ reported with the file's path and the field's dotted path.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.costs.amounts import decimal_text
-from service.errors import ConfigurationError, PriceUnknown
-from service.settings import ProviderKind
+from service.errors import PriceUnknown
 
 __all__ = [
     "ModelPrices",
     "PriceTable",
     "Rate",
     "Variant",
-    "load_price_tables",
-    "price_table_for",
 ]
 
 Mode = Literal["std", "pro", "4k"]
@@ -160,63 +156,3 @@ _WORDS: Final[dict[Variant, str]] = {
     "video": "a video input",
     "video_keep_sound": "a video input keeping its sound",
 }
-
-
-class _PriceFile(_Model):
-    """The file: provider name -> its whole table."""
-
-    tables: dict[ProviderKind, PriceTable]
-
-
-def load_price_tables(path: Path | None) -> dict[str, PriceTable]:
-    """The default tables, with those the file at ``path`` gives in their place.
-
-    ConfigurationError names the file and each bad field (``kling.models.x.rates.std.plain``).
-    """
-    # Imported here: the defaults are built with this module's models.
-    from service.costs.default_prices import DEFAULT_PRICE_TABLES
-
-    tables = dict(DEFAULT_PRICE_TABLES)
-    if path is None:
-        return tables
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigurationError(
-            f"OMNIHOOK_PRICE_TABLE {path}: cannot be read ({exc.strerror or exc})"
-        ) from None
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-        raise ConfigurationError(f"OMNIHOOK_PRICE_TABLE {path}: not valid JSON ({exc})") from None
-    if not isinstance(document, dict):
-        raise ConfigurationError(
-            f"OMNIHOOK_PRICE_TABLE {path}: must be a JSON object of provider name -> table"
-        )
-    try:
-        parsed = _PriceFile.model_validate({"tables": document})
-    except ValidationError as exc:
-        lines = [f"{_field_path(error['loc'][1:])}: {error['msg']}" for error in exc.errors()]
-        raise ConfigurationError(
-            f"OMNIHOOK_PRICE_TABLE {path}: invalid price table:\n  " + "\n  ".join(lines)
-        ) from None
-    for provider, table in parsed.tables.items():
-        tables[provider] = table
-    return tables
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    """``kling.models.m.rates.8k`` for a value, with `` (the name)`` when the key is wrong."""
-    parts = [str(part) for part in loc]
-    if parts and parts[-1] == "[key]":
-        return ".".join(parts[:-1]) + " (the name)"
-    return ".".join(parts) or "(top)"
-
-
-def price_table_for(provider: str, path: Path | None = None) -> PriceTable:
-    """The table of ``provider`` (an ``OMNIHOOK_PROVIDER`` value), the file's if it has one."""
-    tables = load_price_tables(path)
-    try:
-        return tables[provider]
-    except KeyError:
-        raise ConfigurationError(
-            f"no price table for provider {provider!r}; known: {', '.join(tables)}"
-        ) from None

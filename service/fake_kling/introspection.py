@@ -12,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .media_http import ServedCounts, served_counts
+from .media import ServedCounts
 from .simulator import Simulator
 from .store import SimTask
 
@@ -64,7 +64,7 @@ class IntrospectionEndpoint:
         self._simulator = simulator
 
     async def tasks(self, request: Request) -> Response:
-        served = served_counts(self._simulator.media)
+        served = self._simulator.media.served
         tasks = [describe(task, served) for task in self._simulator.store.all()]
         store = self._simulator.store
         account = {"peak_running": store.peak_running, "refused_full": store.refused_full}

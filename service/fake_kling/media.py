@@ -96,6 +96,15 @@ def png_image(text: bytes, rgb: tuple[int, int, int]) -> bytes:
     )
 
 
+@dataclass
+class ServedCounts:
+    """What the media route answered for one video: tests check "downloaded exactly once"."""
+
+    full: int = 0  # GET answered 200 with the whole file
+    partial: int = 0  # GET answered 206 with a range of it
+    refused: int = 0  # answered 403 as expired ([sim:media=expire])
+
+
 @dataclass(frozen=True)
 class MediaFile:
     """One file's bytes with the validators the HTTP layer needs."""
@@ -118,6 +127,7 @@ class MediaLibrary:
         self._sample = sample
         self._files: dict[str, MediaFile] = {}
         self.faults = MediaFaults()  # [sim:media=...], per file
+        self.served: dict[str, ServedCounts] = {}  # video id -> what was served of it
         self.duration = f"{round(mp4_duration_seconds(sample), 3)}"
 
     def add(self, video_id: str) -> MediaFile:

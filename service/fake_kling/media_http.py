@@ -7,38 +7,18 @@ file with a ``[sim:media=...]`` fault (:mod:`.media_faults`) is cut, refused or 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from weakref import WeakKeyDictionary
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from .errors import KlingError
-from .media import PNG_TYPE, VIDEO_TYPE, MediaFile, MediaLibrary
+from .media import PNG_TYPE, VIDEO_TYPE, MediaFile, MediaLibrary, ServedCounts
 from .media_faults import EXPIRED_BODY, trickle
 
 EXTENSIONS = {VIDEO_TYPE: ".mp4", PNG_TYPE: ".png"}
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-@dataclass
-class ServedCounts:
-    """What the media route answered for one video: tests check "downloaded exactly once"."""
-
-    full: int = 0  # GET answered 200 with the whole file
-    partial: int = 0  # GET answered 206 with a range of it
-    refused: int = 0  # answered 403 as expired ([sim:media=expire])
-
-
-# per library (one per simulated account), without keeping a library alive
-_SERVED: WeakKeyDictionary[MediaLibrary, dict[str, ServedCounts]] = WeakKeyDictionary()
-
-
-def served_counts(library: MediaLibrary) -> dict[str, ServedCounts]:
-    """Video id → what was served of it, for ``/_sim/tasks``."""
-    return _SERVED.setdefault(library, {})
 
 
 class Unsatisfiable(Exception):
@@ -110,7 +90,7 @@ class MediaEndpoint:
             raise KlingError(1203, "video does not exist")
         faults = self._library.faults
         if faults.refuses(video_id, request.query_params.get("cacheKey")):
-            served_counts(self._library).setdefault(video_id, ServedCounts()).refused += 1
+            self._library.served.setdefault(video_id, ServedCounts()).refused += 1
             return Response(EXPIRED_BODY, status_code=403, media_type="application/xml")
         headers = {
             "Accept-Ranges": "bytes",
@@ -138,7 +118,7 @@ class MediaEndpoint:
         headers["Content-Length"] = str(len(body))
         if request.method == "HEAD":
             return Response(b"", status_code=status, headers=headers, media_type=media.media_type)
-        counts = served_counts(self._library).setdefault(video_id, ServedCounts())
+        counts = self._library.served.setdefault(video_id, ServedCounts())
         if status == 200:
             counts.full += 1
         else:

@@ -11,11 +11,6 @@ from __future__ import annotations
 import resource
 from dataclasses import dataclass, field
 
-from starlette.types import Scope
-
-from service.api.tasks import MAX_SUBMIT_BODY
-from service.api.webhooks import MAX_BODY as MAX_WEBHOOK_BODY
-
 MIB = 1024 * 1024
 
 # Descriptors kept back from the connection cap for what the process opens itself: the
@@ -48,15 +43,3 @@ class ServerLimits:
     linger_seconds: float = 2.0
     keep_alive: int = 5  # uvicorn's default: seconds an idle keep-alive connection stays open
     max_connections: int = field(default_factory=default_max_connections)
-
-
-def api_body_limit(scope: Scope) -> int | None:
-    """The largest body ``/v1/*`` takes (its endpoints read bodies whole, so the cap is applied
-    while the body streams in, before any of them buffers it); ``None``: not capped here
-    (the callback receiver caps its bodies itself)."""
-    path: str = scope["path"]
-    if not path.startswith("/v1/"):
-        return None
-    if path == "/v1/tasks":
-        return MAX_SUBMIT_BODY
-    return MAX_WEBHOOK_BODY  # webhooks; no other endpoint reads a body

@@ -29,7 +29,7 @@ from typing import NamedTuple
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.http.limits import ServerLimits, api_body_limit
+from service.http.limits import ServerLimits
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class RequestGuard:
         app: ASGIApp,
         *,
         limits: ServerLimits,
-        body_limit: Callable[[Scope], int | None] = api_body_limit,
+        body_limit: Callable[[Scope], int | None],
     ) -> None:
         self.app = app
         self._limits = limits

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Scope
 
 from service.http.limits import ServerLimits
 from service.http.protocol import guarded_protocol
@@ -15,12 +17,14 @@ def server_config(
     *,
     host: str,
     port: int,
+    body_limit: Callable[[Scope], int | None],
     forwarded_allow_ips: str | None = None,
     log_level: str = "info",
     limits: ServerLimits | None = None,
     **options: object,
 ) -> uvicorn.Config:
-    """``app`` behind the request guard, served by the guarded h11 protocol.
+    """``app`` behind the request guard, served by the guarded h11 protocol. ``body_limit``
+    gives the largest body a request may have (by its scope; None: the app caps it itself).
 
     Proxy headers on: behind a PaaS router or a reverse proxy, the client address and the scheme
     (for public URLs and the loopback-only rule) come from X-Forwarded-*. ``options`` are
@@ -28,7 +32,7 @@ def server_config(
     """
     limits = limits or ServerLimits()
     return uvicorn.Config(
-        RequestGuard(app, limits=limits),
+        RequestGuard(app, limits=limits, body_limit=body_limit),
         host=host,
         port=port,
         proxy_headers=True,

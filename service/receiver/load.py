@@ -5,7 +5,7 @@ acknowledged in time may never come again. When ``omnihook serve`` runs its work
 process, the two share one interpreter (one core, one GIL), and applying a notification costs
 more than receiving it; during a burst of callbacks a worker at full concurrency would slow
 every acknowledgement down. So while callbacks are arriving, that worker takes one job at a time
-and rests a little between jobs (``service.worker.BUSY_REST``; never stops: the backlog keeps
+and rests a little between jobs (``service.worker.loop.BUSY_REST``; never stops: the backlog keeps
 moving), and it goes back to full concurrency once no callback has begun or ended for
 :data:`QUIET_AFTER` seconds. Everything received is stored before it is
 acknowledged, so what waits is durable. A standalone ``omnihook worker`` is not slowed down.

@@ -19,7 +19,6 @@ state it reports may be used as it is or must first be confirmed with the provid
 from __future__ import annotations
 
 import binascii
-import functools
 import hashlib
 import hmac
 from collections.abc import Mapping
@@ -92,12 +91,8 @@ class SignatureVerifier:
 
 
 def verifier_for(secret_setting: str) -> SignatureVerifier:
-    """The verifier of an ``OMNIHOOK_KLING_WEBHOOK_SECRET`` value (cached: it is per request)."""
-    return _verifier(secret_setting)
-
-
-@functools.lru_cache(maxsize=4)
-def _verifier(secret_setting: str) -> SignatureVerifier:
+    """The verifier of an ``OMNIHOOK_KLING_WEBHOOK_SECRET`` value (built once per process, in
+    :class:`~service.services.Services`); ConfigurationError names a malformed secret."""
     parts = [part.strip() for part in secret_setting.split(",") if part.strip()]
     webhooks = []
     for number, part in enumerate(parts, start=1):

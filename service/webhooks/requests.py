@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service import events as ev
+from service.apply import events as ev
 from service.errors import InvalidRequest, Problem
 
 #: The event types an endpoint may subscribe to (CONTRACT.md "Events"), or "*" for all.

@@ -15,7 +15,6 @@ and a crash leaves either all of it or none (the job then runs again: same ``web
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import replace
 from datetime import timedelta
@@ -23,7 +22,6 @@ from datetime import timedelta
 from service.egress import display_url
 from service.jobs.outcome import Ended, GiveUp, RetryLater
 from service.jobs.slot import stepping_aside_after
-from service.retry import RetrySchedule
 from service.services import Services
 from service.webhooks import metrics
 from service.webhooks.attempt import AttemptResult, post_signed
@@ -86,7 +84,7 @@ async def make_attempt(services: Services, job: JobRecord) -> Ended | None:
         endpoint,
         result,
         now=now,
-        schedule=_retry_schedule(settings.webhook_retry_schedule),
+        schedule=services.webhook_retry,
         disable_after=settings.webhook_disable_after,
     )
     return await _record(services, endpoint, decision, job)
@@ -168,12 +166,6 @@ async def _not_sent(
         AttemptOutcome(note, failed, endpoint_failing=endpoint.failing_since is not None)
     )
     metrics.DELIVERIES_FINISHED.labels("failed").inc()
-
-
-@functools.lru_cache(maxsize=4)
-def _retry_schedule(text: str) -> RetrySchedule:
-    """The schedule of ``OMNIHOOK_WEBHOOK_RETRY_SCHEDULE``, parsed once (not per attempt)."""
-    return RetrySchedule.parse(text)
 
 
 def _count(result: AttemptResult) -> None:

@@ -14,11 +14,10 @@ from typing import Any
 
 from service.ids import new_id
 from storage.base import JobEnd
-from storage.postgres import webhooks_rows as sql
+from storage.postgres import webhooks_sql as sql
 from storage.postgres.jobs import write_job_end
 from storage.postgres.pool import PostgresConnection
-from storage.postgres.rows import utc
-from storage.postgres.webhooks_rows import (
+from storage.postgres.rows import (
     attempt_args,
     attempt_from_row,
     delivery_args,
@@ -27,6 +26,7 @@ from storage.postgres.webhooks_rows import (
     endpoint_event_args,
     endpoint_event_from_row,
     endpoint_from_row,
+    utc,
 )
 from storage.records import (
     AttemptOutcome,

@@ -1,4 +1,4 @@
-"""Records ↔ SQLite rows.
+"""Records ↔ SQLite rows: the shared tables of :mod:`storage.rows` with SQLite's codec.
 
 Datetimes are stored as fixed-width ISO-8601 UTC text (``2025-01-01T12:00:00.000000Z``): it
 sorts and compares as text exactly as the instants do, and stays readable in ``sqlite3``.
@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from service.errors import StorageError
+from storage import rows
 from storage.records import (
-    DownloadStatus,
+    DeliveryAttemptRecord,
+    DeliveryRecord,
+    EndpointEventRecord,
     EventRecord,
     JobRecord,
-    JobStatus,
     NotificationRecord,
-    OutputKind,
     TaskRecord,
-    TaskStatus,
     VideoRecord,
+    WebhookEndpointRecord,
 )
+from storage.rows import Codec, Kind, Table, estimated_amount, reader, writer
 
+R = TypeVar("R")
 Params = dict[str, Any]  # named parameters
 Row = tuple[Any, ...]  # positional parameters, in the order of a table's column list
 
@@ -46,10 +49,6 @@ def decode_time(text: str) -> datetime:
     return datetime.fromisoformat(text)  # 3.11 reads the trailing "Z" as UTC
 
 
-def decode_optional_time(text: str | None) -> datetime | None:
-    return None if text is None else decode_time(text)
-
-
 # One encoder for all: ``json.dumps`` with options builds a new one on every call.
 _JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
@@ -65,232 +64,83 @@ def decode_json(text: str) -> Any:
     return json.loads(text)
 
 
-# -- tasks -----------------------------------------------------------------------------------
-
-TASK_COLUMNS = (
-    "id, external_task_id, callback_token_hash, status, model_name, request, metadata, "
-    "created_at, updated_at, provider_task_id, status_message, cost, last_news_at, priority, "
-    "admitted_at, estimate, estimated_micros, billing, version"
-)
-
+# -- the shared tables (storage.rows), as SQLite stores them --------------------------------
 
 MICROS = 1_000_000  # SQLite adds up amounts as whole millionths: exact, unlike REAL
 
 
-def estimated_micros(task: TaskRecord) -> int | None:
-    """The estimate's amount in millionths (the budgets' sums), None without one."""
-    if task.estimate is None or task.estimate.get("amount") is None:
-        return None
-    try:
-        return int((Decimal(str(task.estimate["amount"])) * MICROS).to_integral_value())
-    except InvalidOperation as exc:
-        raise StorageError(f"the estimate's amount is not a number: {exc}") from exc
+def _micros(estimate: dict[str, Any]) -> int | None:
+    amount = estimated_amount(estimate)
+    return None if amount is None else int((amount * MICROS).to_integral_value())
 
 
-def task_params(task: TaskRecord) -> Params:
-    return {
-        "id": task.id,
-        "external_task_id": task.external_task_id,
-        "callback_token_hash": task.callback_token_hash,
-        "status": str(task.status),
-        "model_name": task.model_name,
-        "request": encode_json(task.request),
-        "metadata": encode_json(task.metadata),
-        "created_at": encode_time(task.created_at),
-        "updated_at": encode_time(task.updated_at),
-        "provider_task_id": task.provider_task_id,
-        "status_message": task.status_message,
-        "cost": task.cost,
-        "last_news_at": encode_optional_time(task.last_news_at),
-        "priority": task.priority,
-        "admitted_at": encode_optional_time(task.admitted_at),
-        "estimate": None if task.estimate is None else encode_json(task.estimate),
-        # the amount again, as a number the database can add up (budgets)
-        "estimated_micros": estimated_micros(task),
-        "billing": None if task.billing is None else encode_json(task.billing),
-        "version": task.version,
-    }
-
-
-def task_from_row(row: sqlite3.Row) -> TaskRecord:
-    return TaskRecord(
-        id=row["id"],
-        external_task_id=row["external_task_id"],
-        callback_token_hash=row["callback_token_hash"],
-        status=TaskStatus(row["status"]),
-        model_name=row["model_name"],
-        request=decode_json(row["request"]),
-        metadata=decode_json(row["metadata"]),
-        created_at=decode_time(row["created_at"]),
-        updated_at=decode_time(row["updated_at"]),
-        provider_task_id=row["provider_task_id"],
-        status_message=row["status_message"],
-        cost=row["cost"],
-        last_news_at=decode_optional_time(row["last_news_at"]),
-        priority=row["priority"],
-        admitted_at=decode_optional_time(row["admitted_at"]),
-        estimate=None if row["estimate"] is None else decode_json(row["estimate"]),
-        billing=None if row["billing"] is None else decode_json(row["billing"]),
-        version=row["version"],
-    )
-
-
-# -- videos ----------------------------------------------------------------------------------
-
-VIDEO_COLUMNS = (
-    "task_id, video_index, url, updated_at, provider_video_id, duration, download_status, "
-    "size, sha256, path, error, bytes_received, bytes_total, kind, watermark_url, "
-    "watermark_path, watermark_size, watermark_sha256"
+CODEC = Codec(
+    encode={
+        Kind.TIME: encode_time,
+        Kind.JSON: encode_json,
+        Kind.BYTES: bytes,
+        Kind.BOOL: int,
+        Kind.ENUM: str,
+        Kind.AMOUNT: _micros,
+    },
+    decode={Kind.TIME: decode_time, Kind.JSON: decode_json, Kind.BYTES: bytes, Kind.BOOL: bool},
 )
 
-
-def video_params(video: VideoRecord) -> Params:
-    return {
-        "task_id": video.task_id,
-        "video_index": video.index,
-        "url": video.url,
-        "updated_at": encode_time(video.updated_at),
-        "provider_video_id": video.provider_video_id,
-        "duration": video.duration,
-        "download_status": str(video.download_status),
-        "size": video.size,
-        "sha256": video.sha256,
-        "path": video.path,
-        "error": video.error,
-        "bytes_received": video.bytes_received,
-        "bytes_total": video.bytes_total,
-        "kind": str(video.kind),
-        "watermark_url": video.watermark_url,
-        "watermark_path": video.watermark_path,
-        "watermark_size": video.watermark_size,
-        "watermark_sha256": video.watermark_sha256,
-    }
+TASKS = rows.TASKS.renamed(estimated_amount="estimated_micros")
 
 
-def video_from_row(row: sqlite3.Row) -> VideoRecord:
-    return VideoRecord(
-        task_id=row["task_id"],
-        index=row["video_index"],
-        url=row["url"],
-        updated_at=decode_time(row["updated_at"]),
-        provider_video_id=row["provider_video_id"],
-        duration=row["duration"],
-        download_status=DownloadStatus(row["download_status"]),
-        size=row["size"],
-        sha256=row["sha256"],
-        path=row["path"],
-        error=row["error"],
-        bytes_received=row["bytes_received"],
-        bytes_total=row["bytes_total"],
-        kind=OutputKind(row["kind"]),
-        watermark_url=row["watermark_url"],
-        watermark_path=row["watermark_path"],
-        watermark_size=row["watermark_size"],
-        watermark_sha256=row["watermark_sha256"],
-    )
+def _columns(table: Table[Any]) -> str:
+    return ", ".join(table.names)
 
 
-# -- events ----------------------------------------------------------------------------------
-
-EVENT_COLUMNS = "id, task_id, type, event_key, timestamp, data"
-
-
-def event_params(event: EventRecord) -> Params:
-    return {
-        "id": event.id,
-        "task_id": event.task_id,
-        "type": event.type,
-        "event_key": event.key,
-        "timestamp": encode_time(event.timestamp),
-        "data": encode_json(event.data),
-    }
+def _named(table: Table[R]) -> Callable[[R], Params]:
+    """Named parameters (``:column``) for ``table``'s records."""
+    values = writer(table, CODEC)
+    names = table.names
+    return lambda record: dict(zip(names, values(record)))  # noqa: B905 (same length: one table)
 
 
-def event_from_row(row: sqlite3.Row) -> EventRecord:
-    return EventRecord(
-        id=row["id"],
-        task_id=row["task_id"],
-        type=row["type"],
-        key=row["event_key"],
-        timestamp=decode_time(row["timestamp"]),
-        data=decode_json(row["data"]),
-    )
+TASK_COLUMNS = _columns(TASKS)
+task_params = _named(TASKS)
+task_from_row: Callable[[sqlite3.Row], TaskRecord] = reader(TASKS, CODEC)
 
+VIDEO_COLUMNS = _columns(rows.VIDEOS)
+video_params = _named(rows.VIDEOS)
+video_from_row: Callable[[sqlite3.Row], VideoRecord] = reader(rows.VIDEOS, CODEC)
 
-# -- notifications ---------------------------------------------------------------------------
+EVENT_COLUMNS = _columns(rows.EVENTS)
+event_params = _named(rows.EVENTS)
+event_from_row: Callable[[sqlite3.Row], EventRecord] = reader(rows.EVENTS, CODEC)
 
-NOTIFICATION_COLUMNS = "id, task_id, received_at, headers, body, outcome, verification"
-
-
-def notification_row(notification: NotificationRecord) -> Row:
-    """In the order of :data:`NOTIFICATION_COLUMNS` (a callback's row: positional parameters
-    bind in half the time of named ones)."""
-    return (
-        notification.id,
-        notification.task_id,
-        encode_time(notification.received_at),
-        encode_json(notification.headers),
-        bytes(notification.body),
-        notification.outcome,
-        notification.verification,
-    )
-
-
-def notification_from_row(row: sqlite3.Row) -> NotificationRecord:
-    return NotificationRecord(
-        id=row["id"],
-        task_id=row["task_id"],
-        received_at=decode_time(row["received_at"]),
-        headers=decode_json(row["headers"]),
-        body=bytes(row["body"]),
-        outcome=row["outcome"],
-        verification=row["verification"],
-    )
-
-
-# -- jobs ------------------------------------------------------------------------------------
-
-JOB_COLUMNS = (
-    "id, kind, payload, run_at, created_at, updated_at, task_id, dedupe_key, status, "
-    "attempts, lease_token, lease_expires_at, last_error"
+# Notifications and jobs are written positionally (``?``, in the columns' order): one of each
+# is written for every callback, and positional parameters bind in half the time of named ones.
+NOTIFICATION_COLUMNS = _columns(rows.NOTIFICATIONS)
+notification_row: Callable[[NotificationRecord], Row] = writer(rows.NOTIFICATIONS, CODEC)
+notification_from_row: Callable[[sqlite3.Row], NotificationRecord] = reader(
+    rows.NOTIFICATIONS, CODEC
 )
 
+JOB_COLUMNS = _columns(rows.JOBS)
+job_row: Callable[[JobRecord], Row] = writer(rows.JOBS, CODEC)
+job_from_row: Callable[[sqlite3.Row], JobRecord] = reader(rows.JOBS, CODEC)
 
-def job_row(job: JobRecord) -> Row:
-    """In the order of :data:`JOB_COLUMNS` (positional: one is written for every callback)."""
-    return (
-        job.id,
-        job.kind,
-        encode_json(job.payload),
-        encode_time(job.run_at),
-        encode_time(job.created_at),
-        encode_time(job.updated_at),
-        job.task_id,
-        job.dedupe_key,
-        str(job.status),
-        job.attempts,
-        job.lease_token,
-        encode_optional_time(job.lease_expires_at),
-        job.last_error,
-    )
+ENDPOINT_COLUMNS = _columns(rows.ENDPOINTS)
+endpoint_params = _named(rows.ENDPOINTS)
+endpoint_from_row: Callable[[sqlite3.Row], WebhookEndpointRecord] = reader(rows.ENDPOINTS, CODEC)
 
+ENDPOINT_EVENT_COLUMNS = _columns(rows.ENDPOINT_EVENTS)
+endpoint_event_params = _named(rows.ENDPOINT_EVENTS)
+endpoint_event_from_row: Callable[[sqlite3.Row], EndpointEventRecord] = reader(
+    rows.ENDPOINT_EVENTS, CODEC
+)
 
-def job_from_row(row: sqlite3.Row) -> JobRecord:
-    return JobRecord(
-        id=row["id"],
-        kind=row["kind"],
-        payload=decode_json(row["payload"]),
-        run_at=decode_time(row["run_at"]),
-        created_at=decode_time(row["created_at"]),
-        updated_at=decode_time(row["updated_at"]),
-        task_id=row["task_id"],
-        dedupe_key=row["dedupe_key"],
-        status=JobStatus(row["status"]),
-        attempts=row["attempts"],
-        lease_token=row["lease_token"],
-        lease_expires_at=decode_optional_time(row["lease_expires_at"]),
-        last_error=row["last_error"],
-    )
+DELIVERY_COLUMNS = _columns(rows.DELIVERIES)
+delivery_params = _named(rows.DELIVERIES)
+delivery_from_row: Callable[[sqlite3.Row], DeliveryRecord] = reader(rows.DELIVERIES, CODEC)
+
+ATTEMPT_COLUMNS = _columns(rows.ATTEMPTS)
+attempt_params = _named(rows.ATTEMPTS)
+attempt_from_row: Callable[[sqlite3.Row], DeliveryAttemptRecord] = reader(rows.ATTEMPTS, CODEC)
 
 
 def placeholders(columns: str) -> str:

@@ -31,29 +31,27 @@ from storage.records import (
 from storage.sqlite.batch import Statements, Unit
 from storage.sqlite.jobs import INSERT_JOB, job_end_step
 from storage.sqlite.rows import (
+    ATTEMPT_COLUMNS,
+    DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS,
+    ENDPOINT_EVENT_COLUMNS,
     EVENT_COLUMNS,
     Params,
+    attempt_from_row,
+    attempt_params,
+    delivery_from_row,
+    delivery_params,
     encode_time,
+    endpoint_event_from_row,
+    endpoint_event_params,
+    endpoint_from_row,
+    endpoint_params,
     event_from_row,
     job_row,
     page_filters,
     placeholders,
 )
 from storage.sqlite.wakeup import SQLiteWakeup
-from storage.sqlite.webhooks_rows import (
-    ATTEMPT_COLUMNS,
-    DELIVERY_COLUMNS,
-    ENDPOINT_COLUMNS,
-    ENDPOINT_EVENT_COLUMNS,
-    attempt_from_row,
-    attempt_params,
-    delivery_from_row,
-    delivery_params,
-    endpoint_event_from_row,
-    endpoint_event_params,
-    endpoint_from_row,
-    endpoint_params,
-)
 
 # the enabled endpoints whose filter takes the event, if the event was inserted (an event whose
 # key was already there is skipped by apply, and so is its fan-out)

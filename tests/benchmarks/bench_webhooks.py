@@ -139,7 +139,7 @@ async def omnihook_run(
     from service.bootstrap import open_services
     from service.heap import freeze_startup_heap
     from service.settings import load_settings
-    from service.worker import Worker
+    from service.worker.loop import Worker
     from storage.records import TaskChange, TaskStatus, WebhookEndpointRecord
     from tests.factories import make_event, make_task
 
@@ -150,7 +150,7 @@ async def omnihook_run(
         kling_api_key="unused",
         allow_private_networks=True,
         webhook_endpoint_concurrency=concurrency,
-        # deliveries get a share of the worker's slots (service.slot_budget): enough for all
+        # deliveries get a share of the worker's slots (service.worker.slot_budget): enough for all
         worker_concurrency=max(8, 2 * concurrency),
         worker_slots_delivery=concurrency,
     )

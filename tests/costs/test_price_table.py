@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from service.costs.default_prices import DEFAULT_PRICE_TABLES
-from service.costs.price_table import PriceTable, load_price_tables, price_table_for
+from service.costs.price_file import load_price_tables, price_table_for
+from service.costs.price_table import PriceTable
 from service.errors import ConfigurationError, PriceUnknown
 
 TABLE = PriceTable.model_validate(

@@ -16,17 +16,17 @@ import httpx
 import pytest
 
 from handlers.registry import HandlerRegistry
+from service.apply.lifecycle import plan_provider_state
 from service.bootstrap import open_services
-from service.jobs.downloads import download_given_up, run_download
+from service.downloads.job import download_given_up, run_download
 from service.jobs.kinds import DOWNLOAD, new_job
 from service.jobs.outcome import GiveUp, RetryLater
-from service.jobs.runners import RUNNERS, JobRunner
 from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
-from service.lifecycle import plan_provider_state
 from service.retry import RetrySchedule
 from service.services import Services
 from service.settings import load_settings
-from service.worker import Worker
+from service.worker.loop import Worker
+from service.worker.runners import RUNNERS, JobRunner
 from storage.memory.backend import MemoryStorage
 from storage.records import DownloadStatus, JobRecord, JobStatus, TaskRecord
 from tests.downloads.conftest import SAMPLE, sha256, video_bytes

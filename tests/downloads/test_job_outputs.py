@@ -8,11 +8,11 @@ from pathlib import Path
 
 import httpx
 
+from service.apply.lifecycle import plan_provider_state
+from service.downloads.job import run_download
 from service.fake_kling.media import PNG_TEXT_PREFIX, png_image
-from service.jobs.downloads import run_download
 from service.jobs.outcome import RetryLater
 from service.kling.state import IMAGE, ProviderStatus, ProviderTaskState, ProviderVideo
-from service.lifecycle import plan_provider_state
 from service.services import Services
 from storage.records import DownloadStatus, OutputKind, TaskRecord
 from tests.downloads import test_job

@@ -16,9 +16,9 @@ import pytest
 
 from handlers.registry import HandlerRegistry
 from service.app import create_app
+from service.apply.lifecycle import plan_provider_state
 from service.bootstrap import open_services
 from service.kling.state import ProviderStatus, ProviderTaskState, ProviderVideo
-from service.lifecycle import plan_provider_state
 from service.loopback import serve_on_loopback
 from service.services import Services
 from service.settings import load_settings

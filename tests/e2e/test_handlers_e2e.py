@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from handlers.registry import build_registry
-from service.events import EventEmitter
+from service.apply.events import EventEmitter
 from storage.records import JobStatus, TaskChange, TaskStatus
 from storage.sqlite.backend import SQLiteStorage
 from tests.e2e.handler_harness import HandlerService, serving_plugin

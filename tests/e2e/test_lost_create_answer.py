@@ -130,7 +130,7 @@ async def test_a_gateway_without_lookups_keeps_a_proven_task_pending(
 ) -> None:
     # new-api cannot find our id, and no callback comes: the submit job sends the create again
     # (the gateway relays Kling's duplicate refusal), which proves the task: pending it stays.
-    caplog.set_level(logging.INFO, logger="service.jobs.provider_sync")
+    caplog.set_level(logging.INFO, logger="service.submit.job")
     fake, settings = SETUPS["newapi own ids"]
     pipeline = await make_pipeline(fake, **settings)
     task = await submit_lost(pipeline, "a heron [sim:lose_answer][sim:drop]", "lost-unseen")

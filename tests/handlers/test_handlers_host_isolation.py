@@ -19,9 +19,10 @@ from prometheus_client import generate_latest
 
 from handlers import Event, on
 from handlers.errors import HandlerThreadsBusy, HandlerTimedOut
-from handlers.host import HandlerHost, ThreadShares
+from handlers.host import HandlerHost
 from handlers.registry import Handler, HandlerRegistry
 from handlers.runner import run_handler
+from handlers.thread_shares import ThreadShares
 from tests.factories import task_data
 
 EVENTS = [

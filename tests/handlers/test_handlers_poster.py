@@ -17,7 +17,6 @@ except ImportError:  # pragma: no cover - Windows
 from handlers import DoNotRetry, Event
 from handlers.builtin.poster import (
     ffmpeg_executable,
-    poster_path,
     remove_abandoned_temps,
     write_poster,
     write_poster_file,
@@ -26,6 +25,7 @@ from handlers.errors import HandlerFailed, HandlerGaveUp
 from handlers.registry import build_registry
 from handlers.runner import run_handler
 from service.fake_kling.media import PNG_TEXT_PREFIX, png_image
+from service.media_layout import poster_path
 from tests.factories import task_data, video_data
 from tests.handlers.jpeg import EOI, SOI, jpeg_size
 

@@ -14,13 +14,14 @@ import httpx
 import pytest
 
 from handlers import DoNotRetry, Event, on
+from handlers.job import handler_schedule
 from handlers.registry import HandlerRegistry
+from handlers.runs import retry_handler_run
 from service.bootstrap import open_services
-from service.jobs.handler_runs import handler_schedule, retry_handler_run
-from service.jobs.runners import RUNNERS
 from service.services import Services
 from service.settings import load_settings
-from service.worker import Worker
+from service.worker.loop import Worker
+from service.worker.runners import RUNNERS
 from storage.memory.backend import MemoryStorage
 from storage.records import JobRecord, JobStatus, TaskChange, TaskStatus
 from tests.factories import make_job, make_task

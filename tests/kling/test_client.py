@@ -20,7 +20,8 @@ from service.errors import (
     ProviderUnreachable,
 )
 from service.kling.auth import ApiKeyAuth, JwtAuth, auth_from_settings
-from service.kling.client import KlingClient, is_busy
+from service.kling.client import is_busy
+from service.kling.gateways.kling import KlingClient
 from service.kling.state import ProviderStatus
 from service.retry import RetrySchedule
 from service.retry_after import parse_retry_after
@@ -198,7 +199,8 @@ async def test_retryable_then_success(
 async def test_a_create_refused_for_want_of_room_is_raised_at_once(
     kling: Callable[..., KlingClient], sleeps: Sleeps, code: int, http_status: int
 ) -> None:
-    # Its task waits in omnihook's queue (service.admission), not in a request or a worker slot.
+    # Its task waits in omnihook's queue (service.submit.admission), not in a request or a
+    # worker slot.
     script = Script(error(code, http_status), ok())
     with pytest.raises(ProviderRetryable) as caught:
         await kling(script).create_task(BODY)

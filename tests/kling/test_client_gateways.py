@@ -20,8 +20,9 @@ from service.errors import (
     ProviderUnreachable,
 )
 from service.kling.auth import ApiKeyAuth
-from service.kling.client import HttpProviderClient, KlingClient, is_busy
+from service.kling.client import HttpProviderClient, is_busy
 from service.kling.gateways import ApiModelsClient, NewApiClient, provider_client
+from service.kling.gateways.kling import KlingClient
 from service.kling.state import ProviderStatus
 from service.settings import load_settings
 from storage.memory.backend import MemoryStorage

@@ -15,11 +15,11 @@ from service.kling.auth import ApiKeyAuth
 from service.kling.client import (
     LIST_PAGE_SIZE,
     LIST_PAGES,
-    KlingClient,
     TaskExistsUnseen,
     refused_as_duplicate,
 )
 from service.kling.gateways import ApiModelsClient, NewApiClient
+from service.kling.gateways.kling import KlingClient
 from tests.kling.scripted import API_KEY, NO_JITTER, Script, Sleeps, lost
 
 BASE = "https://api-singapore.klingai.com"

@@ -13,11 +13,11 @@ from handlers.registry import HandlerRegistry
 from service.bootstrap import open_services
 from service.clock import utcnow
 from service.jobs.kinds import new_job
-from service.jobs.runners import JobRunner
 from service.retry import RetrySchedule
 from service.services import Services
 from service.settings import load_settings
-from service.worker import Worker
+from service.worker.loop import Worker
+from service.worker.runners import JobRunner
 from storage import create_storage
 from storage.base import Storage
 from storage.records import JobRecord, JobStatus

@@ -18,7 +18,7 @@ from service.services import Services
 from service.settings import load_settings
 from service.webhooks.endpoints import create_endpoint
 from service.webhooks.requests import NewEndpoint
-from service.worker import Worker
+from service.worker.loop import Worker
 from storage.memory.backend import MemoryStorage
 from storage.records import (
     DeliveryRecord,

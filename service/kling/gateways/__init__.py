@@ -15,9 +15,10 @@ from __future__ import annotations
 import httpx
 
 from service.errors import ConfigurationError
-from service.kling.client import HttpProviderClient, KlingClient, ProviderClient
+from service.kling.client import HttpProviderClient, ProviderClient
 
 from .apimodels import ApiModelsClient
+from .kling import KlingClient
 from .newapi import NewApiClient
 
 CLIENTS: dict[str, type[HttpProviderClient]] = {

@@ -28,12 +28,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
+from service.apply.events import TASK_QUEUED
+from service.apply.lifecycle import Plan
 from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
-from service.costs.guard import BudgetGuard
-from service.events import TASK_QUEUED
 from service.jobs.kinds import SUBMIT, new_job
-from service.lifecycle import Plan
 from service.services import Services
+from service.submit.budget_guard import BudgetGuard
 from storage.records import TaskChange, TaskRecord, TaskStatus, VideoRecord
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,8 @@ import logging
 from dataclasses import replace
 from decimal import Decimal
 
+from service.apply.events import BUDGET_THRESHOLD
+from service.apply.lifecycle import Plan
 from service.costs.budgets import (
     BudgetCheck,
     BudgetWindow,
@@ -23,8 +25,6 @@ from service.costs.budgets import (
 )
 from service.costs.estimate import CostEstimate, estimate_cost
 from service.errors import PriceUnknown
-from service.events import BUDGET_THRESHOLD
-from service.lifecycle import Plan
 from service.services import Services
 from storage.records import TaskChange, TaskRecord, VideoRecord
 from storage.spending import Spending

@@ -26,9 +26,18 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from service.apply.lifecycle import (
+    Plan,
+    StoredFile,
+    plan_clean_file_stored,
+    plan_video_status,
+    plan_video_stored,
+    plan_video_url,
+)
 from service.downloads import DownloadLimits, DownloadResult, discard_partial, download_video
 from service.downloads.downloader import UrlRefresher
 from service.downloads.fetch import ProgressCallback
+from service.downloads.redownload import FRESH_URL, GENERATION
 from service.errors import (
     DownloadError,
     DownloadRetryable,
@@ -40,15 +49,6 @@ from service.errors import (
 )
 from service.jobs.outcome import GiveUp, RetryLater
 from service.kling.state import ProviderVideo
-from service.lifecycle import (
-    Plan,
-    StoredFile,
-    plan_clean_file_stored,
-    plan_video_status,
-    plan_video_stored,
-    plan_video_url,
-)
-from service.redownload import FRESH_URL, GENERATION
 from service.services import Services
 from service.settings import Settings
 from storage.records import DownloadStatus, JobRecord, TaskRecord, VideoRecord
@@ -74,7 +74,8 @@ def _video(videos: list[VideoRecord], index: int) -> VideoRecord | None:
 
 
 def _generation(job: JobRecord) -> str | None:
-    """The re-download this job belongs to (service.redownload); None for the first download."""
+    """The re-download this job belongs to (service.downloads.redownload), or None for the
+    first download."""
     value = job.payload.get(GENERATION)
     return str(value) if value is not None else None
 

@@ -19,10 +19,10 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from service.apply.lifecycle import Plan
 from service.errors import Conflict, NotFound
 from service.ids import new_id
 from service.jobs.kinds import DOWNLOAD, new_job
-from service.lifecycle import Plan
 from service.services import Services
 from storage.records import DownloadStatus, TaskChange, TaskRecord, TaskStatus, VideoRecord
 

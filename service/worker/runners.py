@@ -5,15 +5,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from handlers.job import handler_schedule, run_handler_job
+from service.apply.job import run_inbox
+from service.downloads.job import download_given_up, run_download
 from service.jobs import kinds
-from service.jobs.deliveries import delivery_schedule, run_delivery
-from service.jobs.downloads import download_given_up, run_download
-from service.jobs.handler_runs import handler_schedule, run_handler_job
-from service.jobs.inbox import run_inbox
 from service.jobs.outcome import Ended
-from service.jobs.provider_sync import run_submit, run_sync, submit_given_up, sync_given_up
+from service.reconcile.job import run_sync, sync_given_up
 from service.retry import RetrySchedule
 from service.services import Services
+from service.submit.job import run_submit, submit_given_up
+from service.webhooks.job import delivery_schedule, run_delivery
 from storage.records import JobRecord
 
 # Inbox, sync and submit jobs fail only when the database or the provider does: retry for

@@ -1,12 +1,11 @@
 """Submitting a task: store it first, then ask the provider.
 
-A task is stored ``queued`` and offered a provider slot at once (:mod:`service.admission`): with
-room it is sent in the same request (:func:`send_first`); without, it waits and a ``submit``
-job sends it once a slot frees. It is stored (with its callback token's hash) before the
-provider is called, so a notification that arrives before the create answer is still matched.
-A create whose answer is lost is never sent again blindly: the client looks the task up by
-``external_task_id`` first, and when even that is impossible the task stays ``pending`` and a
-``submit`` job finishes it.
+A task is stored ``queued`` and offered a provider slot at once (:mod:`service.submit.admission`):
+with room it is sent in the same request (:func:`send_first`); without, it waits and a ``submit``
+job sends it once a slot frees. It is stored (with its callback token's hash) before the provider is
+called, so a notification that arrives before the create answer is still matched. A create whose
+answer is lost is never sent again blindly: the client looks the task up by ``external_task_id``
+first, and when even that is impossible the task stays ``pending`` and a ``submit`` job finishes it.
 
 The callback token that went out with the first create is the task's until its outcome is
 known: the ``submit`` job keeps it and sends any create again with the same callback URL, so the
@@ -21,10 +20,9 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from service.admission.dispatch import plan_queued, store_and_admit
+from service.apply.lifecycle import plan_provider_state
 from service.callback_tokens import CALLBACK_TOKEN, hash_token, new_token
 from service.costs.estimate import CostEstimate
-from service.costs.guard import announce_thresholds, budget_guard, estimate_of
 from service.errors import (
     ConfigurationError,
     ProviderAuthError,
@@ -38,8 +36,9 @@ from service.kling.answers import ACCOUNT_REFUSED
 from service.kling.client import TaskExistsUnseen, is_busy, refused_as_duplicate
 from service.kling.request import SubmitRequest
 from service.kling.state import ProviderStatus, ProviderTaskState
-from service.lifecycle import plan_provider_state
 from service.services import Services
+from service.submit.admission.dispatch import plan_queued, store_and_admit
+from service.submit.budget_guard import announce_thresholds, budget_guard, estimate_of
 from storage.records import TaskChange, TaskRecord, TaskStatus
 
 __all__ = [

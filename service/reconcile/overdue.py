@@ -8,7 +8,7 @@ processing") starts a new spell.
 
 A task still unfinished ``OMNIHOOK_TASK_DEADLINE`` seconds after its submission gets one more
 query under its own key (``reconcile:{id}:deadline``); unless the provider then reports a final
-state, the task fails with ``task.timed_out`` (see :func:`service.lifecycle.plan_timed_out`).
+state, the task fails with ``task.timed_out`` (see :func:`service.apply.lifecycle.plan_timed_out`).
 
 When the provider rate-limits us (1302/1303), a ``sync`` job holds the process's
 :class:`~service.kling.backoff.ProviderBackoff` (``Services.provider_backoff``) until the

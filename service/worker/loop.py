@@ -13,7 +13,7 @@ takes several jobs. Long jobs would hold the queued ones back from other workers
 queued then, and a queued job that still has not started after :data:`PREFETCH_HOLD` is handed
 back to the database for any worker to take.
 
-Slots are budgeted per kind of job (:mod:`service.slot_budget`): deliveries and handler runs
+Slots are budgeted per kind of job (:mod:`service.worker.slot_budget`): deliveries and handler runs
 can never take the slots kept for applying callbacks and for downloads, and a job whose kind is
 at its cap is not leased (other kinds are). A job that only waits for a slow peer may step
 aside (:mod:`service.jobs.slot`) and free its slot while it goes on.
@@ -34,21 +34,26 @@ import signal
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Collection, Mapping
-from datetime import timedelta
 
-from service.admission.dispatch import POLL as ADMIT_POLL
-from service.admission.dispatch import admit_forever
 from service.bootstrap import open_services
 from service.downloads import clean_partial_downloads
 from service.errors import StorageError
-from service.jobs.outcome import Ended, GiveUp, RetryLater
-from service.jobs.runners import RUNNERS, JobRunner
 from service.jobs.slot import offer_step_aside
-from service.reconcile import enqueue_overdue_syncs
+from service.reconcile.overdue import enqueue_overdue_syncs
 from service.services import Services
 from service.settings import Settings
-from service.slot_budget import SlotBudget, budget_for, giving_way_budget, group_of, groups_of
+from service.submit.admission.dispatch import POLL as ADMIT_POLL
+from service.submit.admission.dispatch import admit_forever
 from service.supervise import supervise
+from service.worker.outcome import run_and_record
+from service.worker.runners import RUNNERS, JobRunner
+from service.worker.slot_budget import (
+    SlotBudget,
+    budget_for,
+    giving_way_budget,
+    group_of,
+    groups_of,
+)
 from service.worker_health import LoopHealth, WorkerHealth
 from storage.records import JobRecord
 
@@ -367,7 +372,7 @@ class Worker:
         offer_step_aside(functools.partial(self._step_aside, task))  # this task's context only
         started = time.monotonic()
         try:
-            await self._run_and_record(job)
+            await run_and_record(self._services, self._runners[job.kind], job)
         except StorageError as exc:
             # The outcome could not be recorded; the lease expires and the job runs again
             # (every job is idempotent), so nothing is lost.
@@ -382,76 +387,6 @@ class Worker:
             took = time.monotonic() - started
             pace = self._pace
             self._pace = took if pace is None else pace + _SMOOTHING * (took - pace)
-
-    async def _run_and_record(self, job: JobRecord) -> None:
-        runner = self._runners[job.kind]
-        try:
-            ended = await runner.run(self._services, job)
-        except asyncio.CancelledError:
-            # Shutting down: hand the job back so another worker can take it at once.
-            with contextlib.suppress(Exception):
-                now = self._services.clock()
-                await asyncio.shield(
-                    self._services.storage.retry_job(
-                        job.id, job.lease_token, now=now, run_at=now, error="worker stopped"
-                    )
-                )
-            raise
-        except GiveUp as exc:
-            await self._give_up(job, runner, str(exc))
-        except RetryLater as exc:
-            await self._retry(job, runner, str(exc), exc.delay)
-        except Exception as exc:  # an unforeseen failure must not lose the job
-            log.exception(
-                "job %s (%s) failed",
-                job.id,
-                job.kind,
-                extra={"action": "job.error", "job_id": job.id},
-            )
-            await self._retry(job, runner, f"{type(exc).__name__}: {exc}", None)
-        else:
-            if ended is not Ended.RECORDED:
-                await self._services.storage.complete_job(
-                    job.id, job.lease_token, now=self._services.clock()
-                )
-
-    async def _retry(
-        self, job: JobRecord, runner: JobRunner, error: str, delay: float | None
-    ) -> None:
-        schedule = runner.schedule(self._services, job)
-        planned = schedule.delay_after(job.attempts)
-        if planned is None:
-            await self._give_up(job, runner, error)
-            return
-        wait = max(planned, delay or 0.0)
-        now = self._services.clock()
-        log.info(
-            "job %s (%s) will retry in %.1fs: %s",
-            job.id,
-            job.kind,
-            wait,
-            error,
-            extra={"action": "job.retry", "job_id": job.id},
-        )
-        await self._services.storage.retry_job(
-            job.id, job.lease_token, now=now, run_at=now + timedelta(seconds=wait), error=error
-        )
-
-    async def _give_up(self, job: JobRecord, runner: JobRunner, error: str) -> None:
-        log.warning(
-            "job %s (%s) failed for good: %s",
-            job.id,
-            job.kind,
-            error,
-            extra={"action": "job.failed", "job_id": job.id},
-        )
-        # Consequences first (idempotent), then the job's state: a crash in between leaves a job
-        # that gives up again, never a job marked failed whose consequence was not recorded.
-        if runner.on_give_up is not None:
-            await runner.on_give_up(self._services, job, error)
-        await self._services.storage.fail_job(
-            job.id, job.lease_token, now=self._services.clock(), error=error
-        )
 
     async def _keep_leases(self) -> None:
         """Renew every lease this worker holds (running or queued), every third of a lease."""

@@ -1,11 +1,9 @@
-"""``sync`` and ``submit`` jobs: ask the provider where a task stands.
+"""``sync`` jobs: ask the provider where a task stands.
 
-``sync`` has three callers: a notification that carried no result, an unsigned final
-notification to confirm (payload ``confirm``), and reconciliation of a quiet task (see
-:mod:`service.reconcile`). Whatever the caller, only the provider's answer to our own query is
-applied, as ``confirmed`` news. ``submit`` finishes a submission whose create answer was lost:
-with the first create's callback token, and pending until the task is found (a create sent
-again and refused as a duplicate proves it exists: the job looks again, with backoff).
+``sync`` has three callers: a notification that carried no result, an unsigned final notification to
+confirm (payload ``confirm``), and reconciliation of a quiet task (see
+:mod:`service.reconcile.overdue`). Whatever the caller, only the provider's answer to our own query
+is applied, as ``confirmed`` news.
 """
 
 from __future__ import annotations
@@ -14,17 +12,14 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from service.admission.dispatch import FIRST_CREATE
+from service.apply.lifecycle import FINAL, Plan, plan_provider_state, plan_timed_out
 from service.errors import NotificationInvalid, ProviderRetryable, ProviderUnreachable
 from service.jobs.outcome import RetryLater
 from service.kling.answers import RATE_LIMITED
-from service.kling.client import TaskExistsUnseen
 from service.kling.state import ProviderStatus, ProviderTaskState
-from service.lifecycle import FINAL, Plan, plan_provider_state, plan_timed_out
 from service.receiver.match import read_document, task_ids
-from service.reconcile import MIN_RATE_LIMIT_BACKOFF, is_overdue
+from service.reconcile.overdue import MIN_RATE_LIMIT_BACKOFF, is_overdue
 from service.services import Services
-from service.submission import CALLBACK_TOKEN, accept, hash_token, resume, send_first
 from storage.records import JobRecord, TaskChange, TaskRecord, VideoRecord
 
 log = logging.getLogger(__name__)
@@ -176,39 +171,3 @@ async def _time_out_if_overdue(services: Services, task_id: str) -> bool:
         return True
     task = await services.storage.get_task(task_id)
     return task is None or task.status in FINAL
-
-
-async def run_submit(services: Services, job: JobRecord) -> None:
-    """Send an admitted task's first create (``first_create``, on the job's first lease), or
-    finish a submission whose outcome is unknown. A job whose token is no longer the task's
-    belongs to an earlier admission (the task went back to the queue since): it does nothing."""
-    task = await services.storage.get_task(str(job.payload["task_id"]))
-    if task is None:
-        return
-    token = job.payload.get(CALLBACK_TOKEN)
-    if isinstance(token, str) and hash_token(token) != task.callback_token_hash:
-        return
-    try:
-        if job.payload.get(FIRST_CREATE) and job.attempts == 1 and isinstance(token, str):
-            # Never sent: no lookup first. A lease taken over (attempts > 1) may have sent it.
-            await send_first(services, task.id, token, inline=False)
-            return
-        await resume(services, task, token if isinstance(token, str) else None)
-    except TaskExistsUnseen as exc:
-        # Proven to exist: pending it stays, its callbacks (same token) or a lookup will tell.
-        log.info(
-            "task %s exists at the provider, its id not known yet",
-            task.id,
-            extra={"action": "submit.exists_unseen", "task_id": task.id},
-        )
-        raise RetryLater(str(exc)) from exc
-    except (ProviderUnreachable, ProviderRetryable) as exc:
-        raise RetryLater(str(exc), delay=getattr(exc, "retry_after", None)) from exc
-
-
-async def submit_given_up(services: Services, job: JobRecord, error: str) -> None:
-    """The provider stayed unreachable for the whole schedule: fail the task rather than leave
-    it pending forever; the message says the outcome at the provider is unknown."""
-    message = f"submission outcome unknown, provider unreachable: {error}"
-    failed = ProviderTaskState(task_id="", status=ProviderStatus.FAILED, status_message=message)
-    await accept(services, str(job.payload["task_id"]), failed)

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from service import events as ev
-from service.events import EventEmitter
+from service.apply import events as ev
+from service.apply.events import EventEmitter
 from service.jobs.kinds import DOWNLOAD, SUBMIT, SYNC, new_job
 from service.kling.state import ProviderStatus, ProviderTaskState
 from storage.records import (
@@ -299,7 +299,7 @@ def plan_video_stored(
     """A video (and its watermarked copy, ``watermark``, when it has one) is in the media
     directory: announce it, and the task's completion if it was the last one. ``duration``
     (read from the file) fills in one the provider did not give. ``generation`` names a
-    re-download's story (service.redownload)."""
+    re-download's story (service.downloads.redownload)."""
     if video.download_status == DownloadStatus.DOWNLOADED:
         return Plan(None, "already downloaded")
     stored = replace(
@@ -347,7 +347,7 @@ def plan_video_status(
     generation: str | None = None,
 ) -> Plan:
     """A download started, paused for a retry, or failed for good (announced; ``generation``
-    names a re-download's story, service.redownload)."""
+    names a re-download's story, service.downloads.redownload)."""
     if video.download_status in (DownloadStatus.DOWNLOADED, DownloadStatus.FAILED):
         return Plan(None, f"video {video.index} already {video.download_status}")
     updated = replace(video, download_status=status, error=error, updated_at=now)

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from service.admission.pace import AdmissionPace
+from service.submit.admission.pace import AdmissionPace
 from storage.admission import Occupancy, SlotLimits
 
 ACCOUNT = "*"  # the model label of the account's own numbers (all models together)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from service.apply.lifecycle import Plan, plan_provider_state
 from service.clock import isoformat
 from service.errors import NotificationInvalid
 from service.jobs.outcome import Ended
 from service.kling.notification import task_from_document
 from service.kling.state import ProviderTaskState
-from service.lifecycle import Plan, plan_provider_state
 from service.receiver.match import (
     PROBE_OUTCOME,
     as_this_task,

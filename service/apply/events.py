@@ -16,7 +16,7 @@ from service.jobs.kinds import HANDLER, new_job
 from service.views import task_json, video_json
 from storage.records import EventRecord, JobRecord, TaskRecord, VideoRecord
 
-TASK_QUEUED = "task.queued"  # waits for a free provider slot (service.admission)
+TASK_QUEUED = "task.queued"  # waits for a free provider slot (service.submit.admission)
 TASK_SUBMITTED = "task.submitted"
 TASK_PROCESSING = "task.processing"
 TASK_SUCCEEDED = "task.succeeded"

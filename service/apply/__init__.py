@@ -1,0 +1,1 @@
+"""The apply stage: news becomes a state change (task, events, jobs) in one transaction."""

@@ -1,0 +1,1 @@
+"""The reconcile stage: ask the provider about tasks whose news is missing."""

@@ -1,0 +1,1 @@
+"""The submit stage: validate, price, admit and send a task to the provider."""

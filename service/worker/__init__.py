@@ -1,0 +1,1 @@
+"""The worker: leases durable jobs and runs each kind's stage."""
