@@ -2,6 +2,7 @@
 
 - :mod:`~service.egress.guard`: which URLs and addresses may be reached;
 - :mod:`~service.egress.backend`: the network backend that checks the address it connects to;
+- :mod:`~service.egress.stream`: the connections beneath it, on plain asyncio;
 - :mod:`~service.egress.transport`: the httpx transport over a pool with that backend;
 - :mod:`~service.egress.cookies`: a cookie jar that keeps nothing.
 """

@@ -1,4 +1,4 @@
-"""The guarded network backend: httpcore's public backend interface, around its anyio one.
+"""The guarded network backend: httpcore's public backend interface, around an asyncio one.
 
 It resolves the host once, refuses the connection unless every address is public, and then
 connects to one of those very addresses, so a DNS answer that changes between a check and the
@@ -23,13 +23,14 @@ from service.egress.guard import (
     refusal_reason,
     system_resolver,
 )
+from service.egress.stream import AsyncioBackend
 
 log = logging.getLogger(__name__)
 
 
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Connects only to addresses it resolved and checked itself (see the module docstring),
-    through httpcore's own anyio backend by default."""
+    through :class:`~service.egress.stream.AsyncioBackend` by default."""
 
     def __init__(
         self,
@@ -40,7 +41,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self._allow_private = allow_private
         self._resolver = resolver
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
 
     async def connect_tcp(
         self,
