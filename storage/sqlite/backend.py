@@ -16,6 +16,7 @@ deleted or replaced under the storage is found by :mod:`storage.sqlite.file`.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -116,6 +117,7 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
         # writer's connection (between batches)
         self._reader = None if path == ":memory:" else Reader(f"SQLite reader of {path!r}", connect)
         self._open = False
+        self._opening = asyncio.Lock()  # open and close, one at a time
         self._wakeup = SQLiteWakeup(self._data_version)
         self._file = DatabaseFile(path)
 
@@ -125,30 +127,33 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        if self._open:
-            return
-        await self._writer.start()
-        try:
-            self._file.remember()
-            await self._writer.run_bare(sqlite_schema.migrate)
-            self._wakeup.start(await self._writer.run_bare(_read_data_version))
-            if self._reader is not None:  # after the writer: the file exists, in WAL mode
-                await self._reader.start()
-        except BaseException:
-            self._file.forget()
-            await self._writer.stop()
-            raise
-        self._open = True
+        async with self._opening:
+            if self._open:
+                return
+            await self._writer.start()
+            try:
+                self._file.remember()
+                await self._writer.run_bare(sqlite_schema.migrate)
+                self._wakeup.start(await self._writer.run_bare(_read_data_version))
+                if self._reader is not None:  # after the writer: the file exists, in WAL mode
+                    await self._reader.start()
+            except BaseException:
+                self._file.forget()
+                await self._writer.stop()
+                raise
+            self._open = True
 
     async def close(self) -> None:
-        # writes already queued (callbacks about to be acknowledged...) land before it goes
-        self._open = False
-        try:
-            await self._writer.stop()
-        finally:
-            if self._reader is not None:
-                await self._reader.stop()
-            self._file.forget()
+        async with self._opening:
+            # no new write from now on; those already queued (callbacks about to be
+            # acknowledged...) land before the writer's thread ends
+            self._open = False
+            try:
+                await self._writer.stop()
+            finally:
+                if self._reader is not None:
+                    await self._reader.stop()
+                self._file.forget()
 
     async def ping(self) -> None:
         """The file is still the one opened, it can be read, and a write commits."""

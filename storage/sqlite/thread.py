@@ -79,6 +79,7 @@ class ConnectionThread:
         loop = asyncio.get_running_loop()
         opened: asyncio.Future[None] = loop.create_future()
         self._stopped = loop.create_future()
+        self._queue = queue.SimpleQueue()  # nothing left over from an earlier run
         # daemon: a storage its owner never closed must not keep the interpreter from exiting
         # (what the thread had not committed is lost as in a crash, which SQLite survives)
         thread = threading.Thread(
@@ -88,7 +89,8 @@ class ConnectionThread:
         thread.start()
         try:
             await opened
-        except BaseException:
+        except BaseException:  # it failed to open, or this caller was cancelled meanwhile
+            self._queue.put(_STOP)
             await asyncio.shield(self._stopped)
             thread.join()
             self._thread = None
