@@ -85,3 +85,24 @@ async def test_an_in_memory_database_keeps_one_connection() -> None:
         assert await storage.get_task(task.id) is not None  # a second connection would not see it
     finally:
         await storage.close()
+
+
+async def test_reads_taken_together_each_get_their_own_answer(tmp_path: Path) -> None:
+    storage = SQLiteStorage(str(tmp_path / "db.sqlite"))
+    await storage.open()
+    try:
+        tasks = [make_task() for _ in range(40)]
+        for task in tasks:
+            await storage.create_task(task)
+
+        def broken(conn: sqlite3.Connection) -> None:
+            conn.execute("SELECT * FROM no_such_table")
+
+        reads = [storage.get_task(task.id) for task in tasks]
+        outcomes = await asyncio.gather(
+            *reads[:20], storage._read(broken), *reads[20:], return_exceptions=True
+        )
+        assert isinstance(outcomes[20], StorageError) and "no_such_table" in str(outcomes[20])
+        assert outcomes[:20] + outcomes[21:] == tasks  # the failing read failed alone
+    finally:
+        await storage.close()
