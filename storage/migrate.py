@@ -8,7 +8,8 @@ The runner is backend-neutral. A backend supplies a :class:`MigrationSession`: t
 side of *one* transaction that already holds the backend's write lock (SQLite: ``BEGIN
 IMMEDIATE``; PostgreSQL: ``pg_advisory_xact_lock``), so that two processes starting at once
 (``serve`` and ``worker``) cannot both apply the same migration: the second one waits, then
-reads the versions again and finds nothing left to do.
+reads the versions again and finds nothing left to do. (SQLite, whose connection lives on a
+thread of its own, runs the same steps there: :func:`storage.sqlite.schema.apply_migrations`.)
 """
 
 from __future__ import annotations

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
-from typing import TypeVar
-
-import aiosqlite
+from typing import Any, TypeVar
 
 from service.errors import Conflict, StorageError
 from storage.admission import (
@@ -24,7 +21,6 @@ from storage.admission import (
 )
 from storage.records import TaskChange, TaskRecord, TaskStatus
 from storage.spending import Spending
-from storage.sqlite.batch import RawUnit, Unit
 from storage.sqlite.rows import (
     MICROS,
     TASK_COLUMNS,
@@ -33,6 +29,7 @@ from storage.sqlite.rows import (
     task_from_row,
     task_params,
 )
+from storage.sqlite.thread import Function
 from storage.sqlite.wakeup import SQLiteWakeup
 
 _R = TypeVar("_R")
@@ -83,25 +80,22 @@ def _spent_query(window: Spending) -> tuple[str, dict[str, object]]:
     return sql, params
 
 
-def _spent_here(raw: sqlite3.Connection, window: Spending) -> Decimal:
-    """Inside a write transaction, on its connection."""
-    micros = int(raw.execute(*_spent_query(window)).fetchone()[0])
+def _spent(conn: sqlite3.Connection, window: Spending) -> Decimal:
+    """Inside a write transaction (the writer's connection), or a read of the last commit."""
+    micros = int(conn.execute(*_spent_query(window)).fetchone()[0])
     return Decimal(micros) / MICROS
-
-
-async def _spent_now(conn: aiosqlite.Connection, window: Spending) -> Decimal:
-    """A read of the last commit (the reader's connection)."""
-    rows = await conn.execute_fetchall(*_spent_query(window))
-    return Decimal(int(next(iter(rows))[0])) / MICROS
 
 
 class SQLiteAdmission:
     _wakeup: SQLiteWakeup
 
-    def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+    async def _read(self, query: Function[_R]) -> _R:
         raise NotImplementedError
 
-    async def _write(self, unit: Unit[_R]) -> _R:
+    async def _fetch(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
+        raise NotImplementedError
+
+    async def _write(self, unit: Function[_R]) -> _R:
         raise NotImplementedError
 
     def _change_writer(self, change: TaskChange) -> Callable[[sqlite3.Connection], bool]:
@@ -116,9 +110,7 @@ class SQLiteAdmission:
     ) -> list[TaskRecord]:
         if limit <= 0:
             return []
-        changes = await self._write(
-            RawUnit(lambda raw: self._admit_here(raw, limits, limit, plan, None))
-        )
+        changes = await self._write(lambda raw: self._admit_here(raw, limits, limit, plan, None))
         return self._admitted(changes)
 
     async def submit_task(
@@ -134,14 +126,14 @@ class SQLiteAdmission:
 
         def submit(raw: sqlite3.Connection) -> list[TaskChange]:
             if guard is not None:  # the write lock is held: no other submission adds to them
-                guard([_spent_here(raw, window) for window in spending])
+                guard([_spent(raw, window) for window in spending])
             raw.execute(_INSERT_TASK, params)
             if limits is None:
                 return []
             return self._admit_here(raw, limits, 1, plan, task.id)
 
         try:
-            changes = await self._write(RawUnit(submit))
+            changes = await self._write(submit)
         except Conflict as exc:
             raise Conflict(f"external_task_id {task.external_task_id!r} already exists") from exc
         admitted = self._admitted(changes)
@@ -177,8 +169,7 @@ class SQLiteAdmission:
         return [change.task for change in changes]
 
     async def spending(self, windows: Sequence[Spending]) -> list[Decimal]:
-        async with self._read() as conn:
-            return [await _spent_now(conn, window) for window in windows]
+        return await self._read(lambda conn: [_spent(conn, window) for window in windows])
 
     async def queue_position(self, task: TaskRecord) -> int:
         params = {
@@ -186,15 +177,13 @@ class SQLiteAdmission:
             "priority": task.priority,
             "created_at": encode_time(task.created_at),
         }
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(_AHEAD, params)
+        rows = await self._fetch(_AHEAD, params)
         return 1 + int(next(iter(rows))[0])
 
     async def occupancy(self) -> Occupancy:
-        async with self._read() as conn:
-            flying = await conn.execute_fetchall(_IN_FLIGHT)
-            queued = await conn.execute_fetchall(
-                "SELECT count(*) FROM tasks WHERE status = 'queued'"
-            )
-        in_flight = {str(row[0]): int(row[1]) for row in flying}
-        return Occupancy(int(next(iter(queued))[0]), in_flight)
+        def read(conn: sqlite3.Connection) -> Occupancy:
+            in_flight = {str(row[0]): int(row[1]) for row in conn.execute(_IN_FLIGHT)}
+            queued = conn.execute("SELECT count(*) FROM tasks WHERE status = 'queued'")
+            return Occupancy(int(queued.fetchone()[0]), in_flight)
+
+        return await self._read(read)

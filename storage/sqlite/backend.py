@@ -1,28 +1,27 @@
-"""The SQLite backend (the embedded default), on aiosqlite.
+"""The SQLite backend (the embedded default), on the standard ``sqlite3`` module.
 
-One connection per instance, guarded by an ``asyncio.Lock``: statements of concurrent coroutines
-would otherwise land inside each other's transactions. Every write is a unit (a coroutine function
-of the connection) handed to :meth:`SQLiteStorage._write`, the group commit of
-:mod:`storage.sqlite.batch`: concurrent writes share one ``BEGIN IMMEDIATE`` transaction and one
-``fsync``, each in a savepoint of its own. ``BEGIN IMMEDIATE`` takes the database's write lock up
-front: another process (a second worker, ``serve``) waits for it (busy timeout) instead of
-failing halfway, and a job selected as due is still due when it is marked leased. Row mapping
-lives in :mod:`storage.sqlite.rows`, opening and migrations in :mod:`storage.sqlite.schema`.
-Errors are translated by :mod:`storage.sqlite.errors`; a file deleted or replaced under the
-storage is found by :mod:`storage.sqlite.file`.
+Two connections, each on a thread of its own (:mod:`storage.sqlite.thread`), so SQLite never
+runs or waits on the event loop's thread. Every write is a unit (a plain function of the
+``sqlite3`` connection) handed to :meth:`SQLiteStorage._write`, the one writer of
+:mod:`storage.sqlite.writer`: concurrent writes share one ``BEGIN IMMEDIATE`` transaction and one
+``fsync`` (group commit). ``BEGIN IMMEDIATE`` takes the database's write lock up front: another
+process (a second worker, ``serve``) waits for it (busy timeout) instead of failing halfway, and
+a job selected as due is still due when it is marked leased. Reads run on the reader's
+connection (:mod:`storage.sqlite.reader`), which sees the last commit; an in-memory database,
+which a second connection would not see, is read on the writer's, between its batches. Row
+mapping lives in :mod:`storage.sqlite.rows`, opening and migrations in
+:mod:`storage.sqlite.schema`. Errors are translated by :mod:`storage.sqlite.errors`; a file
+deleted or replaced under the storage is found by :mod:`storage.sqlite.file`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, TypeVar
-
-import aiosqlite
 
 from service.errors import Conflict, StorageError
 from storage.base import JobEnd, Storage
@@ -35,13 +34,11 @@ from storage.records import (
     TaskStatus,
     VideoRecord,
 )
-from storage.sqlite import errors as sqlite_errors
 from storage.sqlite import schema as sqlite_schema
 from storage.sqlite.admission import SQLiteAdmission
-from storage.sqlite.batch import GroupCommit, RawUnit, Statements, Unit
 from storage.sqlite.file import DatabaseFile
-from storage.sqlite.inline import InlineReader
-from storage.sqlite.jobs import INSERT_JOB, SQLiteJobs, first_row, job_end_step
+from storage.sqlite.jobs import INSERT_JOB, SQLiteJobs, changes_one, first_row, job_end_step
+from storage.sqlite.reader import Reader
 from storage.sqlite.rows import (
     EVENT_COLUMNS,
     NOTIFICATION_COLUMNS,
@@ -61,8 +58,10 @@ from storage.sqlite.rows import (
     video_from_row,
     video_params,
 )
+from storage.sqlite.thread import Function
 from storage.sqlite.wakeup import SQLiteWakeup
 from storage.sqlite.webhooks import SQLiteWebhooks
+from storage.sqlite.writer import Writer
 
 _INSERT_EVENT = (
     f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({placeholders(EVENT_COLUMNS)}) "
@@ -107,20 +106,20 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
     def __init__(self, path: str, *, busy_timeout: float = 10.0) -> None:
         self.path = path
         self._busy_timeout = busy_timeout
-        self._conn: aiosqlite.Connection | None = None
-        # Reads use a connection of their own: in WAL mode a reader sees the last commit and
-        # never waits for the writer, so reads do not break up the writes' group commits.
-        self._reader: aiosqlite.Connection | None = None
-        self._inline = InlineReader(path)  # point reads on the loop's thread (when it can)
-        self._lock = asyncio.Lock()
+        connect = partial(sqlite_schema.connect, path, busy_timeout=busy_timeout)
+        self._writer = Writer(
+            f"SQLite writer of {path!r}",
+            connect,
+            busy_timeout=busy_timeout,
+            guard=self._file_guard,  # a write into a deleted file would be lost
+        )
+        # A second connection to ":memory:" would be another database: it is read on the
+        # writer's connection (between batches)
+        self._reader = None if path == ":memory:" else Reader(f"SQLite reader of {path!r}", connect)
+        self._open = False
+        self._opening = asyncio.Lock()  # open and close, one at a time
         self._wakeup = SQLiteWakeup(self._data_version)
         self._file = DatabaseFile(path)
-        self._batches = GroupCommit(
-            self._lock,
-            self._require_open,
-            busy_timeout=busy_timeout,
-            guard=self._file.check_now_and_then,  # a write into a deleted file would be lost
-        )
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.path!r})"
@@ -128,110 +127,76 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def open(self) -> None:
-        async with self._lock:
-            if self._conn is not None:
+        async with self._opening:
+            if self._open:
                 return
-            opening = f"opening SQLite database {self.path!r}"
-            try:
-                conn = await sqlite_schema.connect(self.path, busy_timeout=self._busy_timeout)
-            except (OSError, sqlite3.Error) as exc:
-                raise sqlite_errors.translate(exc, opening) from exc
+            await self._writer.start()
             try:
                 self._file.remember()
-                await sqlite_schema.migrate(conn)
-                self._wakeup.start(await _read_data_version(conn))
-            except BaseException as exc:
-                await conn.close()
-                if isinstance(exc, sqlite3.Error):
-                    raise sqlite_errors.translate(exc, f"migrating {self.path!r}") from exc
+                await self._writer.run_bare(sqlite_schema.migrate)
+                self._wakeup.start(await self._writer.run_bare(_read_data_version))
+                if self._reader is not None:  # after the writer: the file exists, in WAL mode
+                    await self._reader.start()
+            except BaseException:
+                self._file.forget()
+                await self._writer.stop()
                 raise
-            if self.path != ":memory:":  # a second connection to :memory: is another database
-                try:
-                    self._reader = await sqlite_schema.connect(
-                        self.path, busy_timeout=self._busy_timeout
-                    )
-                except (OSError, sqlite3.Error) as exc:
-                    await conn.close()
-                    raise sqlite_errors.translate(exc, opening) from exc
-            self._conn = conn
-            self._inline.start()
+            self._open = True
 
     async def close(self) -> None:
-        # writes already queued (callbacks about to be acknowledged...) land before it goes
-        await self._batches.drain()
-        async with self._lock:
-            conn, self._conn = self._conn, None
-            reader, self._reader = self._reader, None
-            self._inline.close()
-            self._file.forget()
-            if reader is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    await reader.close()
-            if conn is not None:
-                try:
-                    await conn.close()
-                except sqlite3.Error as exc:
-                    raise StorageError(f"closing {self.path!r} failed: {exc}") from exc
+        async with self._opening:
+            # no new write from now on; those already queued (callbacks about to be
+            # acknowledged...) land before the writer's thread ends
+            self._open = False
+            try:
+                await self._writer.stop()
+            finally:
+                if self._reader is not None:
+                    await self._reader.stop()
+                self._file.forget()
 
     async def ping(self) -> None:
         """The file is still the one opened, it can be read, and a write commits."""
         self._require_open()
         self._file.check()
-        async with self._read() as conn:
-            await conn.execute_fetchall("SELECT 1")
-        await self._write(Statements(((_HEALTH_PROBE, [()]),)))
+        await self._fetch("SELECT 1")
+        await self._write(lambda conn: conn.execute(_HEALTH_PROBE).rowcount)
 
     async def wait_for_jobs(self, timeout: float) -> None:  # noqa: ASYNC109
         await self._wakeup.wait(timeout)
 
     async def _data_version(self) -> int:
         # on the writer's connection: its data_version moves with other processes' commits only
-        async with self._lock:
-            try:
-                return await _read_data_version(self._require_open())
-            except (sqlite3.Error, ValueError) as exc:
-                raise sqlite_errors.translate(exc, "SQLite read") from exc
+        return await self._writer.run_bare(_read_data_version)
 
-    # -- transactions ------------------------------------------------------------------------
+    def _file_guard(self) -> None:
+        self._file.check_now_and_then()
 
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A connection for autocommit reads (each statement sees the last committed snapshot;
-        never a batch's uncommitted writes)."""
-        if self._reader is None:  # :memory:, or not open: the one connection, under the lock
-            async with self._lock:
-                conn = self._require_open()
-                try:
-                    yield conn
-                except (sqlite3.Error, ValueError) as exc:  # aiosqlite: ValueError once closed
-                    raise sqlite_errors.translate(exc, "SQLite read") from exc
-            return
-        try:
-            yield self._reader
-        except (sqlite3.Error, ValueError) as exc:
-            raise sqlite_errors.translate(exc, "SQLite read") from exc
+    # -- reads and writes --------------------------------------------------------------------
 
-    async def _point_read(self, sql: str, parameters: Any) -> Iterable[sqlite3.Row]:
-        """A small indexed read (a task, its videos, a notification: what every inbox job and
-        every new callback token reads): on the event loop's thread when it can
-        (:mod:`storage.sqlite.inline`), else through the reader's thread."""
-        rows = self._inline.fetch(sql, parameters)
-        if rows is None:
-            async with self._read() as conn:
-                return await conn.execute_fetchall(sql, parameters)
-        return rows
+    async def _read(self, query: Function[_R]) -> _R:
+        """Run ``query`` (a function of the connection) on a connection that sees the last
+        commit, never a batch's uncommitted writes (autocommit: each statement its snapshot)."""
+        self._require_open()
+        if self._reader is None:
+            return await self._writer.run_bare(query)
+        return await self._reader.run(query)
 
-    async def _write(self, unit: Unit[_R]) -> _R:
+    async def _fetch(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
+        """The rows of one query, read in one trip to the reader's thread."""
+        return await self._read(lambda conn: conn.execute(sql, parameters).fetchall())
+
+    async def _write(self, unit: Function[_R]) -> _R:
         """Run ``unit`` as one all-or-nothing write; answers its result once it is committed.
         Not alone: with the writes queued meanwhile, in one transaction (group commit). The
-        unit may run twice (see :mod:`storage.sqlite.batch`): it only uses the connection, and
-        never this storage's methods (their lock is held while it runs)."""
-        return await self._batches.run(unit)
+        unit may run twice (see :mod:`storage.sqlite.writer`): it only uses the connection,
+        on the writer's thread, and never this storage's methods."""
+        self._require_open()
+        return await self._writer.run(unit)
 
-    def _require_open(self) -> aiosqlite.Connection:
-        if self._conn is None:
+    def _require_open(self) -> None:
+        if not self._open:
             raise StorageError(f"{self!r} is not open")
-        return self._conn
 
     # -- tasks -------------------------------------------------------------------------------
 
@@ -239,11 +204,11 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
         params = task_params(task)
         job_rows = [job_row(job) for job in jobs]
 
-        async def unit(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 f"INSERT INTO tasks ({TASK_COLUMNS}) VALUES ({placeholders(TASK_COLUMNS)})", params
             )
-            await conn.executemany(INSERT_JOB, job_rows)
+            conn.executemany(INSERT_JOB, job_rows)
 
         try:
             await self._write(unit)
@@ -253,7 +218,7 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
             self._wakeup.jobs_added()
 
     async def get_task(self, id_or_external_id: str) -> TaskRecord | None:
-        rows = await self._point_read(
+        rows = await self._fetch(
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE id = :key OR external_task_id = :key "
             "ORDER BY id = :key DESC LIMIT 1",
             {"key": id_or_external_id},
@@ -261,7 +226,7 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
         return first_row(rows, task_from_row)
 
     async def get_task_by_token_hash(self, token_hash: str) -> TaskRecord | None:
-        rows = await self._point_read(
+        rows = await self._fetch(
             f"SELECT {TASK_COLUMNS} FROM tasks WHERE callback_token_hash = ?", (token_hash,)
         )
         return first_row(rows, task_from_row)
@@ -276,35 +241,31 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
         where = ["1"]
         params: dict[str, Any] = {"limit": max(limit, 0)}
         page_filters(where, params, status=status, before=before)
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
-                "ORDER BY created_at DESC, id DESC LIMIT :limit",
-                params,
-            )
+        rows = await self._fetch(
+            f"SELECT {TASK_COLUMNS} FROM tasks WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit",
+            params,
+        )
         return [task_from_row(row) for row in rows]
 
     async def list_stale_tasks(self, *, quiet_since: datetime, limit: int) -> list[TaskRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {TASK_COLUMNS} FROM tasks "
-                "WHERE status IN ('submitted', 'processing') "
-                "AND coalesce(last_news_at, updated_at) < :quiet_since "
-                "ORDER BY coalesce(last_news_at, updated_at), id LIMIT :limit",
-                {"quiet_since": encode_time(quiet_since), "limit": max(limit, 0)},
-            )
+        rows = await self._fetch(
+            f"SELECT {TASK_COLUMNS} FROM tasks "
+            "WHERE status IN ('submitted', 'processing') "
+            "AND coalesce(last_news_at, updated_at) < :quiet_since "
+            "ORDER BY coalesce(last_news_at, updated_at), id LIMIT :limit",
+            {"quiet_since": encode_time(quiet_since), "limit": max(limit, 0)},
+        )
         return [task_from_row(row) for row in rows]
 
     async def delete_task(self, task_id: str) -> None:
         # videos, events, notifications, jobs: ON DELETE CASCADE
-        await self._write(Statements((("DELETE FROM tasks WHERE id = ?", [(task_id,)]),)))
+        await self._write(changes_one("DELETE FROM tasks WHERE id = ?", (task_id,)))
 
     async def apply(self, change: TaskChange) -> bool:
         write = self._change_writer(change)
         try:
-            # A plain unit: with the other plain writes of its batch it runs on the event
-            # loop's thread, one trip to SQLite's thread for the COMMIT (storage.sqlite.batch)
-            applied = await self._write(RawUnit(write))
+            applied = await self._write(write)
         except Conflict as exc:
             ext = change.task.external_task_id
             raise Conflict(f"external_task_id {ext!r} already exists") from exc
@@ -340,55 +301,49 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
     # -- videos and events -------------------------------------------------------------------
 
     async def list_videos(self, task_id: str) -> list[VideoRecord]:
-        rows = await self._point_read(
+        rows = await self._fetch(
             f"SELECT {VIDEO_COLUMNS} FROM videos WHERE task_id = ? ORDER BY video_index",
             (task_id,),
         )
         return [video_from_row(row) for row in rows]
 
     async def list_events(self, task_id: str) -> list[EventRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY seq",
-                (task_id,),
-            )
+        rows = await self._fetch(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE task_id = ? ORDER BY seq",
+            (task_id,),
+        )
         return [event_from_row(row) for row in rows]
 
     async def get_event(self, event_id: str) -> EventRecord | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,)
-            )
+        rows = await self._fetch(f"SELECT {EVENT_COLUMNS} FROM events WHERE id = ?", (event_id,))
         return first_row(rows, event_from_row)
 
     # -- the callback inbox ------------------------------------------------------------------
 
     async def record_notification(self, notification: NotificationRecord, job: JobRecord) -> None:
         # Callbacks arrive in bursts: the group commit writes concurrent ones together, with
-        # two statements and one fsync for all
-        await self._write(
-            Statements(
-                (
-                    (_INSERT_NOTIFICATION, [notification_row(notification)]),
-                    (INSERT_JOB, [job_row(job)]),
-                )
-            )
-        )
+        # one fsync for all
+        rows = notification_row(notification), job_row(job)
+
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute(_INSERT_NOTIFICATION, rows[0])
+            conn.execute(INSERT_JOB, rows[1])
+
+        await self._write(unit)
         self._wakeup.jobs_added()
 
     async def get_notification(self, notification_id: str) -> NotificationRecord | None:
-        rows = await self._point_read(
+        rows = await self._fetch(
             f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE id = ?", (notification_id,)
         )
         return first_row(rows, notification_from_row)
 
     async def list_notifications(self, task_id: str) -> list[NotificationRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE task_id = ? "
-                "ORDER BY received_at, seq",
-                (task_id,),
-            )
+        rows = await self._fetch(
+            f"SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE task_id = ? "
+            "ORDER BY received_at, seq",
+            (task_id,),
+        )
         return [notification_from_row(row) for row in rows]
 
     async def set_download_progress(
@@ -398,22 +353,23 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
             "UPDATE videos SET bytes_received = ?, bytes_total = ? "
             "WHERE task_id = ? AND video_index = ?"
         )
-        await self._write(Statements(((sql, [(received, total, task_id, index)]),)))
+        await self._write(changes_one(sql, (received, total, task_id, index)))
 
     async def set_notification_outcome(
         self, notification_id: str, outcome: str, job_end: JobEnd | None = None
     ) -> None:
         sql = "UPDATE notifications SET outcome = ? WHERE id = ?"  # gone with its task: no-op
-        steps: list[tuple[str, Sequence[Any]]] = [(sql, [(outcome, notification_id)])]
-        if job_end is not None:
-            end_sql, end_params = job_end_step(job_end)
-            steps.append((end_sql, [end_params]))
-        # plain statements: the group commit writes a burst of them as one executemany each
-        await self._write(Statements(tuple(steps)))
+        end = None if job_end is None else job_end_step(job_end)
+
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, (outcome, notification_id))
+            if end is not None:
+                conn.execute(*end)
+
+        await self._write(unit)
         if job_end is not None and job_end.due_at_once:
             self._wakeup.jobs_added()
 
 
-async def _read_data_version(conn: aiosqlite.Connection) -> int:
-    rows = await conn.execute_fetchall("PRAGMA data_version")
-    return int(next(iter(rows))[0])
+def _read_data_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA data_version").fetchone()[0])

@@ -1,9 +1,9 @@
 """The write of one event's dispatch in the SQLite backend (``Storage.record_dispatch``).
 
-A plain function of the ``sqlite3`` connection (a :class:`storage.sqlite.batch.RawUnit`), run
-in one transaction: handler jobs by their dedupe keys, then each delivery that is new (its
-(event, endpoint) pair is unique) and whose endpoint still exists, with its job, and the end of
-the dispatch job, fenced by its lease.
+A unit of the writer (:mod:`storage.sqlite.writer`), a plain function of the ``sqlite3`` connection,
+run in one transaction: handler jobs by their dedupe keys, then each delivery that is new (its
+(event, endpoint) pair is unique) and whose endpoint still exists, with its job, and the end of the
+dispatch job, fenced by its lease.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """What SQLite's errors mean to omnihook: the database out of reach, a conflict, or a failure.
 
-Every ``sqlite3`` (and aiosqlite) error of the SQLite backend is translated here. Those that say
+Every ``sqlite3`` error of the SQLite backend is translated here. Those that say
 the database cannot be used just now, whatever the statement, are :class:`StorageUnavailable`
 (transient: try again): its write lock stayed held (BUSY, LOCKED), the disk failed or is full
 (IOERR, FULL), the file cannot be opened or written (CANTOPEN, READONLY: a read-only
 filesystem...), and the file under the path was deleted or replaced. Anything else (a constraint,
 bad SQL, a corrupt file) is :class:`StorageError`; a duplicate ``external_task_id`` is the
-:class:`Conflict` the API answers 409 for. aiosqlite answers ``ValueError`` on a closed
-connection: a StorageError too.
+:class:`Conflict` the API answers 409 for.
 """
 
 from __future__ import annotations

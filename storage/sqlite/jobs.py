@@ -1,7 +1,7 @@
 """Durable jobs in the SQLite backend: leases, fencing, retries and wake-ups.
 
-A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, whose connection, group commit and wake-up
-it shares. Leasing runs in the batch's ``BEGIN IMMEDIATE`` transaction, so a job selected as due is
+A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, whose writer, reader and wake-up it
+shares. Leasing runs in the batch's ``BEGIN IMMEDIATE`` transaction, so a job selected as due is
 still due when it is marked leased, whatever another process does meanwhile.
 """
 
@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from storage.base import JobEnd
 from storage.records import JobRecord, JobStatus
-from storage.sqlite.batch import RawUnit, Statements, Unit
 from storage.sqlite.rows import (
     JOB_COLUMNS,
     Params,
@@ -27,6 +23,7 @@ from storage.sqlite.rows import (
     job_row,
     positions,
 )
+from storage.sqlite.thread import Function
 from storage.sqlite.wakeup import SQLiteWakeup
 
 _R = TypeVar("_R")
@@ -76,8 +73,7 @@ _END_SETS = {
 
 
 def job_end_step(end: JobEnd) -> tuple[str, Params]:
-    """The fenced UPDATE that writes ``end``, for a unit of the caller's. Its SQL depends on
-    the status alone, so like ends in a batch of :class:`Statements` run as one executemany."""
+    """The fenced UPDATE that writes ``end``, for a unit of the caller's."""
     return f"UPDATE jobs SET {_END_SETS[end.status]} WHERE {_HELD}", {
         "id": end.job_id,
         "token": end.lease_token,
@@ -90,15 +86,15 @@ def job_end_step(end: JobEnd) -> tuple[str, Params]:
 class SQLiteJobs:
     _wakeup: SQLiteWakeup
 
-    def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+    async def _fetch(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
-    async def _write(self, unit: Unit[_R]) -> _R:
+    async def _write(self, unit: Function[_R]) -> _R:
         raise NotImplementedError
 
     async def enqueue(self, jobs: Sequence[JobRecord]) -> None:
         rows = [job_row(job) for job in jobs]
-        await self._write(Statements(((INSERT_JOB, rows),)))
+        await self._write(lambda conn: conn.executemany(INSERT_JOB, rows).rowcount)
         if rows:
             self._wakeup.jobs_added()
 
@@ -134,7 +130,7 @@ class SQLiteJobs:
                 params,
             ).fetchall()
 
-        rows = await self._write(RawUnit(lease))
+        rows = await self._write(lease)
         ordered = sorted(rows, key=lambda row: (row["run_at"], row["seq"]))
         return [job_from_row(row) for row in ordered]
 
@@ -164,7 +160,7 @@ class SQLiteJobs:
         return await self._end_job(JobEnd(job_id, lease_token, now, JobStatus.FAILED, error=error))
 
     async def _end_job(self, end: JobEnd) -> bool:
-        ended = await self._write(_changes_one(*job_end_step(end)))
+        ended = await self._write(changes_one(*job_end_step(end)))
         if ended and end.due_at_once:
             self._wakeup.jobs_added()
         return ended
@@ -172,12 +168,12 @@ class SQLiteJobs:
     async def _fenced_update(self, job_id: str, lease_token: int, sets: str, **values: Any) -> bool:
         """Run ``UPDATE jobs SET <sets>`` only while ``lease_token`` still holds the job."""
         params = {"id": job_id, "token": lease_token, **values}
-        return await self._write(_changes_one(f"UPDATE jobs SET {sets} WHERE {_HELD}", params))
+        return await self._write(changes_one(f"UPDATE jobs SET {sets} WHERE {_HELD}", params))
 
     async def requeue_job(self, job_id: str, *, now: datetime) -> bool:
         # lease_token is kept: it must only ever grow, or an old holder could come back
         queued = await self._write(
-            _changes_one(
+            changes_one(
                 "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
                 "lease_expires_at = NULL, updated_at = :now "
                 "WHERE id = :id AND status IN ('succeeded', 'failed')",
@@ -189,31 +185,26 @@ class SQLiteJobs:
         return queued
 
     async def get_job(self, job_id: str) -> JobRecord | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-            )
+        rows = await self._fetch(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,))
         return first_row(rows, job_from_row)
 
     async def list_jobs(self, *, task_id: str, kind: str | None = None) -> list[JobRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_id = :task_id "
-                "AND (:kind IS NULL OR kind = :kind) ORDER BY created_at, seq",
-                {"task_id": task_id, "kind": kind},
-            )
+        rows = await self._fetch(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE task_id = :task_id "
+            "AND (:kind IS NULL OR kind = :kind) ORDER BY created_at, seq",
+            {"task_id": task_id, "kind": kind},
+        )
         return [job_from_row(row) for row in rows]
 
     async def next_job_due(self) -> datetime | None:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(NEXT_DUE)
+        rows = await self._fetch(NEXT_DUE)
         value = next(iter(rows))[0]
         return None if value is None else datetime.fromisoformat(value)
 
 
-def _changes_one(sql: str, params: Params) -> RawUnit[bool]:
-    """A unit (on the connection's thread) running one UPDATE: whether it changed a row."""
-    return RawUnit(lambda raw: raw.execute(sql, params).rowcount == 1)
+def changes_one(sql: str, params: Params | Sequence[Any]) -> Function[bool]:
+    """A unit running one statement: whether it changed exactly one row."""
+    return lambda conn: conn.execute(sql, params).rowcount == 1
 
 
 def first_row(rows: Iterable[sqlite3.Row], decode: Callable[[sqlite3.Row], _R]) -> _R | None:

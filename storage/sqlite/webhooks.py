@@ -1,18 +1,15 @@
 """Outgoing webhooks in the SQLite backend: endpoints, deliveries and their attempts.
 
-A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, on its connection and transactions.
+A mixin of :class:`storage.sqlite.backend.SQLiteStorage`, on its writer and reader.
 Deliveries are made by the dispatch of their event (:mod:`storage.sqlite.dispatch`).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar, cast
-
-import aiosqlite
 
 from storage.base import DeliveryParts, JobEnd
 from storage.records import (
@@ -24,9 +21,8 @@ from storage.records import (
     EventDispatch,
     WebhookEndpointRecord,
 )
-from storage.sqlite.batch import RawUnit, Statements, Unit
 from storage.sqlite.dispatch import dispatch_writer
-from storage.sqlite.jobs import job_end_step
+from storage.sqlite.jobs import changes_one, job_end_step
 from storage.sqlite.rows import (
     ATTEMPT_COLUMNS,
     DELIVERY_COLUMNS,
@@ -47,6 +43,7 @@ from storage.sqlite.rows import (
     page_filters,
     placeholders,
 )
+from storage.sqlite.thread import Function
 from storage.sqlite.wakeup import SQLiteWakeup
 
 _INSERT_ENDPOINT_EVENT = (
@@ -70,13 +67,6 @@ _UPDATE_DELIVERY = (
 )
 _INSERT_ATTEMPT = (
     f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) VALUES ({placeholders(ATTEMPT_COLUMNS)})"
-)
-# only while the attempt's delivery exists (it goes with its endpoint or its task): a write
-# that needs no answer, and so can share an executemany with others
-_OF_DELIVERY = " AND EXISTS (SELECT 1 FROM webhook_deliveries WHERE id = :delivery_id)"
-_INSERT_ATTEMPT_OF_DELIVERY = (
-    f"INSERT INTO webhook_attempts ({ATTEMPT_COLUMNS}) SELECT {placeholders(ATTEMPT_COLUMNS)} "
-    "WHERE 1" + _OF_DELIVERY
 )
 # the endpoint's health after an attempt: failing since its first failure, or healthy again
 _HEALTH = {
@@ -114,45 +104,44 @@ def _part(row: sqlite3.Row, names: list[str], start: int) -> sqlite3.Row:
     return cast(sqlite3.Row, dict(zip(names, row[start : start + len(names)], strict=True)))
 
 
-async def _record_disabling(
-    conn: aiosqlite.Connection,
+def _record_attempt(
+    conn: sqlite3.Connection,
     delivery: Params,
     attempt: Params,
     health: Params,
     outcome: AttemptOutcome,
-    disable: EndpointEventRecord,
 ) -> bool:
-    """An attempt whose outcome disables its endpoint; True when this one did."""
-    async with conn.execute(_UPDATE_DELIVERY, delivery) as cursor:
-        if cursor.rowcount != 1:
-            return False  # deleted with its endpoint meanwhile: nothing left to record
-    await conn.execute(_INSERT_ATTEMPT, attempt)
-    await conn.execute(_HEALTH[outcome.endpoint_failing], health)
-    async with conn.execute(
+    """An attempt, the delivery's state and the endpoint's health; True when the outcome
+    disabled the endpoint (this attempt did, not another one or an operator before it)."""
+    if conn.execute(_UPDATE_DELIVERY, delivery).rowcount != 1:
+        return False  # deleted with its endpoint meanwhile: nothing left to record
+    conn.execute(_INSERT_ATTEMPT, attempt)
+    conn.execute(_HEALTH[outcome.endpoint_failing], health)
+    disable = outcome.disable
+    if disable is None:
+        return False
+    disabled = conn.execute(
         "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = :reason, "
         "updated_at = :at, version = version + 1 WHERE id = :id AND enabled = 1",
         {"id": health["endpoint_id"], "reason": disable.message, "at": health["at"]},
-    ) as cursor:
-        if cursor.rowcount != 1:
-            return False  # disabled already (by hand, or by another attempt)
-    await conn.execute(_INSERT_ENDPOINT_EVENT, endpoint_event_params(disable))
+    )
+    if disabled.rowcount != 1:
+        return False  # disabled already (by hand, or by another attempt)
+    conn.execute(_INSERT_ENDPOINT_EVENT, endpoint_event_params(disable))
     return True
 
 
 class SQLiteWebhooks:
     _wakeup: SQLiteWakeup
 
-    def _read(self) -> AbstractAsyncContextManager[aiosqlite.Connection]:
+    async def _fetch(self, sql: str, parameters: Any = ()) -> list[sqlite3.Row]:
         raise NotImplementedError
 
-    async def _point_read(self, sql: str, parameters: Any) -> Iterable[sqlite3.Row]:
-        raise NotImplementedError
-
-    async def _write(self, unit: Unit[_R]) -> _R:
+    async def _write(self, unit: Function[_R]) -> _R:
         raise NotImplementedError
 
     async def record_dispatch(self, dispatch: EventDispatch, job_end: JobEnd | None = None) -> None:
-        added = await self._write(RawUnit(dispatch_writer(dispatch, job_end)))
+        added = await self._write(dispatch_writer(dispatch, job_end))
         if added or (job_end is not None and job_end.due_at_once):
             self._wakeup.jobs_added()
 
@@ -161,8 +150,8 @@ class SQLiteWebhooks:
     async def create_endpoint(self, endpoint: WebhookEndpointRecord) -> None:
         params = endpoint_params(endpoint)
 
-        async def unit(conn: aiosqlite.Connection) -> None:
-            await conn.execute(
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute(
                 f"INSERT INTO webhook_endpoints ({ENDPOINT_COLUMNS}) "
                 f"VALUES ({placeholders(ENDPOINT_COLUMNS)})",
                 params,
@@ -171,20 +160,13 @@ class SQLiteWebhooks:
         await self._write(unit)
 
     async def get_endpoint(self, endpoint_id: str) -> WebhookEndpointRecord | None:
-        async with self._read() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?",
-                    (endpoint_id,),
-                )
-            )
+        rows = await self._fetch(
+            f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
+        )
         return endpoint_from_row(rows[0]) if rows else None
 
     async def list_endpoints(self) -> list[WebhookEndpointRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY seq"
-            )
+        rows = await self._fetch(f"SELECT {ENDPOINT_COLUMNS} FROM webhook_endpoints ORDER BY seq")
         return [endpoint_from_row(row) for row in rows]
 
     async def update_endpoint(
@@ -193,11 +175,10 @@ class SQLiteWebhooks:
         params = endpoint_params(endpoint)
         event_rows = [endpoint_event_params(event) for event in events]
 
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(_UPDATE_ENDPOINT, params) as cursor:
-                if cursor.rowcount != 1:
-                    return False
-            await conn.executemany(_INSERT_ENDPOINT_EVENT, event_rows)
+        def unit(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_UPDATE_ENDPOINT, params).rowcount != 1:
+                return False
+            conn.executemany(_INSERT_ENDPOINT_EVENT, event_rows)
             return True
 
         if not await self._write(unit):
@@ -207,38 +188,29 @@ class SQLiteWebhooks:
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
         # deliveries, their attempts and the operator events go with it (ON DELETE CASCADE)
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            async with conn.execute(
-                "DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,)
-            ) as cursor:
-                return cursor.rowcount == 1
-
-        return await self._write(unit)
+        return await self._write(
+            changes_one("DELETE FROM webhook_endpoints WHERE id = ?", (endpoint_id,))
+        )
 
     async def list_endpoint_events(self, endpoint_id: str) -> list[EndpointEventRecord]:
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {ENDPOINT_EVENT_COLUMNS} FROM webhook_endpoint_events "
-                "WHERE endpoint_id = ? ORDER BY seq",
-                (endpoint_id,),
-            )
+        rows = await self._fetch(
+            f"SELECT {ENDPOINT_EVENT_COLUMNS} FROM webhook_endpoint_events "
+            "WHERE endpoint_id = ? ORDER BY seq",
+            (endpoint_id,),
+        )
         return [endpoint_event_from_row(row) for row in rows]
 
     # -- deliveries --------------------------------------------------------------------------
 
     async def get_delivery(self, delivery_id: str) -> DeliveryRecord | None:
-        async with self._read() as conn:
-            rows = list(
-                await conn.execute_fetchall(
-                    f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?",
-                    (delivery_id,),
-                )
-            )
+        rows = await self._fetch(
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE id = ?", (delivery_id,)
+        )
         return delivery_from_row(rows[0]) if rows else None
 
     async def get_delivery_parts(self, delivery_id: str) -> DeliveryParts | None:
-        # one query, one snapshot; on the loop's thread when it can (see storage.sqlite.inline)
-        row = next(iter(await self._point_read(_DELIVERY_PARTS, (delivery_id,))), None)
+        # one query, one snapshot
+        row = next(iter(await self._fetch(_DELIVERY_PARTS, (delivery_id,))), None)
         if row is None:
             return None
         delivery = _part(row, _DELIVERY_NAMES, 0)
@@ -266,12 +238,11 @@ class SQLiteWebhooks:
                 where.append(f"{column} = :{column}")
                 params[column] = value
         page_filters(where, params, status=status, before=before)
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
-                "ORDER BY created_at DESC, id DESC LIMIT :limit",
-                params,
-            )
+        rows = await self._fetch(
+            f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE {' AND '.join(where)} "
+            "ORDER BY created_at DESC, id DESC LIMIT :limit",
+            params,
+        )
         return [delivery_from_row(row) for row in rows]
 
     async def list_delivery_attempts(
@@ -280,12 +251,11 @@ class SQLiteWebhooks:
         names = {f"d{i}": delivery_id for i, delivery_id in enumerate(delivery_ids)}
         if not names:
             return []
-        async with self._read() as conn:
-            rows = await conn.execute_fetchall(
-                f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts "
-                f"WHERE delivery_id IN ({', '.join(':' + name for name in names)}) ORDER BY seq",
-                names,
-            )
+        rows = await self._fetch(
+            f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts "
+            f"WHERE delivery_id IN ({', '.join(':' + name for name in names)}) ORDER BY seq",
+            names,
+        )
         return [attempt_from_row(row) for row in rows]
 
     async def record_delivery_attempt(
@@ -298,30 +268,15 @@ class SQLiteWebhooks:
             "delivery_id": outcome.delivery.id,
             "at": encode_time(outcome.attempt.attempted_at),
         }
-        job_step = [] if job_end is None else [job_end_step(job_end)]
-        disable = outcome.disable
-        if disable is None:
-            # The common case answers nothing (False): plain statements, which the group
-            # commit runs as one executemany each for all the attempts of a batch.
-            steps = [
-                (_UPDATE_DELIVERY, [delivery]),
-                (_INSERT_ATTEMPT_OF_DELIVERY, [attempt]),
-                (_HEALTH[outcome.endpoint_failing] + _OF_DELIVERY, [health]),
-                *((sql, [params]) for sql, params in job_step),  # ends even if it is gone
-            ]
-            await self._write(Statements(tuple(steps)))
-            disabled = False
-        else:
+        end = None if job_end is None else job_end_step(job_end)
 
-            async def unit(conn: aiosqlite.Connection) -> bool:
-                disabled = await _record_disabling(
-                    conn, delivery, attempt, health, outcome, disable
-                )
-                for sql, params in job_step:  # the job ends even if its delivery is gone
-                    await conn.execute(sql, params)
-                return disabled
+        def unit(conn: sqlite3.Connection) -> bool:
+            disabled = _record_attempt(conn, delivery, attempt, health, outcome)
+            if end is not None:  # the job ends even if its delivery is gone
+                conn.execute(*end)
+            return disabled
 
-            disabled = await self._write(unit)
+        disabled = await self._write(unit)
         if job_end is not None and job_end.due_at_once:
             self._wakeup.jobs_added()
         return disabled
@@ -329,25 +284,23 @@ class SQLiteWebhooks:
     async def retry_delivery(self, delivery_id: str, *, now: datetime) -> DeliveryRecord | None:
         stamp = encode_time(now)
 
-        async def unit(conn: aiosqlite.Connection) -> bool:
-            rows = list(
-                await conn.execute_fetchall(
-                    "SELECT job_id FROM webhook_deliveries WHERE id = ? AND status != 'pending'",
-                    (delivery_id,),
-                )
-            )
-            if not rows:
+        def unit(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT job_id FROM webhook_deliveries WHERE id = ? AND status != 'pending'",
+                (delivery_id,),
+            ).fetchone()
+            if row is None:
                 return False
             # as requeue_job: lease_token is kept, it must only ever grow
-            async with conn.execute(
+            requeued = conn.execute(
                 "UPDATE jobs SET status = 'queued', run_at = :now, attempts = 0, "
                 "lease_expires_at = NULL, updated_at = :now "
                 "WHERE id = :job_id AND status IN ('succeeded', 'failed')",
-                {"job_id": rows[0][0], "now": stamp},
-            ) as cursor:
-                if cursor.rowcount != 1:
-                    return False  # its job is still running: the outcome is being recorded
-            await conn.execute(
+                {"job_id": row[0], "now": stamp},
+            )
+            if requeued.rowcount != 1:
+                return False  # its job is still running: the outcome is being recorded
+            conn.execute(
                 "UPDATE webhook_deliveries SET status = 'pending', round_attempts = 0, "
                 "next_attempt_at = :now, updated_at = :now WHERE id = :id",
                 {"id": delivery_id, "now": stamp},

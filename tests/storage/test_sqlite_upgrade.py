@@ -3,40 +3,40 @@ change a CHECK constraint in place); nothing that refers to a task may be lost o
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
-import aiosqlite
-
-from storage.migrate import load_migrations, run_migrations
+from storage.migrate import load_migrations
 from storage.records import TaskStatus
 from storage.sqlite.backend import SQLiteStorage
-from storage.sqlite.schema import _Session  # the runner's own session, to stop at 0004
+from storage.sqlite.schema import apply_migrations  # the runner's own steps, to stop at 0004
 
 BEFORE_THE_QUEUE = 4
 
 
 async def test_a_database_of_before_the_queue_keeps_every_row(tmp_path: Path) -> None:
     path = tmp_path / "omnihook.db"
-    async with aiosqlite.connect(path, isolation_level=None) as conn:
-        await conn.execute("PRAGMA foreign_keys = ON")
-        await conn.execute("BEGIN IMMEDIATE")
-        await run_migrations(_Session(conn), load_migrations("sqlite")[:BEFORE_THE_QUEUE])
-        await conn.execute(
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("BEGIN IMMEDIATE")
+        apply_migrations(conn, load_migrations("sqlite")[:BEFORE_THE_QUEUE])
+        conn.execute(
             "INSERT INTO tasks (id, external_task_id, callback_token_hash, status, model_name,"
             " request, metadata, created_at, updated_at, version) VALUES ('task_1', 'job-1',"
             " 'hash', 'processing', 'kling-v3-omni', '{}', '{}', '2026-01-01T00:00:00.000000Z',"
             " '2026-01-01T00:00:00.000000Z', 3)"
         )
-        await conn.execute(
+        conn.execute(
             "INSERT INTO videos (task_id, video_index, url, updated_at, download_status) VALUES"
             " ('task_1', 0, 'https://cdn.example/v.mp4', '2026-01-01T00:00:00.000000Z', 'pending')"
         )
-        await conn.execute(
+        conn.execute(
             "INSERT INTO events (id, task_id, type, event_key, timestamp, data) VALUES"
             " ('evt_1', 'task_1', 'task.submitted', 'task.submitted',"
             " '2026-01-01T00:00:00.000000Z', '{}')"
         )
-        await conn.execute("COMMIT")
+        conn.execute("COMMIT")
 
     storage = SQLiteStorage(str(path))
     await storage.open()  # applies 0005 and the rest
