@@ -133,7 +133,10 @@ class SQLiteStorage(SQLiteAdmission, SQLiteJobs, SQLiteWebhooks, Storage):
             await self._writer.start()
             try:
                 self._file.remember()
-                await self._writer.run_bare(sqlite_schema.migrate)
+                try:
+                    await self._writer.run_bare(sqlite_schema.migrate)
+                except StorageError as exc:  # StorageUnavailable stays one (out of reach)
+                    raise type(exc)(f"migrating {self.path!r}: {exc}") from exc
                 self._wakeup.start(await self._writer.run_bare(_read_data_version))
                 if self._reader is not None:  # after the writer: the file exists, in WAL mode
                     await self._reader.start()

@@ -7,6 +7,9 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from service.errors import StorageError
 from storage.migrate import load_migrations
 from storage.records import TaskStatus
 from storage.sqlite.backend import SQLiteStorage
@@ -51,3 +54,18 @@ async def test_a_database_of_before_the_queue_keeps_every_row(tmp_path: Path) ->
         assert await storage.list_videos("task_1") == []
     finally:
         await storage.close()
+
+
+async def test_a_failed_migration_names_the_database_and_leaves_it_untouched(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "other.db"
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # someone else's tables
+        conn.execute("CREATE TABLE tasks (x)")
+        conn.commit()
+    storage = SQLiteStorage(str(path))
+    with pytest.raises(StorageError, match=f"migrating '{path}'.*table tasks already exists"):
+        await storage.open()
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"tasks"}  # the migration's transaction rolled back whole
