@@ -43,6 +43,21 @@ def placeholders(columns: Sequence[str], start: int = 1) -> str:
     return ", ".join(f"${i}" for i in range(start, start + len(columns)))
 
 
+def compare_and_set(table: str, columns: Sequence[str]) -> str:
+    """The UPDATE of a whole row of ``table`` whose parameters are the row's columns in order
+    (so ``$1`` is the id and the last one the version that was read, as in the shared tables):
+    it matches only while the version is that one, and bumps it."""
+    sets = [
+        f"{column} = ${position}"
+        for position, column in enumerate(columns, start=1)
+        if column not in ("id", "version")
+    ]
+    return (
+        f"UPDATE {table} SET {', '.join(sets)}, version = version + 1 "
+        f"WHERE id = $1 AND version = ${len(columns)}"
+    )
+
+
 def utc(value: datetime) -> datetime:
     """Records promise aware datetimes; a naive one is taken as UTC (as SQLite does)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value

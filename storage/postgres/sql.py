@@ -8,6 +8,7 @@ from storage.postgres.rows import (
     NOTIFICATION_COLUMNS,
     TASK_COLUMNS,
     VIDEO_COLUMNS,
+    compare_and_set,
     names,
     placeholders,
 )
@@ -40,17 +41,7 @@ UPSERT_VIDEO = (
     )
 )
 
-# compare-and-set: the parameters are the task's columns in order, so $1 is the id and the
-# last one the version that was read
-_TASK_SETS = [
-    f"{column} = ${position}"
-    for position, column in enumerate(TASK_COLUMNS, start=1)
-    if column not in ("id", "version")
-]
-UPDATE_TASK = (
-    f"UPDATE tasks SET {', '.join(_TASK_SETS)}, version = version + 1 "
-    f"WHERE id = $1 AND version = ${len(TASK_COLUMNS)}"
-)
+UPDATE_TASK = compare_and_set("tasks", TASK_COLUMNS)
 
 # A job is due when queued and its time has come, or running on a lease its worker let expire.
 # The two are looked up apart, each along its own partial index, the first $3 of each, and

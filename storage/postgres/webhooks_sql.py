@@ -7,6 +7,7 @@ from storage.postgres.rows import (
     DELIVERY_COLUMNS,
     ENDPOINT_COLUMNS,
     ENDPOINT_EVENT_COLUMNS,
+    compare_and_set,
     names,
     placeholders,
 )
@@ -30,16 +31,7 @@ INSERT_DELIVERY = (
 INSERT_ATTEMPT = (
     f"INSERT INTO webhook_attempts ({ATTEMPTS}) VALUES ({placeholders(ATTEMPT_COLUMNS)})"
 )
-# compare-and-set: $1 is the id, the last parameter the version that was read
-_ENDPOINT_SETS = [
-    f"{column} = ${position}"
-    for position, column in enumerate(ENDPOINT_COLUMNS, start=1)
-    if column not in ("id", "version")
-]
-UPDATE_ENDPOINT = (
-    f"UPDATE webhook_endpoints SET {', '.join(_ENDPOINT_SETS)}, version = version + 1 "
-    f"WHERE id = $1 AND version = ${len(ENDPOINT_COLUMNS)}"
-)
+UPDATE_ENDPOINT = compare_and_set("webhook_endpoints", ENDPOINT_COLUMNS)
 # the delivery's changing columns: $1 id, then status ... next_attempt_at, updated_at
 UPDATE_DELIVERY = (
     "UPDATE webhook_deliveries SET status = $2, attempts = $3, round_attempts = $4, "

@@ -44,6 +44,7 @@ from storage.sqlite.rows import (
     NOTIFICATION_COLUMNS,
     TASK_COLUMNS,
     VIDEO_COLUMNS,
+    compare_and_set,
     encode_time,
     event_from_row,
     event_params,
@@ -76,15 +77,7 @@ _UPSERT_VIDEO = (
         if c not in ("task_id", "video_index")
     )
 )
-_UPDATE_TASK = (
-    "UPDATE tasks SET "
-    + ", ".join(
-        f"{c} = :{c}"
-        for c in (n.strip() for n in TASK_COLUMNS.split(","))
-        if c not in ("id", "version")
-    )
-    + ", version = version + 1 WHERE id = :id AND version = :version"
-)
+_UPDATE_TASK = compare_and_set("tasks", TASK_COLUMNS)
 _R = TypeVar("_R")
 # TaskChange.settles: the task's queued jobs of a kind, done with
 _SETTLE_JOBS = (

@@ -148,6 +148,17 @@ def placeholders(columns: str) -> str:
     return ", ".join(f":{name.strip()}" for name in columns.split(","))
 
 
+def compare_and_set(table: str, columns: str) -> str:
+    """The UPDATE of a whole row of ``table`` (named parameters matching ``*_params``) that
+    matches only while its ``version`` is the one read, and bumps it."""
+    names = [name.strip() for name in columns.split(",")]
+    sets = [f"{name} = :{name}" for name in names if name not in ("id", "version")]
+    return (
+        f"UPDATE {table} SET {', '.join(sets)}, version = version + 1 "
+        "WHERE id = :id AND version = :version"
+    )
+
+
 def positions(columns: str) -> str:
     """``?, ?`` for the column list ``a, b``: positional parameters matching ``*_row``."""
     return ", ".join("?" for _ in columns.split(","))

@@ -32,6 +32,7 @@ from storage.sqlite.rows import (
     Params,
     attempt_from_row,
     attempt_params,
+    compare_and_set,
     delivery_from_row,
     delivery_params,
     encode_time,
@@ -50,15 +51,7 @@ _INSERT_ENDPOINT_EVENT = (
     f"INSERT INTO webhook_endpoint_events ({ENDPOINT_EVENT_COLUMNS}) "
     f"VALUES ({placeholders(ENDPOINT_EVENT_COLUMNS)})"
 )
-_UPDATE_ENDPOINT = (
-    "UPDATE webhook_endpoints SET "
-    + ", ".join(
-        f"{c} = :{c}"
-        for c in (n.strip() for n in ENDPOINT_COLUMNS.split(","))
-        if c not in ("id", "version")
-    )
-    + ", version = version + 1 WHERE id = :id AND version = :version"
-)
+_UPDATE_ENDPOINT = compare_and_set("webhook_endpoints", ENDPOINT_COLUMNS)
 _UPDATE_DELIVERY = (
     "UPDATE webhook_deliveries SET status = :status, attempts = :attempts, "
     "round_attempts = :round_attempts, last_status_code = :last_status_code, "
